@@ -1,0 +1,2 @@
+//! castellan: a declarative provisioning agent for mutual-TLS PostgreSQL fleets.
+pub mod modules;

@@ -1,0 +1,3 @@
+//! Task modules: one file per module.
+pub mod edit;
+pub mod files;
