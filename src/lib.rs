@@ -1,2 +1,4 @@
 //! castellan: a declarative provisioning agent for mutual-TLS PostgreSQL fleets.
+pub mod error;
 pub mod modules;
+pub mod yaml;

@@ -1,0 +1,460 @@
+//! YAML with positions: every node knows its `file:line:column`.
+//!
+//! `serde_yaml`'s `Value` carries no location, so playbooks, inventories and vars files are read
+//! through yaml-rust2's marked event parser into [`Node`]s. Plain scalars are resolved the way
+//! Ansible's PyYAML (YAML 1.1) resolves them: `yes`/`no`/`on`/`off` are booleans, `0644` is octal,
+//! `1e3` stays a string. Anchors, aliases and `<<` merge keys are supported.
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use crate::error::{Error, Location, Result};
+
+/// One YAML node and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub loc: Location,
+    pub value: NodeValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    /// A string tagged `!unsafe`: never templated.
+    Unsafe(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            NodeValue::Str(s) | NodeValue::Unsafe(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.value {
+            NodeValue::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            NodeValue::Seq(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.value, NodeValue::Null)
+    }
+
+    /// The value of `key` in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?
+            .iter()
+            .rev()
+            .find(|(k, _)| k.key_string() == key)
+            .map(|(_, v)| v)
+    }
+
+    /// A mapping key as a string (YAML allows any scalar as a key).
+    pub fn key_string(&self) -> String {
+        match &self.value {
+            NodeValue::Str(s) | NodeValue::Unsafe(s) => s.clone(),
+            NodeValue::Null => "null".into(),
+            NodeValue::Bool(b) => if *b { "True" } else { "False" }.into(),
+            NodeValue::Int(i) => i.to_string(),
+            NodeValue::Float(f) => f.to_string(),
+            NodeValue::Seq(_) | NodeValue::Map(_) => "<complex key>".into(),
+        }
+    }
+
+    /// A short name for the node's kind, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match &self.value {
+            NodeValue::Null => "null",
+            NodeValue::Bool(_) => "a boolean",
+            NodeValue::Int(_) => "an integer",
+            NodeValue::Float(_) => "a float",
+            NodeValue::Str(_) | NodeValue::Unsafe(_) => "a string",
+            NodeValue::Seq(_) => "a list",
+            NodeValue::Map(_) => "a mapping",
+        }
+    }
+
+    /// Convert to a JSON value (the shape variables and module arguments use).
+    pub fn to_json(&self) -> Value {
+        match &self.value {
+            NodeValue::Null => Value::Null,
+            NodeValue::Bool(b) => Value::Bool(*b),
+            NodeValue::Int(i) => Value::Number((*i).into()),
+            NodeValue::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            NodeValue::Str(s) | NodeValue::Unsafe(s) => Value::String(s.clone()),
+            NodeValue::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            NodeValue::Map(entries) => {
+                let mut m = Map::new();
+                for (k, v) in entries {
+                    m.insert(k.key_string(), v.to_json());
+                }
+                Value::Object(m)
+            }
+        }
+    }
+
+    /// An error pointing at this node.
+    pub fn error(&self, msg: impl Into<String>) -> Error {
+        Error::invalid(&self.loc, msg)
+    }
+}
+
+/// Read and parse a YAML file; returns the documents it holds.
+pub fn load_file(path: &Path) -> Result<Vec<Node>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, &e))?;
+    parse_str(&text, path)
+}
+
+/// Parse the first document of a YAML file; an empty file gives `Null`.
+pub fn load_file_single(path: &Path) -> Result<Node> {
+    let docs = load_file(path)?;
+    Ok(docs.into_iter().next().unwrap_or_else(|| Node {
+        loc: Location::file_start(path),
+        value: NodeValue::Null,
+    }))
+}
+
+/// Parse YAML text; `path` is used for locations only.
+pub fn parse_str(text: &str, path: &Path) -> Result<Vec<Node>> {
+    let file = Arc::new(path.to_path_buf());
+    let mut builder = Builder {
+        file: Arc::clone(&file),
+        docs: Vec::new(),
+        stack: Vec::new(),
+        anchors: std::collections::HashMap::new(),
+        error: None,
+    };
+    let mut parser = Parser::new_from_str(text);
+    if let Err(e) = parser.load(&mut builder, true) {
+        let m = e.marker();
+        return Err(Error::invalid(
+            &Location::new(&file, m.line(), m.col() + 1),
+            format!("YAML syntax error: {}", e.info()),
+        ));
+    }
+    if let Some(err) = builder.error {
+        return Err(err);
+    }
+    Ok(builder.docs)
+}
+
+enum Frame {
+    Seq(Location, usize, Vec<Node>),
+    Map(Location, usize, Vec<(Node, Node)>, Option<Node>),
+}
+
+struct Builder {
+    file: Arc<PathBuf>,
+    docs: Vec<Node>,
+    stack: Vec<Frame>,
+    anchors: std::collections::HashMap<usize, Node>,
+    error: Option<Error>,
+}
+
+use std::path::PathBuf;
+
+impl Builder {
+    fn loc(&self, mark: &Marker) -> Location {
+        Location::new(&self.file, mark.line(), mark.col() + 1)
+    }
+
+    fn push_node(&mut self, node: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.docs.push(node),
+            Some(Frame::Seq(_, _, items)) => items.push(node),
+            Some(Frame::Map(_, _, entries, key)) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => {
+                    if k.as_str() == Some("<<") && matches!(k.value, NodeValue::Str(_)) {
+                        merge_into(entries, node);
+                    } else {
+                        // Last duplicate wins, as in PyYAML; keep the position of the last one.
+                        let name = k.key_string();
+                        entries.retain(|(ek, _)| ek.key_string() != name);
+                        entries.push((k, node));
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// `<<: *anchor` or `<<: [*a, *b]`: keys already present win.
+fn merge_into(entries: &mut Vec<(Node, Node)>, src: Node) {
+    let maps: Vec<Node> = match src.value {
+        NodeValue::Seq(items) => items,
+        _ => vec![src],
+    };
+    for m in maps {
+        if let NodeValue::Map(kvs) = m.value {
+            for (k, v) in kvs {
+                let name = k.key_string();
+                if !entries.iter().any(|(ek, _)| ek.key_string() == name) {
+                    entries.push((k, v));
+                }
+            }
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        let loc = self.loc(&mark);
+        match ev {
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(loc, anchor, Vec::new())),
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map(loc, anchor, Vec::new(), None))
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, anchor) = match self.stack.pop() {
+                    Some(Frame::Seq(loc, anchor, items)) => (
+                        Node {
+                            loc,
+                            value: NodeValue::Seq(items),
+                        },
+                        anchor,
+                    ),
+                    Some(Frame::Map(loc, anchor, entries, _)) => (
+                        Node {
+                            // A block mapping's start event is marked after its first key:
+                            // point at the first key instead.
+                            loc: match entries.first() {
+                                Some((k, _)) if (k.loc.line, k.loc.col) < (loc.line, loc.col) => {
+                                    k.loc.clone()
+                                }
+                                _ => loc,
+                            },
+                            value: NodeValue::Map(entries),
+                        },
+                        anchor,
+                    ),
+                    None => return,
+                };
+                self.push_node(node, anchor);
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                match resolve_scalar(text, style, tag.as_ref()) {
+                    Ok(value) => self.push_node(Node { loc, value }, anchor),
+                    Err(msg) => self.error = Some(Error::invalid(&loc, msg)),
+                }
+            }
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some(node) => {
+                    let mut node = node.clone();
+                    node.loc = loc;
+                    self.push_node(node, 0);
+                }
+                None => self.error = Some(Error::invalid(&loc, "alias to an unknown anchor")),
+            },
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
+        }
+    }
+}
+
+fn resolve_scalar(
+    text: String,
+    style: TScalarStyle,
+    tag: Option<&Tag>,
+) -> std::result::Result<NodeValue, String> {
+    if let Some(tag) = tag {
+        let name = tag.suffix.as_str();
+        return match (tag.handle.as_str(), name) {
+            ("!", "unsafe") => Ok(NodeValue::Unsafe(text)),
+            ("!", "vault") => Err("`!vault` values are not supported: use a vars file \
+                 protected by file permissions, or an environment lookup"
+                .into()),
+            ("!!", "str") | ("tag:yaml.org,2002:", "str") => Ok(NodeValue::Str(text)),
+            ("!!", "int") | ("tag:yaml.org,2002:", "int") => resolve_int(&text)
+                .map(NodeValue::Int)
+                .ok_or_else(|| format!("`{text}` is not an integer")),
+            ("!!", "bool") | ("tag:yaml.org,2002:", "bool") => resolve_bool(&text)
+                .map(NodeValue::Bool)
+                .ok_or_else(|| format!("`{text}` is not a boolean")),
+            ("!!", "float") | ("tag:yaml.org,2002:", "float") => resolve_float(&text)
+                .map(NodeValue::Float)
+                .ok_or_else(|| format!("`{text}` is not a float")),
+            _ => Ok(NodeValue::Str(text)),
+        };
+    }
+    if style != TScalarStyle::Plain {
+        return Ok(NodeValue::Str(text));
+    }
+    Ok(resolve_plain(text))
+}
+
+/// YAML 1.1 resolution of a plain scalar, as PyYAML (and so Ansible) does it.
+pub fn resolve_plain(text: String) -> NodeValue {
+    match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => return NodeValue::Null,
+        _ => {}
+    }
+    if let Some(b) = resolve_bool(&text) {
+        return NodeValue::Bool(b);
+    }
+    if let Some(i) = resolve_int(&text) {
+        return NodeValue::Int(i);
+    }
+    if let Some(f) = resolve_float(&text) {
+        return NodeValue::Float(f);
+    }
+    NodeValue::Str(text)
+}
+
+fn resolve_bool(t: &str) -> Option<bool> {
+    match t {
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => Some(true),
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
+}
+
+fn resolve_int(t: &str) -> Option<i64> {
+    let (neg, body) = match t.as_bytes().first()? {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if body.is_empty() || body.starts_with('_') {
+        return None;
+    }
+    let clean: String = body.chars().filter(|c| *c != '_').collect();
+    let v = if let Some(bin) = clean.strip_prefix("0b") {
+        i64::from_str_radix(bin, 2).ok()?
+    } else if let Some(hex) = clean.strip_prefix("0x") {
+        i64::from_str_radix(hex, 16).ok()?
+    } else if clean.len() > 1 && clean.starts_with('0') {
+        if !clean.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return None;
+        }
+        i64::from_str_radix(&clean[1..], 8).ok()?
+    } else {
+        if !clean.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        clean.parse().ok()?
+    };
+    Some(if neg { -v } else { v })
+}
+
+fn resolve_float(t: &str) -> Option<f64> {
+    match t {
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
+        _ => {}
+    }
+    // PyYAML's YAML 1.1 float: digits with a dot, optional exponent with a sign; `1e3` is a string.
+    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if !body.contains('.') {
+        return None;
+    }
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    if !mantissa
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'_')
+        || mantissa == "."
+        || !mantissa.bytes().any(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    if let Some(e) = exp {
+        let digits = e.strip_prefix(['-', '+'])?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+    }
+    t.replace('_', "").parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Node {
+        parse_str(text, Path::new("t.yml")).unwrap().remove(0)
+    }
+
+    #[test]
+    fn yaml11_scalars_resolve_like_pyyaml() {
+        let n = one(
+            "a: yes\nb: off\nc: 0644\nd: '0644'\ne: 1e3\nf: 1.5\ng: ~\nh: 0x1F\ni: 12_000\nj: 08\n",
+        );
+        let j = n.to_json();
+        assert_eq!(j["a"], Value::Bool(true));
+        assert_eq!(j["b"], Value::Bool(false));
+        assert_eq!(j["c"], Value::from(0o644));
+        assert_eq!(j["d"], Value::from("0644"));
+        assert_eq!(j["e"], Value::from("1e3"));
+        assert_eq!(j["f"], Value::from(1.5));
+        assert_eq!(j["g"], Value::Null);
+        assert_eq!(j["h"], Value::from(31));
+        assert_eq!(j["i"], Value::from(12000));
+        assert_eq!(j["j"], Value::from("08"));
+    }
+
+    #[test]
+    fn positions_are_one_based() {
+        let n = one("- name: x\n  copy:\n    dest: /tmp/x\n");
+        let task = &n.as_seq().unwrap()[0];
+        let dest = task.get("copy").unwrap().get("dest").unwrap();
+        assert_eq!((dest.loc.line, dest.loc.col), (3, 11));
+        assert_eq!((task.loc.line, task.loc.col), (1, 3));
+    }
+
+    #[test]
+    fn anchors_and_merge_keys() {
+        let n = one("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n");
+        let j = n.to_json();
+        assert_eq!(j["other"]["x"], Value::from(1));
+        assert_eq!(j["other"]["y"], Value::from(3));
+    }
+
+    #[test]
+    fn syntax_error_has_location() {
+        let e = parse_str("a: [1, 2\nb: c\n", Path::new("bad.yml")).unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("bad.yml:"), "{s}");
+        assert_eq!(e.exit_code(), 4);
+    }
+
+    #[test]
+    fn unsafe_tag_is_kept_apart() {
+        let n = one("a: !unsafe '{{ x }}'\n");
+        assert_eq!(
+            n.get("a").unwrap().value,
+            NodeValue::Unsafe("{{ x }}".into())
+        );
+    }
+}
