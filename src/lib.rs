@@ -1,4 +1,6 @@
 //! castellan: a declarative provisioning agent for mutual-TLS PostgreSQL fleets.
 pub mod error;
 pub mod modules;
+pub mod template;
+pub mod template_filters;
 pub mod yaml;
