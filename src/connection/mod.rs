@@ -1,0 +1,37 @@
+//! How castellan reaches a host. Modules never talk to a host directly: they read state through
+//! [`Connection::stat`] and return [`Op`]s, which the engine applies through [`Connection::apply`].
+//! Every operation is one round trip on a remote connection.
+pub mod local;
+pub mod op;
+
+use async_trait::async_trait;
+
+pub use op::{Attrs, ExecOutput, ExecRequest, FileKind, FileState, Op, OpOutput, Want};
+
+/// Why an operation on a host did not complete.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnError {
+    /// The host cannot be reached at all (connection refused, timed out, host key rejected).
+    #[error("{0}")]
+    Unreachable(String),
+    /// The host answered, but the operation failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+#[async_trait]
+pub trait Connection: Send + Sync {
+    /// Run a command; never fails because of a non-zero exit code.
+    async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError>;
+    /// Read a path's state (and optionally its content and checksums) in one round trip.
+    async fn stat(
+        &self,
+        path: &str,
+        want: Want,
+        become_user: Option<&str>,
+    ) -> Result<FileState, ConnError>;
+    /// Apply one change, atomically where the change is a file write.
+    async fn apply(&self, op: &Op, become_user: Option<&str>) -> Result<OpOutput, ConnError>;
+    /// Close the connection; further calls fail.
+    async fn close(&self) {}
+}
