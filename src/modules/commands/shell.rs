@@ -1,0 +1,49 @@
+//! `shell`: run a command line through `/bin/sh -c` (pipes, redirections, variables).
+use async_trait::async_trait;
+
+use crate::connection::ExecRequest;
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+
+pub struct Shell;
+
+const ARGS: &[Arg] = &[
+    Arg::new("cmd", Kind::Str)
+        .aliases(&["_raw_params"])
+        .required(),
+    Arg::new("creates", Kind::Str),
+    Arg::new("removes", Kind::Str),
+    Arg::new("chdir", Kind::Str),
+    Arg::new("stdin", Kind::Str),
+    Arg::new("stdin_add_newline", Kind::Bool),
+    Arg::new("executable", Kind::Str),
+];
+
+#[async_trait]
+impl Module for Shell {
+    fn name(&self) -> &'static str {
+        "shell"
+    }
+
+    fn args(&self) -> Option<&'static [Arg]> {
+        Some(ARGS)
+    }
+
+    fn free_form(&self) -> Option<&'static str> {
+        Some("cmd")
+    }
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+        let cmd = args.req("cmd")?;
+        let req = match args.str("executable") {
+            Some(exe) => ExecRequest {
+                argv: vec![exe.to_string(), "-c".into(), cmd],
+                ..ExecRequest::default()
+            },
+            None => ExecRequest {
+                shell: Some(cmd),
+                ..ExecRequest::default()
+            },
+        };
+        super::plan_exec(ctx, args, req).await
+    }
+}

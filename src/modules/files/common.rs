@@ -1,0 +1,207 @@
+//! What the file modules share: owner/group/mode handling, planning a content write, finding
+//! a `src` on the control node, and Ansible's result keys.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use sha1::Digest as _;
+
+use super::mode::ModeSpec;
+use crate::connection::{Attrs, FileState, Op, Want};
+use crate::modules::{Args, Diff, ModuleCtx};
+
+/// The `owner`, `group` and `mode` a task asks for.
+#[derive(Debug, Clone, Default)]
+pub struct AttrSpec {
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<ModeSpec>,
+}
+
+impl AttrSpec {
+    pub fn from_args(args: &Args) -> Result<Self, String> {
+        Ok(AttrSpec {
+            owner: args.string("owner"),
+            group: args.string("group"),
+            mode: args.str("mode").map(ModeSpec::parse).transpose()?,
+        })
+    }
+
+    /// The attribute changes needed on an existing path (empty when it already matches).
+    pub fn changes(&self, st: &FileState) -> Attrs {
+        let is_dir = st.kind == crate::connection::FileKind::Directory;
+        Attrs {
+            owner: self
+                .owner
+                .clone()
+                .filter(|o| *o != st.owner && *o != st.uid.to_string()),
+            group: self
+                .group
+                .clone()
+                .filter(|g| *g != st.group && *g != st.gid.to_string()),
+            mode: self
+                .mode
+                .as_ref()
+                .and_then(|m| m.apply(st.mode, is_dir))
+                .filter(|m| *m != st.mode),
+        }
+    }
+
+    /// The attributes for a new path; the mode default comes from the connection (umask).
+    pub fn for_new(&self, is_dir: bool) -> Attrs {
+        let base = if is_dir { 0o755 } else { 0o644 };
+        Attrs {
+            owner: self.owner.clone(),
+            group: self.group.clone(),
+            mode: self.mode.as_ref().and_then(|m| match m {
+                ModeSpec::Octal(_) | ModeSpec::Symbolic(_) => m.apply(base, is_dir),
+                ModeSpec::Preserve => None,
+            }),
+        }
+    }
+}
+
+/// Private key material must never be shown, not even in a diff.
+pub fn is_secret(content: &[u8]) -> bool {
+    let needle = b"PRIVATE KEY";
+    content.windows(needle.len()).any(|w| w == needle)
+}
+
+pub fn sha1_hex(data: &[u8]) -> String {
+    hex::encode(sha1::Sha1::digest(data))
+}
+
+/// Plan replacing the content of `path` (current state `st`, with content or checksum read).
+/// Returns the ops and the diff; no ops when content and attributes already match.
+pub fn plan_write(
+    path: &str,
+    st: &FileState,
+    new: Vec<u8>,
+    spec: &AttrSpec,
+    backup: bool,
+) -> (Vec<Op>, Option<Diff>) {
+    let same = st.exists()
+        && match (&st.content, &st.sha256) {
+            (Some(c), _) => *c == new,
+            (None, Some(h)) => *h == hex::encode(sha2::Sha256::digest(&new)),
+            (None, None) => false,
+        };
+    let mut ops = Vec::new();
+    let mut diff = None;
+    if same {
+        let changes = spec.changes(st);
+        if !changes.is_empty() {
+            ops.push(Op::SetAttrs {
+                path: path.to_string(),
+                attrs: changes,
+                follow: true,
+            });
+        }
+    } else {
+        let attrs = if st.exists() {
+            let mut a = spec.changes(st);
+            // The write replaces the inode: carry over owner and group explicitly when asked.
+            if a.owner.is_none() {
+                a.owner = spec.owner.clone();
+            }
+            if a.group.is_none() {
+                a.group = spec.group.clone();
+            }
+            if a.mode.is_none() {
+                a.mode = spec
+                    .mode
+                    .as_ref()
+                    .and_then(|m| m.apply(st.mode, false))
+                    .or(Some(st.mode));
+            }
+            a
+        } else {
+            spec.for_new(false)
+        };
+        let before = st.content.clone().unwrap_or_default();
+        diff = Some(Diff {
+            path: path.to_string(),
+            secret: is_secret(&before) || is_secret(&new),
+            before: String::from_utf8_lossy(&before).into_owned(),
+            after: String::from_utf8_lossy(&new).into_owned(),
+        });
+        ops.push(Op::Write {
+            path: path.to_string(),
+            content: Arc::new(new),
+            attrs,
+            backup: backup && st.exists(),
+        });
+    }
+    (ops, diff)
+}
+
+/// Read a path's state with content (for editors) or checksums (for copy).
+pub async fn read(ctx: &ModuleCtx<'_>, path: &str, want: Want) -> Result<FileState, String> {
+    ctx.conn
+        .stat(path, want, ctx.become_user)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Find `src` on the control node: absolute, or in `<dir>/<subdir>/src`, then `<dir>/src`
+/// for each search directory (role first, then the playbook), as Ansible does.
+pub fn find_src(ctx: &ModuleCtx<'_>, src: &str, subdir: &str) -> Result<PathBuf, String> {
+    find_in(ctx.search_dirs, src, subdir)
+}
+
+/// [`find_src`] over explicit search directories (also used at load time).
+pub fn find_in(search_dirs: &[PathBuf], src: &str, subdir: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(src);
+    if p.is_absolute() {
+        return if p.exists() {
+            Ok(p)
+        } else {
+            Err(format!("Could not find or access '{src}'"))
+        };
+    }
+    let mut tried = Vec::new();
+    for dir in search_dirs {
+        for cand in [dir.join(subdir).join(src), dir.join(src)] {
+            if cand.exists() {
+                return Ok(cand);
+            }
+            tried.push(cand.display().to_string());
+        }
+    }
+    Err(format!(
+        "Could not find or access '{src}'; searched: {}",
+        tried.join(", ")
+    ))
+}
+
+/// Ansible's result keys for a file after the task (as it will be once the ops are applied).
+pub fn file_result(
+    path: &str,
+    st: &FileState,
+    spec: &AttrSpec,
+    content: Option<&[u8]>,
+) -> Map<String, Value> {
+    let is_dir = st.kind == crate::connection::FileKind::Directory;
+    let mode = spec
+        .mode
+        .as_ref()
+        .and_then(|m| m.apply(if st.exists() { st.mode } else { 0o644 }, is_dir))
+        .unwrap_or(st.mode);
+    let mut m = Map::new();
+    m.insert("path".into(), json!(path));
+    m.insert("dest".into(), json!(path));
+    m.insert(
+        "owner".into(),
+        json!(spec.owner.clone().unwrap_or_else(|| st.owner.clone())),
+    );
+    m.insert(
+        "group".into(),
+        json!(spec.group.clone().unwrap_or_else(|| st.group.clone())),
+    );
+    m.insert("mode".into(), json!(format!("{mode:04o}")));
+    if let Some(c) = content {
+        m.insert("checksum".into(), json!(sha1_hex(c)));
+        m.insert("size".into(), json!(c.len()));
+    }
+    m
+}

@@ -1,0 +1,178 @@
+//! `copy`: put a file from the control node (`src`) or inline `content` on the host.
+//! SHA-256 is compared first: nothing is sent when the file is already right.
+use async_trait::async_trait;
+
+use super::common::{self, AttrSpec};
+use crate::connection::{FileKind, Want};
+use crate::modules::args::FILE_ATTRS;
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+
+pub struct Copy;
+
+const ARGS: &[Arg] = &[
+    Arg::new("src", Kind::Str),
+    Arg::new("content", Kind::Raw),
+    Arg::new("dest", Kind::Str).required(),
+    Arg::new("backup", Kind::Bool),
+    Arg::new("force", Kind::Bool).aliases(&["thirsty"]),
+    Arg::new("remote_src", Kind::Bool),
+    Arg::new("follow", Kind::Bool),
+    Arg::new("directory_mode", Kind::Mode),
+    FILE_ATTRS[0],
+    FILE_ATTRS[1],
+    FILE_ATTRS[2],
+];
+
+/// Where the file goes: `dest`, or `dest/<basename of src>` when `dest` is a directory.
+pub async fn resolve_dest(
+    ctx: &ModuleCtx<'_>,
+    dest: &str,
+    src: Option<&str>,
+) -> Result<String, String> {
+    let base = src.and_then(|s| {
+        std::path::Path::new(s)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+    });
+    if dest.ends_with('/') {
+        return match base {
+            Some(b) => Ok(format!("{dest}{b}")),
+            None => Err(format!(
+                "dest '{dest}' must be a file path when content is given"
+            )),
+        };
+    }
+    if let Some(b) = base {
+        let st = common::read(
+            ctx,
+            dest,
+            Want {
+                follow: true,
+                ..Want::default()
+            },
+        )
+        .await?;
+        if st.kind == FileKind::Directory {
+            return Ok(format!("{}/{b}", dest.trim_end_matches('/')));
+        }
+    }
+    Ok(dest.to_string())
+}
+
+/// Plan writing `data` to `dest` with the usual copy semantics (`force`, `backup`, attributes).
+pub async fn plan_content(
+    ctx: &ModuleCtx<'_>,
+    args: &Args,
+    dest: &str,
+    data: Vec<u8>,
+) -> Result<Plan, String> {
+    let spec = AttrSpec::from_args(args)?;
+    let follow = args.bool("follow", false);
+    let st = common::read(
+        ctx,
+        dest,
+        Want {
+            checksum: true,
+            follow,
+            content: false,
+        },
+    )
+    .await?;
+    if st.kind == FileKind::Directory {
+        return Ok(Plan::fail(format!("dest '{dest}' is a directory")));
+    }
+    if st.exists() && !args.bool("force", true) {
+        let mut plan = Plan::ok();
+        plan.result = common::file_result(dest, &st, &AttrSpec::default(), None);
+        plan.result
+            .insert("msg".into(), "file already exists".into());
+        return Ok(plan);
+    }
+    let mut st = st;
+    // Editors need the old text for the diff; fetch it only when the content differs.
+    if st.exists()
+        && st.sha256.as_deref() != Some(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)))
+    {
+        st = common::read(
+            ctx,
+            dest,
+            Want {
+                content: true,
+                checksum: true,
+                follow,
+            },
+        )
+        .await?;
+    }
+    let result = common::file_result(dest, &st, &spec, Some(&data));
+    let (ops, diff) = common::plan_write(dest, &st, data, &spec, args.bool("backup", false));
+    Ok(Plan {
+        ops,
+        diff,
+        result,
+        ..Plan::default()
+    })
+}
+
+#[async_trait]
+impl Module for Copy {
+    fn name(&self) -> &'static str {
+        "copy"
+    }
+
+    fn args(&self) -> Option<&'static [Arg]> {
+        Some(ARGS)
+    }
+
+    fn validate(&self, args: &Args) -> Result<(), String> {
+        match (args.has("src"), args.map.contains_key("content")) {
+            (true, true) => Err("parameters are mutually exclusive: content|src".into()),
+            (false, false) => Err("one of the following is required: src, content".into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+        let dest = args.req("dest")?;
+        if let Some(src) = args.str("src") {
+            if args.bool("remote_src", false) {
+                let st = common::read(
+                    ctx,
+                    src,
+                    Want {
+                        content: true,
+                        follow: true,
+                        checksum: false,
+                    },
+                )
+                .await?;
+                let data = st
+                    .content
+                    .ok_or_else(|| format!("Source {src} not found"))?;
+                let dest = resolve_dest(ctx, &dest, Some(src)).await?;
+                return plan_content(ctx, args, &dest, data).await;
+            }
+            let path = common::find_src(ctx, src, "files")?;
+            if path.is_dir() {
+                return Err(format!(
+                    "src '{src}' is a directory: copying directories is not supported yet; copy its files one by one (loop)"
+                ));
+            }
+            let data = std::fs::read(&path)
+                .map_err(|e| format!("could not read {}: {e}", path.display()))?;
+            let dest = resolve_dest(ctx, &dest, Some(src)).await?;
+            let mut plan = plan_content(ctx, args, &dest, data).await?;
+            plan.result
+                .insert("src".into(), path.display().to_string().into());
+            return Ok(plan);
+        }
+        let content = match args.map.get("content") {
+            Some(serde_json::Value::String(s)) => s.clone().into_bytes(),
+            Some(serde_json::Value::Null) | None => Vec::new(),
+            // Ansible writes structured content as JSON.
+            Some(other) => other.to_string().into_bytes(),
+        };
+        let dest = resolve_dest(ctx, &dest, None).await?;
+        plan_content(ctx, args, &dest, content).await
+    }
+}

@@ -1,0 +1,65 @@
+//! `template`: render a tera template from the control node and put it on the host.
+use async_trait::async_trait;
+
+use super::common;
+use super::copy::{plan_content, resolve_dest};
+use crate::modules::args::FILE_ATTRS;
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+
+pub struct Template;
+
+const ARGS: &[Arg] = &[
+    Arg::new("src", Kind::Str).required(),
+    Arg::new("dest", Kind::Str).required(),
+    Arg::new("backup", Kind::Bool),
+    Arg::new("force", Kind::Bool),
+    Arg::new("follow", Kind::Bool),
+    Arg::new("newline_sequence", Kind::Str).choices(&["\n", "\r\n", "\r"]),
+    FILE_ATTRS[0],
+    FILE_ATTRS[1],
+    FILE_ATTRS[2],
+];
+
+#[async_trait]
+impl Module for Template {
+    fn name(&self) -> &'static str {
+        "template"
+    }
+
+    fn args(&self) -> Option<&'static [Arg]> {
+        Some(ARGS)
+    }
+
+    fn check_files(
+        &self,
+        args: &Args,
+        search_dirs: &[std::path::PathBuf],
+        templar: &crate::template::Templar,
+    ) -> Result<Vec<String>, String> {
+        let Some(src) = args.str("src").filter(|s| !crate::template::is_template(s)) else {
+            return Ok(Vec::new());
+        };
+        let path = common::find_in(search_dirs, src, "templates")?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("could not read template {}: {e}", path.display()))?;
+        templar
+            .check(&text)
+            .map_err(|e| format!("in template {}: {e}", path.display()))
+    }
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+        let src = args.req("src")?;
+        let path = common::find_in(ctx.search_dirs, &src, "templates")?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("could not read template {}: {e}", path.display()))?;
+        let mut out = ctx
+            .templar
+            .render_str(&text, ctx.vars)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(nl) = args.str("newline_sequence").filter(|n| *n != "\n") {
+            out = out.replace('\n', nl);
+        }
+        let dest = resolve_dest(ctx, &args.req("dest")?, None).await?;
+        plan_content(ctx, args, &dest, out.into_bytes()).await
+    }
+}

@@ -1,0 +1,37 @@
+//! Module names, including fully qualified ones (`ansible.builtin.copy`).
+use super::{commands, control, files, Module};
+
+static MODULES: &[&dyn Module] = &[
+    &files::copy::Copy,
+    &files::template::Template,
+    &files::file::File,
+    &files::stat::Stat,
+    &commands::command::Command,
+    &commands::shell::Shell,
+    &control::debug::Debug,
+    &control::assert::Assert,
+    &control::fail::Fail,
+    &control::set_fact::SetFact,
+];
+
+/// Collections whose module names resolve to ours.
+const PREFIXES: &[&str] = &[
+    "ansible.builtin.",
+    "ansible.legacy.",
+    "community.general.",
+    "castellan.",
+];
+
+/// Find a module by its short or fully qualified name.
+pub fn lookup(name: &str) -> Option<&'static dyn Module> {
+    let short = PREFIXES
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name);
+    MODULES.iter().copied().find(|m| m.name() == short)
+}
+
+/// Every module name, for "did you mean" and `--help`.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    MODULES.iter().map(|m| m.name())
+}
