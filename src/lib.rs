@@ -2,6 +2,7 @@
 pub mod connection;
 pub mod error;
 pub mod modules;
+pub mod playbook;
 pub mod template;
 pub mod template_filters;
 pub mod yaml;

@@ -108,3 +108,9 @@ pub trait Module: Send + Sync {
     /// Read the host's state and say what to change.
     async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String>;
 }
+
+impl std::fmt::Debug for dyn Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "module {}", self.name())
+    }
+}
