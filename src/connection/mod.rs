@@ -3,6 +3,7 @@
 //! Every operation is one round trip on a remote connection.
 pub mod local;
 pub mod op;
+pub mod quote;
 
 use async_trait::async_trait;
 
