@@ -716,7 +716,9 @@ mod tests {
         fn prop_absent_restores_surroundings(file in file_strategy(), a in args_strategy()) {
             // Inserting then removing gives back the file (modulo a final newline and the
             // blank lines added around the block, which belong to the file afterwards).
-            prop_assume!(!file.contains(B));
+            if file.contains(B) {
+                return Ok(());
+            }
             let a = Args { prepend_newline: false, append_newline: false, state: State::Present, ..a };
             let inserted = edit(Some(&file), &a).unwrap();
             let removed = edit(Some(&inserted.content), &Args { state: State::Absent, ..a.clone() }).unwrap();

@@ -200,7 +200,7 @@ fn find(lines: &[String], re: &Regex, firstmatch: bool) -> Option<usize> {
     if firstmatch {
         hits.next()
     } else {
-        hits.last()
+        hits.next_back()
     }
 }
 
@@ -941,7 +941,10 @@ mod tests {
 
         #[test]
         fn prop_present_line_ends_up_in_file(file in file_strategy(), a in args_strategy()) {
-            prop_assume!(a.state == State::Present && !a.backrefs);
+            if a.backrefs {
+                return Ok(());
+            }
+            let a = Args { state: State::Present, ..a };
             let e = edit(Some(&file), &a).unwrap();
             let line = a.line.clone().unwrap_or_default();
             prop_assert!(e.content.lines().any(|l| l.trim_end_matches('\r') == line));
