@@ -226,6 +226,51 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
     })
 }
 
+/// The `blockinfile` module: the editor above, applied to `path` on the host.
+pub struct BlockInFile;
+
+const MODULE_ARGS: &[crate::modules::Arg] = {
+    use crate::modules::{Arg, Kind};
+    &[
+        Arg::new("path", Kind::Str)
+            .aliases(&["dest", "destfile", "name"])
+            .required(),
+        Arg::new("backup", Kind::Bool),
+        Arg::new("block", Kind::Str).aliases(&["content"]),
+        Arg::new("marker", Kind::Str),
+        Arg::new("marker_begin", Kind::Str),
+        Arg::new("marker_end", Kind::Str),
+        Arg::new("insertafter", Kind::Str),
+        Arg::new("insertbefore", Kind::Str),
+        Arg::new("state", Kind::Str).choices(&["present", "absent"]),
+        Arg::new("create", Kind::Bool),
+        Arg::new("append_newline", Kind::Bool),
+        Arg::new("prepend_newline", Kind::Bool),
+        crate::modules::args::FILE_ATTRS[0],
+        crate::modules::args::FILE_ATTRS[1],
+        crate::modules::args::FILE_ATTRS[2],
+    ]
+};
+
+#[async_trait::async_trait]
+impl crate::modules::Module for BlockInFile {
+    fn name(&self) -> &'static str {
+        "blockinfile"
+    }
+
+    fn args(&self) -> Option<&'static [crate::modules::Arg]> {
+        Some(MODULE_ARGS)
+    }
+
+    async fn plan(
+        &self,
+        ctx: &crate::modules::ModuleCtx<'_>,
+        args: &crate::modules::Args,
+    ) -> Result<crate::modules::Plan, String> {
+        super::common::plan_edit(ctx, args, CONTENT_ARGS, edit).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

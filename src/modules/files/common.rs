@@ -205,3 +205,75 @@ pub fn file_result(
     }
     m
 }
+
+/// The shared plan of the text editors: read the file, run the pure editor on its content,
+/// then write the result atomically (or only fix attributes).
+pub async fn plan_edit<A: serde::de::DeserializeOwned>(
+    ctx: &ModuleCtx<'_>,
+    args: &Args,
+    content_args: &[&str],
+    editor: impl Fn(Option<&str>, &A) -> Result<crate::modules::edit::Edit, String>,
+) -> Result<crate::modules::Plan, String> {
+    use crate::modules::Plan;
+    let path = args.req("path")?;
+    let mut sub = Map::new();
+    for (k, v) in &args.map {
+        if content_args.contains(&k.as_str()) && !v.is_null() {
+            sub.insert(k.clone(), v.clone());
+        }
+    }
+    let eargs: A = serde_json::from_value(Value::Object(sub)).map_err(|e| e.to_string())?;
+    let spec = AttrSpec::from_args(args)?;
+    let st = read(
+        ctx,
+        &path,
+        Want {
+            content: true,
+            checksum: false,
+            follow: true,
+        },
+    )
+    .await?;
+    if st.kind == crate::connection::FileKind::Directory {
+        return Ok(Plan::fail(format!("Path {path} is a directory !")));
+    }
+    let current = match &st.content {
+        Some(c) if st.exists() => {
+            Some(std::str::from_utf8(c).map_err(|_| format!("{path} is not UTF-8 text"))?)
+        }
+        _ => None,
+    };
+    let edit = match editor(current, &eargs) {
+        Ok(e) => e,
+        Err(msg) => {
+            return Ok(Plan::fail(msg.replace(
+                "file does not exist",
+                &format!("Destination {path} does not exist"),
+            )))
+        }
+    };
+    let mut plan = Plan::ok();
+    if edit.changed {
+        let (ops, diff) = plan_write(
+            &path,
+            &st,
+            edit.content.into_bytes(),
+            &spec,
+            args.bool("backup", false),
+        );
+        plan.ops = ops;
+        plan.diff = diff;
+    } else if st.exists() {
+        let changes = spec.changes(&st);
+        if !changes.is_empty() {
+            plan.ops.push(crate::connection::Op::SetAttrs {
+                path: path.clone(),
+                attrs: changes,
+                follow: true,
+            });
+        }
+    }
+    plan.result = file_result(&path, &st, &spec, None);
+    plan.result.insert("msg".into(), json!(edit.msg));
+    Ok(plan)
+}

@@ -462,6 +462,53 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
     })
 }
 
+/// The `ini_file` module: the editor above, applied to `path` on the host.
+pub struct IniFile;
+
+const MODULE_ARGS: &[crate::modules::Arg] = {
+    use crate::modules::{Arg, Kind};
+    &[
+        Arg::new("path", Kind::Str)
+            .aliases(&["dest", "destfile", "name"])
+            .required(),
+        Arg::new("backup", Kind::Bool),
+        Arg::new("section", Kind::Str),
+        Arg::new("section_has_values", Kind::Raw),
+        Arg::new("option", Kind::Str).aliases(&["key"]),
+        Arg::new("value", Kind::Str),
+        Arg::new("values", Kind::List),
+        Arg::new("state", Kind::Str).choices(&["present", "absent"]),
+        Arg::new("exclusive", Kind::Bool),
+        Arg::new("no_extra_spaces", Kind::Bool),
+        Arg::new("ignore_spaces", Kind::Bool),
+        Arg::new("allow_no_value", Kind::Bool),
+        Arg::new("modify_inactive_option", Kind::Bool),
+        Arg::new("create", Kind::Bool),
+        crate::modules::args::FILE_ATTRS[0],
+        crate::modules::args::FILE_ATTRS[1],
+        crate::modules::args::FILE_ATTRS[2],
+    ]
+};
+
+#[async_trait::async_trait]
+impl crate::modules::Module for IniFile {
+    fn name(&self) -> &'static str {
+        "ini_file"
+    }
+
+    fn args(&self) -> Option<&'static [crate::modules::Arg]> {
+        Some(MODULE_ARGS)
+    }
+
+    async fn plan(
+        &self,
+        ctx: &crate::modules::ModuleCtx<'_>,
+        args: &crate::modules::Args,
+    ) -> Result<crate::modules::Plan, String> {
+        super::common::plan_edit(ctx, args, CONTENT_ARGS, edit).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

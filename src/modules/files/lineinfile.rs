@@ -329,6 +329,50 @@ fn expand(re: &Regex, caps: &Captures, template: &str) -> Result<String, String>
     Ok(out)
 }
 
+/// The `lineinfile` module: the editor above, applied to `path` on the host.
+pub struct LineInFile;
+
+const MODULE_ARGS: &[crate::modules::Arg] = {
+    use crate::modules::{Arg, Kind};
+    &[
+        Arg::new("path", Kind::Str)
+            .aliases(&["dest", "destfile", "name"])
+            .required(),
+        Arg::new("backup", Kind::Bool),
+        Arg::new("regexp", Kind::Str).aliases(&["regex"]),
+        Arg::new("search_string", Kind::Str),
+        Arg::new("line", Kind::Str).aliases(&["value"]),
+        Arg::new("state", Kind::Str).choices(&["present", "absent"]),
+        Arg::new("insertafter", Kind::Str),
+        Arg::new("insertbefore", Kind::Str),
+        Arg::new("backrefs", Kind::Bool),
+        Arg::new("firstmatch", Kind::Bool),
+        Arg::new("create", Kind::Bool),
+        crate::modules::args::FILE_ATTRS[0],
+        crate::modules::args::FILE_ATTRS[1],
+        crate::modules::args::FILE_ATTRS[2],
+    ]
+};
+
+#[async_trait::async_trait]
+impl crate::modules::Module for LineInFile {
+    fn name(&self) -> &'static str {
+        "lineinfile"
+    }
+
+    fn args(&self) -> Option<&'static [crate::modules::Arg]> {
+        Some(MODULE_ARGS)
+    }
+
+    async fn plan(
+        &self,
+        ctx: &crate::modules::ModuleCtx<'_>,
+        args: &crate::modules::Args,
+    ) -> Result<crate::modules::Plan, String> {
+        super::common::plan_edit(ctx, args, CONTENT_ARGS, edit).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

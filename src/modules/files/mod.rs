@@ -14,5 +14,5 @@ pub mod stat;
 pub mod template;
 pub mod text;
 
-pub use editor_args::State;
 pub(crate) use editor_args::lenient;
+pub use editor_args::State;
