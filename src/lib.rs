@@ -3,6 +3,8 @@ pub mod connection;
 pub mod error;
 pub mod modules;
 pub mod playbook;
+pub mod report;
 pub mod template;
 pub mod template_filters;
+pub mod vars;
 pub mod yaml;
