@@ -23,15 +23,18 @@ impl Inventory {
             }
             let matched = self.match_term(t)?;
             if t.starts_with('!') {
+                let matched: std::collections::HashSet<String> = matched.into_iter().collect();
                 hosts.retain(|h| !matched.contains(h));
             } else if t.starts_with('&') {
+                let matched: std::collections::HashSet<String> = matched.into_iter().collect();
                 hosts.retain(|h| matched.contains(h));
             } else {
-                for h in matched {
-                    if !hosts.contains(&h) {
-                        hosts.push(h);
-                    }
-                }
+                let present: std::collections::HashSet<&String> = hosts.iter().collect();
+                let new: Vec<String> = matched
+                    .into_iter()
+                    .filter(|h| !present.contains(h))
+                    .collect();
+                hosts.extend(new);
             }
         }
         let mut seen = std::collections::HashSet::new();

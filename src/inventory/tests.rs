@@ -318,3 +318,39 @@ fn empty_file_is_empty_inventory() {
         json!({"_meta": {"hostvars": {}, "profile": "inventory_legacy"}, "all": {"children": ["ungrouped"]}})
     );
 }
+
+#[test]
+fn patterns_with_top_level_groups_and_explicit_ungrouped() {
+    // Expected values recorded from `ansible PATTERN --list-hosts` (ansible-core 2.19).
+    let i = inv("
+foo:
+  hosts: solo
+  children: bar
+all:
+  hosts:
+    h0:
+    h1:
+  children:
+    bar:
+      hosts:
+        h1:
+        x[a:c]:99:
+    ungrouped:
+      hosts:
+        h2:
+        h1:
+    empty:
+      children:
+        emptier:
+baz:
+");
+    assert_eq!(sel(&i, "all"), ["h0", "h1", "h2", "xa", "xb", "xc", "solo"]);
+    assert_eq!(sel(&i, "bar:!h1"), ["xa", "xb", "xc"]);
+    assert_eq!(sel(&i, "x*"), ["xa", "xb", "xc"]);
+    assert_eq!(sel(&i, "foo[1:]"), ["h1", "xa", "xb", "xc"]);
+    assert!(sel(&i, "h1:&ungrouped").is_empty());
+    assert!(sel(&i, "empty").is_empty());
+    assert_eq!(i.host("xb").unwrap().vars["ansible_port"], 99);
+    assert_eq!(i.host("h2").unwrap().groups, ["ungrouped"]);
+    assert_eq!(i.host("h1").unwrap().groups, ["bar", "foo"]);
+}
