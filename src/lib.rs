@@ -1,6 +1,7 @@
 //! castellan: a declarative provisioning agent for mutual-TLS PostgreSQL fleets.
 pub mod connection;
 pub mod error;
+pub mod inventory;
 pub mod modules;
 pub mod playbook;
 pub mod report;
