@@ -91,7 +91,21 @@ impl Reporter for TextReporter {
             ),
             _ => {
                 let mut s = format!("{word}: {host}");
-                if r.show || self.verbose > 0 && !r.detail.is_null() {
+                if r.show {
+                    // `debug` shows only what it was asked to show, like Ansible.
+                    let shown: serde_json::Map<String, serde_json::Value> = r
+                        .detail
+                        .as_object()
+                        .map(|m| {
+                            m.iter()
+                                .filter(|(k, _)| !matches!(k.as_str(), "changed" | "failed"))
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let text = serde_json::to_string_pretty(&shown).unwrap_or_default();
+                    s.push_str(&format!(" => {text}"));
+                } else if self.verbose > 0 && !r.detail.is_null() {
                     s.push_str(&format!(" => {}", r.detail));
                 }
                 s
@@ -111,7 +125,13 @@ impl Reporter for TextReporter {
 
     fn finish(&self, stats: &Stats, _check: bool, duration: std::time::Duration) {
         self.line(&header("PLAY RECAP"));
-        let width = stats.hosts.keys().map(String::len).max().unwrap_or(0).max(20);
+        let width = stats
+            .hosts
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(20);
         for (host, h) in &stats.hosts {
             let code = if h.failed > 0 || h.unreachable > 0 {
                 "31"

@@ -1,0 +1,122 @@
+//! The command line: clap definitions and dispatch. Errors map to DESIGN.md's exit codes.
+pub mod extra_vars;
+pub mod inventory;
+pub mod playbook;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "castellan",
+    version,
+    about = "Declarative provisioning for mutual-TLS PostgreSQL fleets, in the spirit of Ansible",
+    long_about = "castellan runs Ansible-style playbooks (YAML inventory, roles, handlers, templates) \
+                  against local and SSH hosts, and manages the certificates that turn on mutual TLS.\n\n\
+                  Exit codes: 0 ok, 1 internal error, 2 a host failed, 3 a host was unreachable, \
+                  4 invalid input (nothing was contacted), 5 bad usage, 130 interrupted.",
+    after_help = "Examples:\n  castellan playbook playbooks/site.yml -i inventory.yml --check --diff\n  \
+                  castellan playbook playbooks/site.yml -i inventory.yml -l 'db*' -e pg_port=5433\n  \
+                  castellan inventory -i inventory.yml --list"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run playbooks against an inventory (like ansible-playbook)
+    Playbook(PlaybookArgs),
+    /// Show an inventory as JSON (like ansible-inventory)
+    Inventory(InventoryArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct PlaybookArgs {
+    /// Playbook files to run, in order
+    #[arg(required = true, value_name = "PLAYBOOK")]
+    pub playbooks: Vec<PathBuf>,
+    /// Inventory file or directory (repeatable)
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "INVENTORY",
+        required = true
+    )]
+    pub inventory: Vec<PathBuf>,
+    /// Further limit the hosts with a pattern (`db1`, `postgres:!db2`, `db*`)
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// Only run tasks with these tags (comma-separated, repeatable)
+    #[arg(short = 't', long = "tags", value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Skip tasks with these tags (comma-separated, repeatable)
+    #[arg(long = "skip-tags", value_delimiter = ',')]
+    pub skip_tags: Vec<String>,
+    /// Change nothing; report what would change
+    #[arg(short = 'C', long = "check")]
+    pub check: bool,
+    /// Show a unified diff of every text change (key material is redacted)
+    #[arg(short = 'D', long = "diff")]
+    pub diff: bool,
+    /// Extra variables: `key=value ...`, `@vars.yml`, or inline YAML/JSON (repeatable; highest precedence)
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
+    /// How many hosts to work on at once
+    #[arg(short = 'f', long = "forks", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub forks: u32,
+    /// Output format: an Ansible-like text stream, or one JSON document on stdout
+    #[arg(long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Only check the playbooks, roles, templates and variables; contact no host
+    #[arg(long = "syntax-check")]
+    pub syntax_check: bool,
+    /// Accept (and record in the inventory's known_hosts file) host keys never seen before
+    #[arg(long = "accept-new-host-keys")]
+    pub accept_new_host_keys: bool,
+    /// More output (repeatable)
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "host"])))]
+pub struct InventoryArgs {
+    /// Inventory file or directory (repeatable)
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "INVENTORY",
+        required = true
+    )]
+    pub inventory: Vec<PathBuf>,
+    /// Print every group and host with their variables
+    #[arg(long)]
+    pub list: bool,
+    /// Print one host's variables
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+}
+
+/// Run the command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Playbook(args) => playbook::run(args),
+        Command::Inventory(args) => inventory::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}

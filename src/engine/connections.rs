@@ -1,0 +1,84 @@
+//! One connection per host, opened on first use and closed at the end of the run.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use tokio::sync::Mutex;
+
+use crate::connection::local::LocalConnection;
+use crate::connection::{ConnError, Connection};
+
+#[derive(Default)]
+pub struct Pool {
+    conns: Mutex<HashMap<String, Arc<dyn Connection>>>,
+    local: Arc<LocalConnection>,
+    pub accept_new_host_keys: bool,
+}
+
+/// Is this host reached through the local connection?
+pub fn is_local(name: &str, vars: &Map<String, Value>) -> bool {
+    match vars.get("ansible_connection").and_then(Value::as_str) {
+        Some("local") => true,
+        Some(_) => false,
+        None => matches!(name, "localhost" | "127.0.0.1" | "::1"),
+    }
+}
+
+impl Pool {
+    pub fn new(accept_new_host_keys: bool) -> Self {
+        Pool {
+            accept_new_host_keys,
+            ..Pool::default()
+        }
+    }
+
+    pub fn local(&self) -> Arc<dyn Connection> {
+        self.local.clone()
+    }
+
+    /// The connection for a host, opened if needed.
+    pub async fn get(
+        &self,
+        name: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<Arc<dyn Connection>, ConnError> {
+        if is_local(name, vars) {
+            return Ok(self.local());
+        }
+        let mut conns = self.conns.lock().await;
+        if let Some(c) = conns.get(name) {
+            return Ok(Arc::clone(c));
+        }
+        let conn = self.open_remote(name, vars).await?;
+        conns.insert(name.to_string(), Arc::clone(&conn));
+        Ok(conn)
+    }
+
+    async fn open_remote(
+        &self,
+        name: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<Arc<dyn Connection>, ConnError> {
+        match vars.get("ansible_connection").and_then(Value::as_str) {
+            None | Some("ssh") | Some("smart") | Some("paramiko") => {}
+            Some(other) => {
+                return Err(ConnError::Unreachable(format!(
+                    "connection type `{other}` is not supported; use ssh or local"
+                )))
+            }
+        }
+        let _ = (name, self.accept_new_host_keys);
+        Err(ConnError::Unreachable(
+            "the ssh connection is not available in this build".into(),
+        ))
+    }
+
+    /// Close every connection (SSH masters and their control sockets).
+    pub async fn close_all(&self) {
+        let conns: Vec<Arc<dyn Connection>> =
+            self.conns.lock().await.drain().map(|(_, c)| c).collect();
+        for c in conns {
+            c.close().await;
+        }
+    }
+}

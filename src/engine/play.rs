@@ -1,0 +1,441 @@
+//! Plays: host selection, serial batches, the linear strategy over task lists, blocks with
+//! rescue/always, includes, handlers, and the failure budget.
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use tera::Context;
+
+use super::tags::selected;
+use super::{PlayCtx, Runner};
+use crate::playbook::{Action, Play, Serial, Task};
+use crate::report::{HostResult, Status};
+
+/// Split the play's hosts into `serial` batches (the last size repeats).
+pub fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
+    if serial.is_empty() || hosts.is_empty() {
+        return vec![hosts.to_vec()];
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut step = 0;
+    while i < hosts.len() {
+        let spec = serial[step.min(serial.len() - 1)];
+        let size = match spec {
+            Serial::Count(n) => n,
+            Serial::Percent(p) => ((hosts.len() as f64) * p / 100.0).floor() as usize,
+        }
+        .max(1);
+        let end = (i + size).min(hosts.len());
+        out.push(hosts[i..end].to_vec());
+        i = end;
+        step += 1;
+    }
+    out
+}
+
+type Boxed<'f> = Pin<Box<dyn Future<Output = ()> + 'f>>;
+
+impl Runner<'_> {
+    /// Run one play; returns false when the run must stop (a fatal error).
+    pub(super) async fn run_play(&mut self, play: &Play, playbook_dir: &Path) -> bool {
+        self.reporter.play_start(&play.name);
+        let hosts = match self
+            .inv
+            .select_limited(&play.hosts, self.opts.limit.as_deref())
+        {
+            Ok(h) => h,
+            Err(e) => {
+                self.reporter.warn(&format!("{}: {e}", play.loc));
+                return true;
+            }
+        };
+        for h in &hosts {
+            self.ensure_host(h);
+        }
+        let hosts: Vec<String> = hosts
+            .into_iter()
+            .filter(|h| {
+                self.hosts
+                    .get(h)
+                    .is_some_and(|s| !s.failed && !s.unreachable)
+            })
+            .collect();
+        if hosts.is_empty() {
+            self.reporter.warn(&format!(
+                "no hosts matched `{}` (or all of them failed earlier): skipping play",
+                play.hosts
+            ));
+            return true;
+        }
+        for h in &hosts {
+            if let Some(s) = self.hosts.get_mut(h) {
+                s.ended = false;
+            }
+            self.stats.host(h);
+        }
+        for batch in batches(&hosts, &play.serial) {
+            let mut pc = PlayCtx {
+                play,
+                playbook_dir,
+                all_hosts: hosts.clone(),
+                batch: batch.clone(),
+                aborted: false,
+            };
+            for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+                self.run_list(&mut pc, section, &batch).await;
+                if pc.aborted {
+                    break;
+                }
+                self.flush_handlers(&mut pc, &batch).await;
+                if pc.aborted {
+                    break;
+                }
+            }
+            if pc.aborted {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn active(&self, hosts: &[String]) -> Vec<String> {
+        hosts
+            .iter()
+            .filter(|h| self.hosts.get(*h).is_some_and(|s| s.active()))
+            .cloned()
+            .collect()
+    }
+
+    /// The failure budget: `any_errors_fatal`, `max_fail_percentage`, or no host left.
+    fn check_budget(&mut self, pc: &mut PlayCtx<'_>) {
+        let n = pc.batch.len().max(1);
+        let failed = pc
+            .batch
+            .iter()
+            .filter(|h| {
+                self.hosts
+                    .get(*h)
+                    .is_some_and(|s| s.failed || s.unreachable)
+            })
+            .count();
+        if failed == 0 {
+            return;
+        }
+        if pc.play.any_errors_fatal {
+            self.reporter
+                .warn("any_errors_fatal: a host failed, stopping the play");
+            pc.aborted = true;
+        } else if let Some(max) = pc.play.max_fail_percentage {
+            let pct = failed as f64 * 100.0 / n as f64;
+            if pct > max {
+                self.reporter.warn(&format!(
+                    "{failed} of {n} hosts in this batch failed ({pct:.0}% > max_fail_percentage {max}): stopping the play"
+                ));
+                pc.aborted = true;
+            }
+        } else if failed == n && !pc.play.serial.is_empty() {
+            // Every host of a serial batch failed: Ansible stops the play here.
+            pc.aborted = true;
+        }
+    }
+
+    fn run_list<'s>(
+        &'s mut self,
+        pc: &'s mut PlayCtx<'_>,
+        tasks: &'s [Task],
+        hosts: &'s [String],
+    ) -> Boxed<'s> {
+        Box::pin(async move {
+            for task in tasks {
+                if pc.aborted {
+                    return;
+                }
+                let active = self.active(hosts);
+                if active.is_empty() {
+                    return;
+                }
+                self.run_one(pc, task, &active).await;
+            }
+        })
+    }
+
+    fn run_one<'s>(
+        &'s mut self,
+        pc: &'s mut PlayCtx<'_>,
+        task: &'s Task,
+        active: &'s [String],
+    ) -> Boxed<'s> {
+        Box::pin(async move {
+            match &task.action {
+                Action::Module { .. } => {
+                    if !selected(&task.tags, &self.opts.tags, &self.opts.skip_tags) {
+                        return;
+                    }
+                    self.run_module_task(pc, task, active, false).await;
+                    self.check_budget(pc);
+                }
+                Action::Block {
+                    block,
+                    rescue,
+                    always,
+                } => {
+                    let entering = active.to_vec();
+                    self.run_list(pc, block, &entering).await;
+                    let failed: Vec<String> = entering
+                        .iter()
+                        .filter(|h| {
+                            self.hosts
+                                .get(*h)
+                                .is_some_and(|s| s.failed && !s.unreachable)
+                        })
+                        .cloned()
+                        .collect();
+                    if !rescue.is_empty() && !failed.is_empty() && !pc.aborted {
+                        for h in &failed {
+                            if let Some(s) = self.hosts.get_mut(h) {
+                                s.failed = false;
+                            }
+                            let st = self.stats.host(h);
+                            st.failed = st.failed.saturating_sub(1);
+                            st.rescued += 1;
+                        }
+                        pc.aborted = false;
+                        self.run_list(pc, rescue, &failed).await;
+                    }
+                    if !always.is_empty() {
+                        let still_failed: Vec<String> = entering
+                            .iter()
+                            .filter(|h| {
+                                self.hosts
+                                    .get(*h)
+                                    .is_some_and(|s| s.failed && !s.unreachable)
+                            })
+                            .cloned()
+                            .collect();
+                        for h in &still_failed {
+                            if let Some(s) = self.hosts.get_mut(h) {
+                                s.failed = false;
+                            }
+                        }
+                        let was_aborted = pc.aborted;
+                        pc.aborted = false;
+                        self.run_list(pc, always, &entering).await;
+                        pc.aborted |= was_aborted;
+                        for h in &still_failed {
+                            if let Some(s) = self.hosts.get_mut(h) {
+                                s.failed = true;
+                            }
+                        }
+                    }
+                    self.check_budget(pc);
+                }
+                Action::Include { tasks } => self.run_include(pc, task, tasks, active).await,
+                Action::FlushHandlers => {
+                    let batch = pc.batch.clone();
+                    self.flush_handlers(pc, &batch).await;
+                }
+                Action::Noop => {}
+                Action::EndHost | Action::EndPlay => {
+                    let targets = self.hosts_where(pc, task, active);
+                    for h in &targets {
+                        if let Some(s) = self.hosts.get_mut(h) {
+                            s.ended = true;
+                        }
+                    }
+                    if matches!(task.action, Action::EndPlay) && !targets.is_empty() {
+                        for h in active {
+                            if let Some(s) = self.hosts.get_mut(h) {
+                                s.ended = true;
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Hosts for which a task's `when` holds (for metas and includes without loops).
+    fn hosts_where(&mut self, pc: &PlayCtx<'_>, task: &Task, active: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for h in active {
+            match self.cond_for(pc, task, h, active, None) {
+                Ok(true) => out.push(h.clone()),
+                Ok(false) => {}
+                Err(e) => self.fail_host(h, task, e),
+            }
+        }
+        out
+    }
+
+    fn cond_for(
+        &self,
+        pc: &PlayCtx<'_>,
+        task: &Task,
+        host: &str,
+        active: &[String],
+        extra: Option<(&str, &Value)>,
+    ) -> Result<bool, String> {
+        if task.when.is_empty() {
+            return Ok(true);
+        }
+        let mut vars = self.task_vars(pc, task, host, active)?;
+        if let Some((k, v)) = extra {
+            vars.insert(k.to_string(), v.clone());
+        }
+        let ctx = Context::from_value(Value::Object(vars)).map_err(|e| e.to_string())?;
+        for c in &task.when {
+            if !self
+                .templar
+                .eval_cond(&c.expr, &ctx)
+                .map_err(|e| format!("{}: {e}", c.loc))?
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn fail_host(&mut self, host: &str, task: &Task, msg: String) {
+        let mut r = HostResult::new(host, Status::Failed);
+        r.msg = Some(msg);
+        self.reporter
+            .task_start(&task.display_name(), task.module_name(), false);
+        self.reporter.host_result(&r);
+        self.stats.record(host, Status::Failed, false);
+        if let Some(s) = self.hosts.get_mut(host) {
+            s.failed = true;
+        }
+    }
+
+    async fn run_include(
+        &mut self,
+        pc: &mut PlayCtx<'_>,
+        task: &Task,
+        tasks: &[Task],
+        active: &[String],
+    ) {
+        let Some(loop_value) = &task.loop_ else {
+            // The children carry the include's `when`; nothing to decide here.
+            self.run_list(pc, tasks, active).await;
+            return;
+        };
+        // A looped include runs its tasks once per item, each host with its own items.
+        let mut per_host: Vec<(String, Vec<Value>)> = Vec::new();
+        for h in active {
+            let items = self
+                .task_vars(pc, task, h, active)
+                .and_then(|v| Context::from_value(Value::Object(v)).map_err(|e| e.to_string()))
+                .and_then(|ctx| self.templar.render_value(loop_value, &ctx));
+            match items {
+                Ok(Value::Array(a)) => per_host.push((h.clone(), a)),
+                Ok(other) => self.fail_host(h, task, format!("Invalid data passed to 'loop', it requires a list, got this instead: {other}")),
+                Err(e) => self.fail_host(h, task, e),
+            }
+        }
+        let max = per_host.iter().map(|(_, a)| a.len()).max().unwrap_or(0);
+        for i in 0..max {
+            let mut hosts_i = Vec::new();
+            for (h, items) in &per_host {
+                if let Some(item) = items.get(i) {
+                    let mut layer = Map::new();
+                    layer.insert(task.loop_var.clone(), item.clone());
+                    if let Some(iv) = &task.index_var {
+                        layer.insert(iv.clone(), json!(i));
+                    }
+                    if let Some(s) = self.hosts.get_mut(h) {
+                        s.include_vars.push(Arc::new(layer));
+                    }
+                    hosts_i.push(h.clone());
+                }
+            }
+            self.run_list(pc, tasks, &hosts_i).await;
+            for h in &hosts_i {
+                if let Some(s) = self.hosts.get_mut(h) {
+                    s.include_vars.pop();
+                }
+            }
+        }
+    }
+
+    /// Run notified handlers, in the order they are defined, on the hosts that notified them.
+    pub(super) async fn flush_handlers(&mut self, pc: &mut PlayCtx<'_>, hosts: &[String]) {
+        let handlers = &pc.play.handlers;
+        for _pass in 0..8 {
+            let mut ran = false;
+            for h in handlers.iter() {
+                let mut names: Vec<String> = h.listen.clone();
+                if let Some(n) = &h.name {
+                    names.push(n.clone());
+                    if let Some(r) = &h.scope.role {
+                        names.push(format!("{} : {n}", r.name));
+                    }
+                }
+                let targets: Vec<String> = self
+                    .active(hosts)
+                    .into_iter()
+                    .filter(|host| {
+                        self.hosts
+                            .get(host)
+                            .is_some_and(|s| s.notified.iter().any(|n| names.contains(n)))
+                    })
+                    .collect();
+                if targets.is_empty() {
+                    continue;
+                }
+                for t in &targets {
+                    if let Some(s) = self.hosts.get_mut(t) {
+                        s.notified.retain(|n| !names.contains(n));
+                    }
+                }
+                ran = true;
+                self.run_handler(pc, h, &targets).await;
+                if pc.aborted {
+                    return;
+                }
+            }
+            if !ran {
+                break;
+            }
+        }
+    }
+
+    async fn run_handler(&mut self, pc: &mut PlayCtx<'_>, h: &Task, targets: &[String]) {
+        match &h.action {
+            Action::Module { .. } => {
+                self.run_module_task(pc, h, targets, true).await;
+                self.check_budget(pc);
+            }
+            _ => self.run_one(pc, h, targets).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("h{i}")).collect()
+    }
+
+    #[test]
+    fn serial_batches() {
+        let sizes = |s: &[Serial], n| {
+            batches(&hosts(n), s)
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(&[], 5), vec![5]);
+        assert_eq!(sizes(&[Serial::Count(2)], 5), vec![2, 2, 1]);
+        assert_eq!(
+            sizes(&[Serial::Count(1), Serial::Count(3)], 7),
+            vec![1, 3, 3]
+        );
+        assert_eq!(sizes(&[Serial::Percent(30.0)], 10), vec![3, 3, 3, 1]);
+        assert_eq!(sizes(&[Serial::Percent(1.0)], 10), vec![1; 10]);
+    }
+}
