@@ -121,12 +121,24 @@ impl<'a> Runner<'a> {
             .get(host)
             .ok_or_else(|| format!("internal: no state for host {host}"))?;
         let role = task.scope.role.as_deref();
+        // Roles listed under `roles:` are public: their defaults and vars reach the whole
+        // play; the task's own role comes last so it wins.
+        let mut defaults = Map::new();
+        let mut role_vars = Map::new();
+        for r in &pc.play.roles {
+            defaults.extend(r.defaults.iter().map(|(k, v)| (k.clone(), v.clone())));
+            role_vars.extend(r.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if let Some(r) = role {
+            defaults.extend(r.defaults.iter().map(|(k, v)| (k.clone(), v.clone())));
+            role_vars.extend(r.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         let mut vars = Layers {
-            role_defaults: role.map(|r| &r.defaults),
+            role_defaults: Some(&defaults),
             inventory: Some(&hs.inv.vars),
             play_vars: Some(&pc.play.vars),
             vars_files: Some(&pc.play.vars_files),
-            role_vars: role.map(|r| &r.vars),
+            role_vars: Some(&role_vars),
             scope_vars: &task.scope.vars,
             task_vars: Some(&task.vars),
             facts: Some(&hs.facts),

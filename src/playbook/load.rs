@@ -26,6 +26,8 @@ pub struct Loader<'a> {
     pub extra_handlers: Vec<Task>,
     /// Files being loaded, to catch include cycles.
     pub stack: Vec<PathBuf>,
+    /// Roles of the current play's `roles:` list: their variables are visible to the play.
+    pub play_roles: Vec<Arc<super::Role>>,
 }
 
 /// What a task inherits from the block, include or role it sits in.
@@ -71,6 +73,7 @@ pub fn load_playbook(
         defined: HashSet::new(),
         extra_handlers: Vec::new(),
         stack: Vec::new(),
+        play_roles: Vec::new(),
     };
     let plays = loader.load_plays(&path)?;
     Ok((Playbook { path, dir, plays }, loader.uses, loader.defined))
@@ -334,6 +337,7 @@ impl Loader<'_> {
             ..Inherit::default()
         };
         self.extra_handlers.clear();
+        self.play_roles.clear();
         let pre_tasks = self.task_list(node.get("pre_tasks"), &inherit)?;
         let mut tasks = Vec::new();
         let mut handlers = Vec::new();
@@ -380,6 +384,7 @@ impl Loader<'_> {
                 .map(str::to_string),
             check_mode: node.get("check_mode").map(bool_of).transpose()?,
             dir: self.playbook_dir.clone(),
+            roles: std::mem::take(&mut self.play_roles),
             pre_tasks,
             tasks,
             post_tasks,

@@ -1,6 +1,7 @@
 //! Playbooks, plays, tasks and roles: YAML turned into typed values, validated whole before
 //! anything runs (errors carry `file:line:column`).
 pub mod keywords;
+pub mod kv;
 pub mod load;
 pub mod role;
 pub mod task;
@@ -46,6 +47,8 @@ pub struct Play {
     pub become_user: Option<String>,
     pub check_mode: Option<bool>,
     pub dir: PathBuf,
+    /// Roles from `roles:`; their defaults and vars are visible to the whole play, as in Ansible.
+    pub roles: Vec<Arc<Role>>,
     pub pre_tasks: Vec<Task>,
     /// Role tasks followed by the play's `tasks`.
     pub tasks: Vec<Task>,

@@ -60,7 +60,9 @@ impl Loader<'_> {
         let mut child = inh.clone();
         child.when.extend(when);
         child.tags.extend(tags);
-        self.load_role(&name, params, name_node, &child, None)
+        let (tasks, handlers, role) = self.load_role(&name, params, name_node, &child, None)?;
+        self.play_roles.push(role);
+        Ok((tasks, handlers))
     }
 
     fn find_role(&self, name: &str) -> Option<PathBuf> {
@@ -83,7 +85,7 @@ impl Loader<'_> {
         at: &Node,
         inh: &Inherit,
         tasks_from: Option<&str>,
-    ) -> Result<(Vec<Task>, Vec<Task>)> {
+    ) -> Result<(Vec<Task>, Vec<Task>, Arc<Role>)> {
         let path = self.find_role(name).ok_or_else(|| {
             let searched: Vec<String> = self.role_paths.iter().map(|p| p.display().to_string()).collect();
             at.error(format!(
@@ -169,6 +171,6 @@ impl Loader<'_> {
                 ),
             ));
         }
-        Ok((tasks, handlers))
+        Ok((tasks, handlers, role))
     }
 }

@@ -319,7 +319,7 @@ impl Loader<'_> {
                     Some(t) => Some(self.static_str(t, "tasks_from")?),
                     None => None,
                 };
-                let (tasks, handlers) = self.load_role(
+                let (tasks, handlers, _role) = self.load_role(
                     &role_name,
                     Map::new(),
                     name_node,
@@ -435,8 +435,9 @@ impl Loader<'_> {
                     },
                 )),
                 None => {
-                    let parts = shlex::split(s)
-                        .ok_or_else(|| value.error("cannot parse `key=value` arguments"))?;
+                    let parts = super::kv::split(s).map_err(|e| {
+                        value.error(format!("cannot parse `key=value` arguments: {e}"))
+                    })?;
                     for p in parts {
                         let Some((k, v)) = p.split_once('=') else {
                             return Err(value.error(format!(

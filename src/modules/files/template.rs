@@ -8,6 +8,12 @@ use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
 
 pub struct Template;
 
+/// Ansible renders templates with Jinja's `trim_blocks`: the first newline after a block tag
+/// (`{% ... %}`) is removed. tera has no such switch, so the template text is adjusted.
+pub fn trim_blocks(text: &str) -> String {
+    text.replace("%}\r\n", "%}").replace("%}\n", "%}")
+}
+
 const ARGS: &[Arg] = &[
     Arg::new("src", Kind::Str).required(),
     Arg::new("dest", Kind::Str).required(),
@@ -42,6 +48,7 @@ impl Module for Template {
         let path = common::find_in(search_dirs, src, "templates")?;
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("could not read template {}: {e}", path.display()))?;
+        let text = trim_blocks(&text);
         templar
             .check(&text)
             .map_err(|e| format!("in template {}: {e}", path.display()))
@@ -54,12 +61,25 @@ impl Module for Template {
             .map_err(|e| format!("could not read template {}: {e}", path.display()))?;
         let mut out = ctx
             .templar
-            .render_str(&text, ctx.vars)
+            .render_str(&trim_blocks(&text), ctx.vars)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         if let Some(nl) = args.str("newline_sequence").filter(|n| *n != "\n") {
             out = out.replace('\n', nl);
         }
         let dest = resolve_dest(ctx, &args.req("dest")?, None).await?;
         plan_content(ctx, args, &dest, out.into_bytes()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim_blocks;
+
+    #[test]
+    fn newline_after_block_tags_goes() {
+        assert_eq!(
+            trim_blocks("{% for u in us %}\nuser = {{ u }}\n{% endfor %}\nend\n"),
+            "{% for u in us %}user = {{ u }}\n{% endfor %}end\n"
+        );
     }
 }
