@@ -55,6 +55,8 @@ impl Templar {
     /// undefined-variable check before a run). Locals (`for`, `set`) and names guarded by
     /// `is defined` or `| default(...)` are left out.
     pub fn check(&self, src: &str) -> Result<Vec<String>, String> {
+        // Compile the text as written first, so syntax errors point into the user's text.
+        self.compiled(src).map_err(|e| with_hint(src, e))?;
         let tera = self.compiled(&wrap_native(src).unwrap_or_else(|| src.to_string()))?;
         let tpl = tera.get_template(NAME).map_err(|e| error_chain(&e))?;
         let mut found = Vec::new();
@@ -144,6 +146,22 @@ fn wrap_native(src: &str) -> Option<String> {
     Some(format!(
         "{{% set {NATIVE_VAR} = {inner} %}}{{{{ {NATIVE_VAR} | json_encode() }}}}"
     ))
+}
+
+/// Templates are tera, not Jinja2: say so when the text looks like Jinja's positional filter
+/// arguments, the most common stumble for Ansible users.
+fn with_hint(src: &str, err: String) -> String {
+    let positional = regex::Regex::new(r"\|\s*\w+\(\s*['\x22\d\[]")
+        .map(|re| re.is_match(src))
+        .unwrap_or(false);
+    if positional {
+        format!(
+            "{err}\nhint: templates use tera syntax: filter arguments are named, e.g. \
+             `default(value=\"x\")`, `join(sep=\",\")`, `regex_replace(regex=\"a\", replace=\"b\")`"
+        )
+    } else {
+        err
+    }
 }
 
 /// The whole cause chain of a tera error, on one line.

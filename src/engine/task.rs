@@ -340,15 +340,17 @@ impl Runner<'_> {
         let list = match self.templar.render_value(items, &ctx) {
             Ok(Value::Array(a)) => a,
             Ok(Value::Null) => Vec::new(),
-            Ok(other) => return self.finish(
-                task,
-                host,
-                vec![ItemRun::failed(format!(
+            Ok(other) => {
+                return self.finish(
+                    task,
+                    host,
+                    vec![ItemRun::failed(format!(
                     "Invalid data passed to 'loop', it requires a list, got this instead: {other}"
                 ))],
-                false,
-                None,
-            ),
+                    false,
+                    None,
+                )
+            }
             Err(e) => {
                 return self.finish(
                     task,

@@ -77,7 +77,10 @@ mod tests {
             split("src=motd dest={{ root }}/etc/motd mode=0644").unwrap(),
             vec!["src=motd", "dest={{ root }}/etc/motd", "mode=0644"]
         );
-        assert_eq!(split("msg='hello world' x=\"a b\"").unwrap(), vec!["msg=hello world", "x=a b"]);
+        assert_eq!(
+            split("msg='hello world' x=\"a b\"").unwrap(),
+            vec!["msg=hello world", "x=a b"]
+        );
         assert!(split("a='b").is_err());
         assert!(split("a={{ b").is_err());
     }

@@ -448,6 +448,12 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
         changed = true;
     }
 
+    // A new or empty file does not start with a blank line (community.general#6297 calls
+    // Ansible's leading blank line a bug; we don't reproduce it).
+    if original.trim().is_empty() && lines.len() > 1 && lines.first().is_some_and(String::is_empty)
+    {
+        lines.remove(0);
+    }
     let content: String = lines.iter().map(|l| format!("{l}{nl}")).collect();
     // An empty file is edited as a single blank line: removing that line changes nothing.
     let changed = changed && content != original;
@@ -615,7 +621,7 @@ mod tests {
         );
         assert_edit(
             &e,
-            "\n[drinks]\nfav = lemonade\n",
+            "[drinks]\nfav = lemonade\n",
             true,
             "section and option added",
         );
@@ -630,7 +636,7 @@ mod tests {
         );
         assert_edit(
             &e,
-            "\n[drinks]\nfav = lemonade\nbeverage = coke\n",
+            "[drinks]\nfav = lemonade\nbeverage = coke\n",
             true,
             "option added",
         );
@@ -638,9 +644,9 @@ mod tests {
             Some(&e.content),
             r#"{"section":"drinks","option":"beverage","state":"absent"}"#,
         );
-        assert_edit(&e, "\n[drinks]\nfav = lemonade\n", true, "option changed");
+        assert_edit(&e, "[drinks]\nfav = lemonade\n", true, "option changed");
         let e = run(Some(&e.content), r#"{"section":"drinks","state":"absent"}"#);
-        assert_edit(&e, "\n", true, "section removed");
+        assert_edit(&e, "", true, "section removed");
     }
 
     #[test]
@@ -651,7 +657,7 @@ mod tests {
         );
         assert_edit(
             &e,
-            "\n[mysqld]\nskip-name\n",
+            "[mysqld]\nskip-name\n",
             true,
             "section and option added",
         );
@@ -670,7 +676,7 @@ mod tests {
         );
         assert_eq!(
             e.content,
-            "\n[mysqld]\nskip-name\nskip-name-resolve\nmax_connections = 500\n"
+            "[mysqld]\nskip-name\nskip-name-resolve\nmax_connections = 500\n"
         );
         let e = run(
             Some(&e.content),
@@ -678,7 +684,7 @@ mod tests {
         );
         assert_edit(
             &e,
-            "\n[mysqld]\nskip-name = myvalue\nskip-name-resolve\nmax_connections = 500\n",
+            "[mysqld]\nskip-name = myvalue\nskip-name-resolve\nmax_connections = 500\n",
             true,
             "option changed",
         );
@@ -688,7 +694,7 @@ mod tests {
         );
         assert_edit(
             &e,
-            "\n[mysqld]\nskip-name\nskip-name-resolve\nmax_connections = 500\n",
+            "[mysqld]\nskip-name\nskip-name-resolve\nmax_connections = 500\n",
             true,
             "option changed",
         );
@@ -698,7 +704,7 @@ mod tests {
         );
         assert_edit(
             &e,
-            "\n[mysqld]\nskip-name\nmax_connections = 500\n",
+            "[mysqld]\nskip-name\nmax_connections = 500\n",
             true,
             "option changed",
         );
@@ -710,7 +716,7 @@ mod tests {
             Some("\n"),
             r#"{"section":"new_empty_section","allow_no_value":true}"#,
         );
-        assert_edit(&e, "\n[new_empty_section]\n", true, "only section added");
+        assert_edit(&e, "[new_empty_section]\n", true, "only section added");
         let again = run(
             Some(&e.content),
             r#"{"section":"new_empty_section","allow_no_value":true}"#,
@@ -761,7 +767,7 @@ mod tests {
         }
         assert_eq!(
             content,
-            "\n[extensions]\nevolve = \nregress = \nimprove = \n[foobar]\nfoo = \n"
+            "[extensions]\nevolve = \nregress = \nimprove = \n[foobar]\nfoo = \n"
         );
     }
 
@@ -1084,12 +1090,7 @@ mod tests {
             Some(""),
             r#"{"section":"s","section_has_values":[{"option":"o","value":"a"}],"option":"o","value":"b","exclusive":false}"#,
         );
-        assert_edit(
-            &e,
-            "\n[s]\no = b\no = a\n",
-            true,
-            "section and option added",
-        );
+        assert_edit(&e, "[s]\no = b\no = a\n", true, "section and option added");
     }
 
     // ---- line endings ----
@@ -1202,5 +1203,14 @@ mod tests {
                 prop_assert!(body.iter().any(|l| *l == want), "{} missing in {:?}", want, body);
             }
         }
+    }
+
+    #[test]
+    fn new_file_has_no_leading_blank_line() {
+        let a: Args =
+            serde_json::from_str(r#"{"section":"db","option":"ssl","value":"true"}"#).unwrap();
+        let e = edit(None, &a).unwrap();
+        assert_eq!(e.content, "[db]\nssl = true\n");
+        assert!(e.changed);
     }
 }
