@@ -1,2 +1,3 @@
 //! castellan: a declarative provisioning agent for mutual-TLS PostgreSQL fleets.
 pub mod modules;
+pub mod pki;
