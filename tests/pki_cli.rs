@@ -762,6 +762,12 @@ fn acceptance4_bad_input_is_exit_4_and_changes_nothing() {
         &["pki", "init-ca", "--dir", newdir, "--import-cert", s(&leaf)],
         "is not a CA certificate",
     );
+    assert_rejected(
+        t.path(),
+        &["pki", "init-ca", "--dir", s(&garbage), "--cn", "CA"],
+        "is not a directory",
+    );
+    assert_rejected(t.path(), &["pki", "list", "--dir", newdir], "no CA in");
     assert!(!new.exists());
     assert_rejected(
         t.path(),

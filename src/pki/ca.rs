@@ -588,8 +588,15 @@ pub fn ensure_ca(dir: &Path, spec: &CaSpec) -> Result<CaOutcome> {
     let now = now()?;
 
     let mut txn = Txn::new();
-    if std::fs::symlink_metadata(dir).is_err() {
-        txn.create_dir_all(dir)?;
+    match std::fs::metadata(dir) {
+        Ok(md) if !md.is_dir() => {
+            return Err(PkiError::InvalidArgument(format!(
+                "{} is not a directory: give --dir a directory (it is created if missing)",
+                dir.display()
+            )))
+        }
+        Ok(_) => {}
+        Err(_) => txn.create_dir_all(dir)?,
     }
     let _lock = lock(dir)?;
     let mut index = Index::load(&pki)?;

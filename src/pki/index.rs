@@ -203,6 +203,11 @@ fn parse_time(s: &str) -> Option<OffsetDateTime> {
 /// Reads only; takes no lock.
 pub fn list(dir: &Path) -> Result<Listing> {
     let pki = PkiDir::new(dir);
+    if !dir.is_dir() {
+        return Err(PkiError::NoCa {
+            dir: dir.to_path_buf(),
+        });
+    }
     let now = now()?;
     let index = Index::load(&pki)?;
     let ca = match read_opt(&pki.ca_cert())? {
