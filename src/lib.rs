@@ -5,6 +5,7 @@ pub mod engine;
 pub mod error;
 pub mod inventory;
 pub mod modules;
+pub mod pki;
 pub mod playbook;
 pub mod report;
 pub mod template;

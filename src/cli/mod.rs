@@ -31,6 +31,9 @@ pub enum Command {
     Playbook(PlaybookArgs),
     /// Show an inventory as JSON (like ansible-inventory)
     Inventory(InventoryArgs),
+    /// Local CA work: create a CA, issue, revoke and list certificates (no hosts needed)
+    #[command(subcommand)]
+    Pki(crate::pki::cli::PkiCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -111,6 +114,15 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Playbook(args) => playbook::run(args),
         Command::Inventory(args) => inventory::run(args),
+        Command::Pki(cmd) => {
+            return match crate::pki::cli::run(cmd, false) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    e.exit_code()
+                }
+            }
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,372 @@
+//! `castellan pki ...`: the command-line face of the PKI library.
+//!
+//! ```text
+//! castellan pki init-ca --dir D --cn NAME [--key-type T] [--days N] [--subject "/C=../O=.."] [--import-cert F [--import-key F]]
+//! castellan pki issue   --dir D server NAME [--cn CN] [--san DNS|IP]... [--key-type T] [--days N] [--renew-before DAYS]
+//! castellan pki issue   --dir D client NAME [--cn CN] [--key-type T] [--days N] [--renew-before DAYS]
+//! castellan pki revoke  --dir D NAME [--kind server|client] [--reason keyCompromise|superseded|...]
+//! castellan pki crl     --dir D [--days N] [--renew-before DAYS]
+//! castellan pki list    --dir D [--output json]
+//! ```
+//! Every subcommand takes `--output text|json`. Key types and reasons are checked here, not by
+//! clap, so that a wrong value is invalid input (exit 4) with the list of valid values.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::ca::{CaSpec, DEFAULT_CA_DAYS};
+use super::crl::{
+    CrlSpec, RevocationReason, RevokeSpec, DEFAULT_CRL_DAYS, DEFAULT_CRL_RENEW_BEFORE_DAYS,
+};
+use super::index::render_table;
+use super::issue::{CertSpec, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS};
+use super::{ensure_ca, ensure_cert, ensure_crl, list, revoke, CertKind, KeyType, PkiError};
+
+/// `castellan pki` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Create the certificate authority, or import an existing one (does nothing if it is there)
+    InitCa(InitCaArgs),
+    /// Issue a server or client certificate, or renew it when needed (idempotent)
+    Issue(IssueArgs),
+    /// Revoke a certificate and write crl.pem
+    Revoke(RevokeArgs),
+    /// Write crl.pem, or refresh it when it is stale
+    Crl(CrlArgs),
+    /// List the CA and the certificates with their expiry
+    List(ListArgs),
+}
+
+/// `--output text|json`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"], default_value = "text")]
+    pub output: String,
+}
+
+impl OutputArgs {
+    fn json(&self) -> bool {
+        self.output == "json"
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InitCaArgs {
+    /// PKI directory (created 0700 if missing)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Common name of the CA
+    #[arg(long, value_name = "NAME")]
+    pub cn: Option<String>,
+    /// ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096
+    #[arg(long, value_name = "TYPE")]
+    pub key_type: Option<String>,
+    /// Lifetime of a new CA, in days
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CA_DAYS)]
+    pub days: u32,
+    /// Full subject, OpenSSL style: "/C=FR/O=Example/CN=Example CA"
+    #[arg(long, value_name = "SUBJECT")]
+    pub subject: Option<String>,
+    /// Import this CA certificate (PEM or DER) instead of creating a CA
+    #[arg(long, value_name = "FILE")]
+    pub import_cert: Option<PathBuf>,
+    /// The private key of --import-cert (without it the CA is external: no issuing)
+    #[arg(long, value_name = "FILE", requires = "import_cert")]
+    pub import_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// PKI directory (it must hold a CA)
+    #[arg(long, value_name = "DIR", global = true)]
+    pub dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub what: IssueWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IssueWhat {
+    /// A server certificate: SAN DNS/IP entries, serverAuth
+    Server(ServerArgs),
+    /// A client certificate: CN = the database user, clientAuth, plus client.pk8 for JDBC
+    Client(ClientArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LeafArgs {
+    /// ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096
+    #[arg(long, value_name = "TYPE", default_value = "ecdsa-p256")]
+    pub key_type: String,
+    /// Lifetime, in days
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LEAF_DAYS)]
+    pub days: u32,
+    /// Re-issue when the certificate expires within this many days
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_RENEW_BEFORE_DAYS)]
+    pub renew_before: u32,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Name of the certificate (directory server/NAME)
+    pub name: String,
+    /// Common name (default: NAME)
+    #[arg(long, value_name = "CN")]
+    pub cn: Option<String>,
+    /// Subject alternative name: a DNS name or an IP address (repeat for several)
+    #[arg(long = "san", value_name = "DNS|IP")]
+    pub sans: Vec<String>,
+    #[command(flatten)]
+    pub leaf: LeafArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Name of the certificate (directory client/NAME)
+    pub name: String,
+    /// Common name = the database user (default: NAME)
+    #[arg(long, value_name = "CN")]
+    pub cn: Option<String>,
+    #[command(flatten)]
+    pub leaf: LeafArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// PKI directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Name of the certificate to revoke
+    pub name: String,
+    /// server or client, when both kinds have this name
+    #[arg(long, value_name = "KIND", value_parser = ["server", "client"])]
+    pub kind: Option<String>,
+    /// unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
+    /// cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise
+    #[arg(long, value_name = "REASON", default_value = "unspecified")]
+    pub reason: String,
+    /// Lifetime of the CRL written, in days
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CRL_DAYS)]
+    pub crl_days: u32,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CrlArgs {
+    /// PKI directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Lifetime of the CRL, in days
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CRL_DAYS)]
+    pub days: u32,
+    /// Write a new CRL when the current one's next update is within this many days
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_CRL_RENEW_BEFORE_DAYS)]
+    pub renew_before: u32,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// PKI directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<(), PkiError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| PkiError::Internal(format!("serializing the result: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn warn_all(warnings: &[String]) {
+    let mut err = std::io::stderr().lock();
+    for w in warnings {
+        let _ = writeln!(err, "warning: {w}");
+    }
+}
+
+fn status_word(changed: bool) -> &'static str {
+    if changed {
+        "changed"
+    } else {
+        "ok"
+    }
+}
+
+fn leaf_spec(
+    kind: CertKind,
+    name: String,
+    cn: Option<String>,
+    sans: Vec<String>,
+    leaf: &LeafArgs,
+) -> Result<CertSpec, PkiError> {
+    Ok(CertSpec {
+        kind,
+        cn: cn.unwrap_or_else(|| name.clone()),
+        name,
+        sans,
+        key_type: KeyType::parse(&leaf.key_type)?,
+        days: leaf.days,
+        renew_before_days: leaf.renew_before,
+    })
+}
+
+/// Runs a `pki` subcommand. Returns the exit code on success (0, or 5 for a usage error clap
+/// could not catch); errors carry their own code ([`PkiError::exit_code`]).
+/// `output_json` forces JSON output (a global `--output json`), as does each subcommand's own
+/// `--output json`.
+pub fn run(cmd: PkiCommand, output_json: bool) -> Result<i32, PkiError> {
+    match cmd {
+        PkiCommand::InitCa(a) => {
+            let spec = CaSpec {
+                cn: a.cn.clone(),
+                subject: a.subject.clone(),
+                key_type: a.key_type.as_deref().map(KeyType::parse).transpose()?,
+                days: a.days,
+                import_cert: a.import_cert.clone(),
+                import_key: a.import_key.clone(),
+            };
+            let o = ensure_ca(&a.dir, &spec)?;
+            warn_all(&o.warnings);
+            if output_json || a.out.json() {
+                print_json(&o)?;
+            } else if o.changed {
+                println!(
+                    "changed: {}: {} ({}), expires {} ({} days)\n  {}",
+                    o.reason.as_deref().unwrap_or("CA written"),
+                    o.subject,
+                    o.key_type,
+                    o.not_after,
+                    o.days_left,
+                    o.cert_path.display()
+                );
+            } else {
+                println!(
+                    "ok: CA {} ({}) already in place, expires {} ({} days)",
+                    o.subject, o.key_type, o.not_after, o.days_left
+                );
+            }
+        }
+        PkiCommand::Issue(a) => {
+            let Some(dir) = a.dir else {
+                eprintln!("error: the following required argument was not provided: --dir <DIR>\n\nUsage: castellan pki issue --dir <DIR> <server|client> NAME ...");
+                return Ok(5);
+            };
+            let (spec, json) = match a.what {
+                IssueWhat::Server(s) => {
+                    let json = s.leaf.out.json();
+                    (
+                        leaf_spec(CertKind::Server, s.name, s.cn, s.sans, &s.leaf)?,
+                        json,
+                    )
+                }
+                IssueWhat::Client(c) => {
+                    let json = c.leaf.out.json();
+                    (
+                        leaf_spec(CertKind::Client, c.name, c.cn, Vec::new(), &c.leaf)?,
+                        json,
+                    )
+                }
+            };
+            let o = ensure_cert(&dir, &spec)?;
+            warn_all(&o.warnings);
+            if output_json || json {
+                print_json(&o)?;
+            } else {
+                let what = match &o.reason {
+                    Some(r) if o.changed => format!("issued ({r})"),
+                    _ => "unchanged".to_string(),
+                };
+                println!(
+                    "{}: {} {} {what}: CN={}, {}, serial {}, expires {} ({} days)",
+                    status_word(o.changed),
+                    o.kind,
+                    o.name,
+                    o.cn,
+                    o.key_type,
+                    o.serial,
+                    o.not_after,
+                    o.days_left
+                );
+                println!("  cert: {}", o.cert_path.display());
+                println!("  key:  {}", o.key_path.display());
+                if let Some(p) = &o.pk8_path {
+                    println!("  pk8:  {}", p.display());
+                }
+                if !o.sans.is_empty() {
+                    println!("  sans: {}", o.sans.join(", "));
+                }
+            }
+        }
+        PkiCommand::Revoke(a) => {
+            let spec = RevokeSpec {
+                name: a.name.clone(),
+                kind: match a.kind.as_deref() {
+                    Some("server") => Some(CertKind::Server),
+                    Some("client") => Some(CertKind::Client),
+                    _ => None,
+                },
+                reason: RevocationReason::parse(&a.reason)?,
+                crl_days: a.crl_days,
+            };
+            let o = revoke(&a.dir, &spec)?;
+            if output_json || a.out.json() {
+                print_json(&o)?;
+            } else {
+                println!(
+                    "{}: revoked {} {} (serial {}, {}); {} #{} lists {} certificate(s), next update {}",
+                    status_word(o.changed),
+                    o.kind,
+                    o.name,
+                    o.serial,
+                    o.reason,
+                    o.crl_path.display(),
+                    o.crl_number,
+                    o.revoked_count,
+                    o.crl_next_update
+                );
+            }
+        }
+        PkiCommand::Crl(a) => {
+            let spec = CrlSpec {
+                days: a.days,
+                renew_before_days: a.renew_before,
+            };
+            let o = ensure_crl(&a.dir, &spec)?;
+            if output_json || a.out.json() {
+                print_json(&o)?;
+            } else {
+                println!(
+                    "{}: {} #{} ({}), {} revoked, next update {}",
+                    status_word(o.changed),
+                    o.crl_path.display(),
+                    o.number,
+                    o.reason.as_deref().unwrap_or("up to date"),
+                    o.revoked_serials.len(),
+                    o.next_update
+                );
+            }
+        }
+        PkiCommand::List(a) => {
+            let l = list(&a.dir)?;
+            if output_json || a.out.json() {
+                print_json(&l)?;
+            } else {
+                print!("{}", render_table(&l));
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,462 @@
+//! Revocation and the CRL (`crl.pem`, signed by the CA, which has the cRLSign key usage).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+use x509_parser::extensions::ParsedExtension;
+
+use super::ca::{check_days, load_ca, parse_der, Ca};
+use super::index::{CrlRecord, EntryStatus, Index};
+use super::issue::validate_name;
+use super::store::{lock, read_opt, PkiDir, Txn, PUBLIC_MODE};
+use super::{now, rfc3339, sha256_hex, CertKind, PkiError, Result};
+
+/// Default CRL lifetime (nextUpdate - thisUpdate), in days. PostgreSQL rejects every client once
+/// the CRL it was given is past its nextUpdate: run `pki crl` (or the `pki_crl` module) before.
+pub const DEFAULT_CRL_DAYS: u32 = 365;
+/// Default window before nextUpdate in which `ensure_crl` writes a new CRL.
+pub const DEFAULT_CRL_RENEW_BEFORE_DAYS: u32 = 30;
+
+/// RFC 5280 revocation reasons.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum RevocationReason {
+    #[default]
+    Unspecified,
+    KeyCompromise,
+    CaCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    CertificateHold,
+    PrivilegeWithdrawn,
+    AaCompromise,
+}
+
+impl RevocationReason {
+    const ALL: [RevocationReason; 9] = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::CaCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+        RevocationReason::CertificateHold,
+        RevocationReason::PrivilegeWithdrawn,
+        RevocationReason::AaCompromise,
+    ];
+
+    /// RFC 5280 / OpenSSL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RevocationReason::Unspecified => "unspecified",
+            RevocationReason::KeyCompromise => "keyCompromise",
+            RevocationReason::CaCompromise => "cACompromise",
+            RevocationReason::AffiliationChanged => "affiliationChanged",
+            RevocationReason::Superseded => "superseded",
+            RevocationReason::CessationOfOperation => "cessationOfOperation",
+            RevocationReason::CertificateHold => "certificateHold",
+            RevocationReason::PrivilegeWithdrawn => "privilegeWithdrawn",
+            RevocationReason::AaCompromise => "aACompromise",
+        }
+    }
+
+    /// The valid names.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|r| r.name()).collect()
+    }
+
+    /// Parses a reason name, case-insensitively (`keyCompromise`, `key-compromise`...).
+    pub fn parse(s: &str) -> Result<Self> {
+        let norm: String = s
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name().to_ascii_lowercase() == norm)
+            .ok_or_else(|| PkiError::UnknownReason {
+                given: s.to_string(),
+            })
+    }
+
+    fn to_rcgen(self) -> Option<rcgen::RevocationReason> {
+        use rcgen::RevocationReason as R;
+        Some(match self {
+            RevocationReason::Unspecified => return None,
+            RevocationReason::KeyCompromise => R::KeyCompromise,
+            RevocationReason::CaCompromise => R::CaCompromise,
+            RevocationReason::AffiliationChanged => R::AffiliationChanged,
+            RevocationReason::Superseded => R::Superseded,
+            RevocationReason::CessationOfOperation => R::CessationOfOperation,
+            RevocationReason::CertificateHold => R::CertificateHold,
+            RevocationReason::PrivilegeWithdrawn => R::PrivilegeWithdrawn,
+            RevocationReason::AaCompromise => R::AaCompromise,
+        })
+    }
+}
+
+impl fmt::Display for RevocationReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What to revoke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokeSpec {
+    pub name: String,
+    /// Needed only when both a server and a client certificate have this name.
+    pub kind: Option<CertKind>,
+    pub reason: RevocationReason,
+    /// Lifetime of the CRL written, in days.
+    pub crl_days: u32,
+}
+
+impl RevokeSpec {
+    pub fn new(name: impl Into<String>) -> Self {
+        RevokeSpec {
+            name: name.into(),
+            kind: None,
+            reason: RevocationReason::Unspecified,
+            crl_days: DEFAULT_CRL_DAYS,
+        }
+    }
+}
+
+/// What `revoke` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RevokeOutcome {
+    pub changed: bool,
+    pub kind: CertKind,
+    pub name: String,
+    pub serial: String,
+    pub reason: String,
+    pub crl_path: PathBuf,
+    pub crl_number: u64,
+    pub crl_next_update: String,
+    /// How many certificates the CRL lists.
+    pub revoked_count: usize,
+}
+
+/// How the CRL should be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlSpec {
+    pub days: u32,
+    pub renew_before_days: u32,
+}
+
+impl Default for CrlSpec {
+    fn default() -> Self {
+        CrlSpec {
+            days: DEFAULT_CRL_DAYS,
+            renew_before_days: DEFAULT_CRL_RENEW_BEFORE_DAYS,
+        }
+    }
+}
+
+/// What `ensure_crl` found or did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CrlOutcome {
+    pub changed: bool,
+    pub reason: Option<String>,
+    pub crl_path: PathBuf,
+    pub number: u64,
+    pub next_update: String,
+    pub revoked_serials: Vec<String>,
+}
+
+fn revoked_serials(index: &Index) -> Vec<String> {
+    let mut v: Vec<String> = index.revoked().map(|e| e.serial.clone()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Signs a new CRL listing every revoked entry of the index; writes crl.pem and records it in
+/// the index (the caller saves the index and commits).
+fn write_crl(
+    pki: &PkiDir,
+    ca: &Ca,
+    index: &mut Index,
+    days: u32,
+    now: OffsetDateTime,
+    txn: &mut Txn,
+) -> Result<CrlRecord> {
+    if !ca.cert.crl_sign {
+        return Err(PkiError::CaCannotSignCrl {
+            path: pki.ca_cert(),
+        });
+    }
+    let ca_x509 = parse_der(&ca.cert.der)
+        .ok_or_else(|| PkiError::Internal("cannot re-read ca.crt".into()))?;
+    // The CRL's authority key identifier must be the CA's subject key identifier.
+    let key_id = ca_x509
+        .iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        });
+    let mut revoked = Vec::new();
+    for e in index.revoked() {
+        let serial = hex::decode(&e.serial).map_err(|_| PkiError::BadIndex {
+            path: pki.index(),
+            why: format!("serial {:?} is not hex", e.serial),
+        })?;
+        let when = e
+            .revoked_at
+            .as_deref()
+            .and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .unwrap_or(now);
+        let reason = e
+            .revocation_reason
+            .as_deref()
+            .and_then(|r| RevocationReason::parse(r).ok())
+            .unwrap_or_default();
+        revoked.push(RevokedCertParams {
+            serial_number: SerialNumber::from_slice(&serial),
+            revocation_time: when,
+            reason_code: reason.to_rcgen(),
+            invalidity_date: None,
+        });
+    }
+    index.crl_number += 1;
+    let next_update = now + Duration::days(i64::from(days));
+    let params = CertificateRevocationListParams {
+        this_update: now,
+        next_update,
+        crl_number: SerialNumber::from(index.crl_number),
+        issuing_distribution_point: None,
+        revoked_certs: revoked,
+        key_identifier_method: match key_id {
+            Some(id) => KeyIdMethod::PreSpecified(id),
+            None => KeyIdMethod::Sha256,
+        },
+    };
+    let issuer = ca.issuer()?;
+    let crl = params.signed_by(&issuer)?;
+    let pem = crl.pem()?;
+    txn.write(&pki.crl(), pem.as_bytes(), PUBLIC_MODE)?;
+    let record = CrlRecord {
+        number: index.crl_number,
+        this_update: rfc3339(now),
+        next_update: rfc3339(next_update),
+        sha256: sha256_hex(pem.as_bytes()),
+        ca_sha256: ca.cert.sha256.clone(),
+        serials: revoked_serials(index),
+    };
+    index.crl = Some(record.clone());
+    Ok(record)
+}
+
+fn revoke_inner(dir: &Path, spec: &RevokeSpec, strict: bool) -> Result<RevokeOutcome> {
+    let pki = PkiDir::new(dir);
+    validate_name(&spec.name)?;
+    check_days(spec.crl_days, "--crl-days")?;
+    if std::fs::symlink_metadata(pki.ca_cert()).is_err() {
+        return Err(PkiError::NoCa {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let _lock = lock(dir)?;
+    let ca = load_ca(&pki)?;
+    let mut index = Index::load(&pki)?;
+    let kinds: Vec<CertKind> = match spec.kind {
+        Some(k) => vec![k],
+        None => vec![CertKind::Server, CertKind::Client],
+    };
+    let found: Vec<CertKind> = kinds
+        .into_iter()
+        .filter(|k| index.current(*k, &spec.name).is_some())
+        .collect();
+    let kind = match found.as_slice() {
+        [] => {
+            return Err(PkiError::NotFound {
+                dir: dir.to_path_buf(),
+                name: spec.name.clone(),
+            })
+        }
+        [k] => *k,
+        _ => {
+            return Err(PkiError::Ambiguous {
+                name: spec.name.clone(),
+            })
+        }
+    };
+    let now = now()?;
+    let pos = index
+        .certs
+        .iter()
+        .rposition(|e| e.kind == kind && e.name == spec.name && e.status != EntryStatus::Superseded)
+        .ok_or_else(|| PkiError::Internal("index entry vanished".into()))?;
+    let entry = index.certs[pos].clone();
+    if entry.status == EntryStatus::Revoked {
+        if strict {
+            return Err(PkiError::AlreadyRevoked {
+                kind,
+                name: spec.name.clone(),
+                serial: entry.serial,
+                revoked_at: entry.revoked_at.unwrap_or_default(),
+            });
+        }
+        let crl = index.crl.clone();
+        return Ok(RevokeOutcome {
+            changed: false,
+            kind,
+            name: spec.name.clone(),
+            serial: entry.serial,
+            reason: entry.revocation_reason.unwrap_or_default(),
+            crl_path: pki.crl(),
+            crl_number: crl.as_ref().map(|c| c.number).unwrap_or(0),
+            crl_next_update: crl.map(|c| c.next_update).unwrap_or_default(),
+            revoked_count: revoked_serials(&index).len(),
+        });
+    }
+    {
+        let e = &mut index.certs[pos];
+        e.status = EntryStatus::Revoked;
+        e.revoked_at = Some(rfc3339(now));
+        e.revocation_reason = Some(spec.reason.name().to_string());
+    }
+    let mut txn = Txn::new();
+    let record = write_crl(&pki, &ca, &mut index, spec.crl_days, now, &mut txn)?;
+    index.save(&pki, &mut txn)?;
+    txn.commit();
+    Ok(RevokeOutcome {
+        changed: true,
+        kind,
+        name: spec.name.clone(),
+        serial: entry.serial,
+        reason: spec.reason.name().to_string(),
+        crl_path: pki.crl(),
+        crl_number: record.number,
+        crl_next_update: record.next_update,
+        revoked_count: record.serials.len(),
+    })
+}
+
+/// Revokes the current certificate of a name and writes a new crl.pem. Revoking a name that is
+/// already revoked is an error ([`PkiError::AlreadyRevoked`]); see [`ensure_revoked`].
+pub fn revoke(dir: &Path, spec: &RevokeSpec) -> Result<RevokeOutcome> {
+    revoke_inner(dir, spec, true)
+}
+
+/// Like [`revoke`], but a name that is already revoked is fine (`changed: false`): for playbooks.
+pub fn ensure_revoked(dir: &Path, spec: &RevokeSpec) -> Result<RevokeOutcome> {
+    revoke_inner(dir, spec, false)
+}
+
+/// Makes sure crl.pem exists, lists exactly the revoked certificates, is signed by the current
+/// CA and is not within `renew_before_days` of its nextUpdate; writes a new one otherwise.
+pub fn ensure_crl(dir: &Path, spec: &CrlSpec) -> Result<CrlOutcome> {
+    let pki = PkiDir::new(dir);
+    check_days(spec.days, "--days")?;
+    if spec.renew_before_days >= spec.days {
+        return Err(PkiError::InvalidArgument(format!(
+            "--renew-before ({} days) must be shorter than --days ({})",
+            spec.renew_before_days, spec.days
+        )));
+    }
+    if std::fs::symlink_metadata(pki.ca_cert()).is_err() {
+        return Err(PkiError::NoCa {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let _lock = lock(dir)?;
+    let ca = load_ca(&pki)?;
+    let mut index = Index::load(&pki)?;
+    let now = now()?;
+    let want = revoked_serials(&index);
+    let current = read_opt(&pki.crl())?;
+    let reason = match (&index.crl, &current) {
+        (_, None) => Some("crl.pem is missing".to_string()),
+        (None, Some(_)) => Some("crl.pem is not recorded in index.json".to_string()),
+        (Some(rec), Some(bytes)) => {
+            let next = OffsetDateTime::parse(
+                &rec.next_update,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok();
+            if sha256_hex(bytes) != rec.sha256 {
+                Some("crl.pem was changed outside castellan".to_string())
+            } else if rec.ca_sha256 != ca.cert.sha256 {
+                Some("crl.pem was signed by another CA".to_string())
+            } else if rec.serials != want {
+                Some("the revoked certificates changed".to_string())
+            } else if next
+                .is_none_or(|n| n - now <= Duration::days(i64::from(spec.renew_before_days)))
+            {
+                Some(format!(
+                    "crl.pem's next update ({}) is within {} days",
+                    rec.next_update, spec.renew_before_days
+                ))
+            } else {
+                None
+            }
+        }
+    };
+    match reason {
+        None => {
+            let rec = index.crl.clone().unwrap_or_else(|| CrlRecord {
+                number: 0,
+                this_update: String::new(),
+                next_update: String::new(),
+                sha256: String::new(),
+                ca_sha256: String::new(),
+                serials: Vec::new(),
+            });
+            Ok(CrlOutcome {
+                changed: false,
+                reason: None,
+                crl_path: pki.crl(),
+                number: rec.number,
+                next_update: rec.next_update,
+                revoked_serials: rec.serials,
+            })
+        }
+        Some(why) => {
+            let mut txn = Txn::new();
+            let rec = write_crl(&pki, &ca, &mut index, spec.days, now, &mut txn)?;
+            index.version = 1;
+            index.save(&pki, &mut txn)?;
+            txn.commit();
+            Ok(CrlOutcome {
+                changed: true,
+                reason: Some(why),
+                crl_path: pki.crl(),
+                number: rec.number,
+                next_update: rec.next_update,
+                revoked_serials: rec.serials,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_parse() {
+        assert_eq!(
+            RevocationReason::parse("keyCompromise").unwrap(),
+            RevocationReason::KeyCompromise
+        );
+        assert_eq!(
+            RevocationReason::parse("key-compromise").unwrap(),
+            RevocationReason::KeyCompromise
+        );
+        assert_eq!(
+            RevocationReason::parse("CACOMPROMISE").unwrap(),
+            RevocationReason::CaCompromise
+        );
+        let e = RevocationReason::parse("lost").unwrap_err().to_string();
+        assert!(e.contains("superseded"), "{e}");
+        assert!(RevocationReason::Unspecified.to_rcgen().is_none());
+    }
+}
