@@ -173,9 +173,6 @@ impl<'a> Runner<'a> {
             .unwrap_or(self.opts.check);
         vars.insert("ansible_check_mode".into(), json!(check));
         vars.insert("ansible_diff_mode".into(), json!(self.opts.diff));
-        vars.insert("ansible_play_hosts".into(), json!(active));
-        vars.insert("ansible_play_batch".into(), json!(active));
-        vars.insert("ansible_play_hosts_all".into(), json!(pc.all_hosts));
         vars.insert("ansible_play_name".into(), json!(pc.play.name));
         vars.insert(
             "ansible_run_tags".into(),
@@ -194,6 +191,12 @@ impl<'a> Runner<'a> {
         );
         vars.insert("omit".into(), json!(OMIT));
         let needs = task::needs(task, &vars);
+        // Host lists cost O(hosts) per host: only tasks that read them get them.
+        if needs.play_hosts {
+            vars.insert("ansible_play_hosts".into(), json!(active));
+            vars.insert("ansible_play_batch".into(), json!(pc.batch));
+            vars.insert("ansible_play_hosts_all".into(), json!(pc.all_hosts));
+        }
         if needs.groups {
             vars.insert("groups".into(), (*self.groups).clone());
         }

@@ -20,6 +20,7 @@ use crate::report::{diff, HostResult, Status};
 pub struct Needs {
     pub groups: bool,
     pub hostvars: bool,
+    pub play_hosts: bool,
 }
 
 fn task_text(task: &Task) -> Arc<String> {
@@ -74,6 +75,7 @@ pub fn needs(task: &Task, vars: &Map<String, Value>) -> Needs {
     Needs {
         groups: text.contains("groups") || var_mentions("groups"),
         hostvars: text.contains("hostvars") || var_mentions("hostvars"),
+        play_hosts: text.contains("ansible_play_") || var_mentions("ansible_play_"),
     }
 }
 
