@@ -105,8 +105,14 @@ mod tests {
 
     #[test]
     fn precedence_order() {
-        let d = json!({"a": "default", "b": "default"}).as_object().unwrap().clone();
-        let inv = json!({"a": "inventory", "c": "inventory"}).as_object().unwrap().clone();
+        let d = json!({"a": "default", "b": "default"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let inv = json!({"a": "inventory", "c": "inventory"})
+            .as_object()
+            .unwrap()
+            .clone();
         let extra = json!({"c": "extra"}).as_object().unwrap().clone();
         let m = Layers {
             role_defaults: Some(&d),

@@ -114,12 +114,9 @@ impl SshParams {
             );
         }
         p.user = first(&["ansible_user", "ansible_ssh_user"])?.filter(|u| !u.is_empty());
-        p.private_key = first(&[
-            "ansible_ssh_private_key_file",
-            "ansible_private_key_file",
-        ])?
-        .filter(|k| !k.is_empty())
-        .map(|k| expand_tilde(&k));
+        p.private_key = first(&["ansible_ssh_private_key_file", "ansible_private_key_file"])?
+            .filter(|k| !k.is_empty())
+            .map(|k| expand_tilde(&k));
         for key in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
             if let Some(args) = text(key)? {
                 p.common_args.extend(
@@ -265,10 +262,10 @@ pub fn connect_error_message(p: &SshParams, log: &str) -> String {
     let host = &p.host;
     let port = p.port.unwrap_or(22);
     let said = log_summary(log);
-    let kh = p
-        .known_hosts
-        .as_ref()
-        .map_or_else(|| "~/.ssh/known_hosts".to_string(), |k| k.display().to_string());
+    let kh = p.known_hosts.as_ref().map_or_else(
+        || "~/.ssh/known_hosts".to_string(),
+        |k| k.display().to_string(),
+    );
     if log.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
         format!(
             "host key for {host} has changed (possible man-in-the-middle); if the change is \
@@ -690,13 +687,14 @@ impl Inner {
                 .await?;
             as_user = who.become_method(user).map(|method| (user, method, who));
         }
-        let line = ssh_script::command_line(script, as_user.map(|(u, m, _)| (u, m)))
-            .map_err(quote_err)?;
+        let line =
+            ssh_script::command_line(script, as_user.map(|(u, m, _)| (u, m))).map_err(quote_err)?;
         let out = self.raw(&m, &line, stdin).await?;
         if let Some((user, _, who)) = as_user {
             let err = String::from_utf8_lossy(&out.stderr);
             if out.rc != 0
-                && (err.contains("a password is required") || err.contains("a terminal is required"))
+                && (err.contains("a password is required")
+                    || err.contains("a terminal is required"))
             {
                 return Err(ConnError::Failed(format!(
                     "sudo requires a password for {} (to become {user}): configure NOPASSWD or run as root",
@@ -870,7 +868,12 @@ mod tests {
         assert_eq!(p.private_key, Some(PathBuf::from("/k/id")));
         assert_eq!(
             p.common_args,
-            ["-o", "UserKnownHostsFile=/a/known", "-o", "ProxyCommand=nc %h %p"]
+            [
+                "-o",
+                "UserKnownHostsFile=/a/known",
+                "-o",
+                "ProxyCommand=nc %h %p"
+            ]
         );
         assert_eq!(p.known_hosts, Some(PathBuf::from("/a/known")));
         assert!(p.accept_new_host_keys);
@@ -888,7 +891,10 @@ mod tests {
             json!({"ansible_host": "-oProxyCommand=x"}),
             json!({"castellan_accept_new_host_keys": "maybe"}),
         ] {
-            assert!(SshParams::from_vars("h", &vars(bad.clone())).is_err(), "{bad}");
+            assert!(
+                SshParams::from_vars("h", &vars(bad.clone())).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -943,7 +949,10 @@ mod tests {
         assert!(m.contains("connection refused"), "{m}");
         let m = connect_error_message(&p, "root@127.0.1.3: Permission denied (publickey).");
         assert!(m.contains("ansible_ssh_private_key_file"), "{m}");
-        let m = connect_error_message(&p, "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@");
+        let m = connect_error_message(
+            &p,
+            "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@",
+        );
         assert!(m.contains("has changed"), "{m}");
     }
 }

@@ -94,7 +94,8 @@ fn opt(v: Option<&str>) -> Result<String, QuoteError> {
 }
 
 fn mode_str(mode: Option<u32>) -> String {
-    mode.map(|m| format!("{:04o}", m & 0o7777)).unwrap_or_default()
+    mode.map(|m| format!("{:04o}", m & 0o7777))
+        .unwrap_or_default()
 }
 
 /// `o=.. g=.. m=..` assignments for [`HELPERS`].
@@ -484,7 +485,10 @@ mod tests {
                 let b = super::super::local::stat_path(p, want).unwrap();
                 assert_eq!(a.kind, b.kind, "{p}");
                 assert_eq!(a.mode, b.mode, "{p}");
-                assert_eq!((a.uid, a.gid, &a.owner, &a.group), (b.uid, b.gid, &b.owner, &b.group));
+                assert_eq!(
+                    (a.uid, a.gid, &a.owner, &a.group),
+                    (b.uid, b.gid, &b.owner, &b.group)
+                );
                 assert_eq!(a.size, b.size);
                 assert!((a.mtime - b.mtime).abs() < 1e-6, "{} {}", a.mtime, b.mtime);
                 assert_eq!(a.link_target, b.link_target);
@@ -532,7 +536,10 @@ mod tests {
         // New file without a mode: 0666 & ~umask, like local.
         let q = format!("{d}/plain");
         let (rc, _, err) = sh(
-            &format!("umask 022\n{}", write_script(&q, &Attrs::default(), None).unwrap()),
+            &format!(
+                "umask 022\n{}",
+                write_script(&q, &Attrs::default(), None).unwrap()
+            ),
             b"x",
         );
         assert_eq!(rc, 0, "{err}");
@@ -542,7 +549,10 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().all(|n| !n.contains("castellan-tmp")), "{names:?}");
+        assert!(
+            names.iter().all(|n| !n.contains("castellan-tmp")),
+            "{names:?}"
+        );
         assert!(!Path::new("pwned").exists());
     }
 
@@ -572,7 +582,10 @@ mod tests {
         };
         let (rc, _, err) = sh(&write_script(&p, &attrs, None).unwrap(), b"x");
         assert_eq!(rc, 1);
-        assert!(err.contains("failed to look up group no-such-group-xyz"), "{err}");
+        assert!(
+            err.contains("failed to look up group no-such-group-xyz"),
+            "{err}"
+        );
         // A directory in the way.
         fs::create_dir(&p).unwrap();
         let (rc, _, err) = sh(&write_script(&p, &Attrs::default(), None).unwrap(), b"x");
@@ -645,7 +658,10 @@ mod tests {
         assert_eq!(fs::read_link(&l).unwrap().to_str(), Some("a"));
         let (rc, _, err) = sh(&symlink_script("x", &t, false).unwrap(), b"");
         assert_eq!(rc, 1);
-        assert!(err.contains("refusing to convert from file to symlink"), "{err}");
+        assert!(
+            err.contains("refusing to convert from file to symlink"),
+            "{err}"
+        );
         let (rc, _, err) = sh(&symlink_script("x", &deep, true).unwrap(), b"");
         assert_eq!(rc, 1);
         assert!(err.contains("refusing to convert from directory to symlink"));
@@ -698,7 +714,10 @@ mod tests {
         };
         let (rc, _, err) = sh(&exec_script(&req).unwrap(), b"");
         assert_eq!(rc, 2);
-        assert_eq!(err, "[Errno 2] No such file or directory: no-such-program-xyz");
+        assert_eq!(
+            err,
+            "[Errno 2] No such file or directory: no-such-program-xyz"
+        );
         let req = ExecRequest {
             argv: vec!["true".into()],
             chdir: Some("/no/such/dir".into()),
@@ -723,7 +742,10 @@ mod tests {
             command_line("id", Some(("a b", BecomeMethod::Runuser))).unwrap(),
             "runuser -u 'a b' -- /bin/sh -c id"
         );
-        let (rc, out, _) = sh(&format!("exec {}", command_line("printf %s \"$0\"", None).unwrap()), b"");
+        let (rc, out, _) = sh(
+            &format!("exec {}", command_line("printf %s \"$0\"", None).unwrap()),
+            b"",
+        );
         assert_eq!(rc, 0);
         assert_eq!(out, b"/bin/sh");
     }

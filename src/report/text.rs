@@ -111,7 +111,13 @@ impl Reporter for TextReporter {
 
     fn finish(&self, stats: &Stats, _check: bool, duration: std::time::Duration) {
         self.line(&header("PLAY RECAP"));
-        let width = stats.hosts.keys().map(String::len).max().unwrap_or(0).max(20);
+        let width = stats
+            .hosts
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(20);
         for (host, h) in &stats.hosts {
             let code = if h.failed > 0 || h.unreachable > 0 {
                 "31"
