@@ -4,6 +4,8 @@
 pub mod local;
 pub mod op;
 pub mod quote;
+pub mod ssh;
+pub mod ssh_script;
 
 use async_trait::async_trait;
 

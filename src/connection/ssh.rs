@@ -1,0 +1,958 @@
+//! `ansible_connection: ssh`: one OpenSSH ControlMaster per host, every operation one command on
+//! the multiplexed connection (the `openssh` crate's native mux client).
+//!
+//! * The master is started lazily on first use (or eagerly with [`SshConnection::connect`]) as a
+//!   foreground `ssh -M -N` child in its own process group (a terminal Ctrl-C does not cut hosts
+//!   off mid-write; the engine decides), with its control socket in a private 0700 temp directory.
+//!   [`Connection::close`] (or [`close_all`]) stops it and removes the directory; dropping the
+//!   connection kills it too.
+//! * Host keys are checked strictly by default; `accept_new_host_keys` switches to
+//!   `StrictHostKeyChecking=accept-new`, but only together with a known_hosts file of our own
+//!   (`castellan_known_hosts`): the user's `~/.ssh/known_hosts` is never written unasked.
+//! * The remote scripts live in [`super::ssh_script`]; at most [`MAX_CHANNELS`] run at once per host
+//!   (sshd's `MaxSessions` defaults to 10).
+//! * A master that dies (host killed, network gone) makes every later call return
+//!   [`ConnError::Unreachable`] at once; `ServerAliveInterval` bounds a silent network loss.
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex as StdMutex, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use openssh::{Session, Stdio};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Mutex, OnceCell, Semaphore};
+
+use super::ssh_script::{self, RemoteUser, BACKUP_TAG};
+use super::{ConnError, Connection, ExecOutput, ExecRequest, FileState, Op, OpOutput, Want};
+
+/// Concurrent channels (commands) per host: below sshd's default `MaxSessions 10`.
+pub const MAX_CHANNELS: usize = 8;
+/// Default for `connect_timeout` (Ansible's `timeout` default is 10 s too).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest control socket path we accept: `sun_path` is 108 bytes and ssh binds a temporary name
+/// 17 bytes longer before renaming it.
+const MAX_CTL_PATH: usize = 90;
+
+/// How to reach one host: Ansible's connection variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshParams {
+    /// `ansible_host`, else the inventory name.
+    pub host: String,
+    /// `ansible_port`; None lets ssh (and `~/.ssh/config`) decide.
+    pub port: Option<u16>,
+    /// `ansible_user`; None lets ssh decide.
+    pub user: Option<String>,
+    /// `ansible_ssh_private_key_file` (then only this key is offered).
+    pub private_key: Option<PathBuf>,
+    /// `ansible_ssh_common_args` then `ansible_ssh_extra_args`, split like a POSIX shell.
+    pub common_args: Vec<String>,
+    /// `castellan_known_hosts`: the known_hosts file to check against (and to add to).
+    pub known_hosts: Option<PathBuf>,
+    /// `castellan_accept_new_host_keys` or `--accept-new-host-keys`: add unknown keys to
+    /// `known_hosts` (only when that is set); changed keys are still refused.
+    pub accept_new_host_keys: bool,
+    /// `ansible_ssh_timeout` / `ansible_timeout` (seconds), default 10 s.
+    pub connect_timeout: Duration,
+    /// Where to create the private control directory (default: the system temp dir). A test
+    /// fleet puts it under its fleet dir so `tests/fleet/down.sh` finds stray masters.
+    pub control_dir: Option<PathBuf>,
+}
+
+impl SshParams {
+    /// Parameters for `host` with every option left to ssh.
+    pub fn new(host: impl Into<String>) -> SshParams {
+        SshParams {
+            host: host.into(),
+            port: None,
+            user: None,
+            private_key: None,
+            common_args: Vec::new(),
+            known_hosts: None,
+            accept_new_host_keys: false,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            control_dir: None,
+        }
+    }
+
+    /// Read Ansible's connection variables of host `name` (already templated).
+    pub fn from_vars(
+        name: &str,
+        vars: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<SshParams, String> {
+        let text = |key: &str| -> Result<Option<String>, String> {
+            match vars.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+                Some(other) => Err(format!("{key}: expected a string, got {other}")),
+            }
+        };
+        let first = |keys: &[&str]| -> Result<Option<String>, String> {
+            for k in keys {
+                if let Some(v) = text(k)? {
+                    return Ok(Some(v));
+                }
+            }
+            Ok(None)
+        };
+        let mut p = SshParams::new(
+            first(&["ansible_host", "ansible_ssh_host"])?.unwrap_or_else(|| name.to_string()),
+        );
+        if p.host.is_empty() || p.host.starts_with('-') {
+            return Err(format!("ansible_host: invalid host name {:?}", p.host));
+        }
+        if let Some(port) = first(&["ansible_port", "ansible_ssh_port"])? {
+            p.port = Some(
+                port.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("ansible_port: expected a port number, got {port:?}"))?,
+            );
+        }
+        p.user = first(&["ansible_user", "ansible_ssh_user"])?.filter(|u| !u.is_empty());
+        p.private_key = first(&["ansible_ssh_private_key_file", "ansible_private_key_file"])?
+            .filter(|k| !k.is_empty())
+            .map(|k| expand_tilde(&k));
+        for key in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+            if let Some(args) = text(key)? {
+                p.common_args.extend(
+                    shlex::split(&args)
+                        .ok_or_else(|| format!("{key}: unbalanced quotes in {args:?}"))?,
+                );
+            }
+        }
+        p.known_hosts = text("castellan_known_hosts")?
+            .filter(|k| !k.is_empty())
+            .map(|k| expand_tilde(&k));
+        if let Some(v) = vars.get("castellan_accept_new_host_keys") {
+            p.accept_new_host_keys = truthy(v).ok_or_else(|| {
+                format!("castellan_accept_new_host_keys: expected a boolean, got {v}")
+            })?;
+        }
+        if let Some(t) = first(&["ansible_ssh_timeout", "ansible_timeout"])? {
+            let secs: f64 = t
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                .ok_or_else(|| format!("ansible_timeout: expected seconds, got {t:?}"))?;
+            p.connect_timeout = Duration::from_secs_f64(secs);
+        }
+        Ok(p)
+    }
+
+    fn label(&self) -> String {
+        self.host.clone()
+    }
+}
+
+fn truthy(v: &serde_json::Value) -> Option<bool> {
+    match v {
+        serde_json::Value::Bool(b) => Some(*b),
+        serde_json::Value::Number(n) => n.as_i64().map(|n| n != 0),
+        serde_json::Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "yes" | "y" | "true" | "on" | "1" => Some(true),
+            "no" | "n" | "false" | "off" | "0" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn expand_tilde(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// An `-o Key=Value` whose value is a path: double-quoted when it holds spaces.
+fn path_option(key: &str, path: &Path) -> OsString {
+    let mut o = OsString::from(format!("{key}="));
+    let s = path.as_os_str();
+    if s.to_string_lossy().contains(char::is_whitespace) {
+        o.push("\"");
+        o.push(s);
+        o.push("\"");
+    } else {
+        o.push(s);
+    }
+    o
+}
+
+/// The arguments of the master `ssh` process. Ours that make it a private, foreground,
+/// non-interactive master come first, then the inventory's `common_args` (so a user's explicit
+/// `-o` wins, as with Ansible), then our defaults.
+pub fn master_args(p: &SshParams, ctl: &Path, log: &Path) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |s: &str| a.push(s.into());
+    for s in [
+        "-M",
+        "-N",
+        "-o",
+        "ControlMaster=yes",
+        "-o",
+        "ControlPersist=no",
+        "-o",
+        "BatchMode=yes",
+    ] {
+        push(s);
+    }
+    a.push("-S".into());
+    a.push(ctl.into());
+    a.push("-E".into());
+    a.push(log.into());
+    a.extend(p.common_args.iter().map(OsString::from));
+    let strict = if p.accept_new_host_keys && p.known_hosts.is_some() {
+        "accept-new"
+    } else {
+        "yes"
+    };
+    a.push("-o".into());
+    a.push(format!("StrictHostKeyChecking={strict}").into());
+    if let Some(kh) = &p.known_hosts {
+        a.push("-o".into());
+        a.push(path_option("UserKnownHostsFile", kh));
+    }
+    let secs = p.connect_timeout.as_secs_f64().ceil().max(1.0) as u64;
+    for o in [
+        format!("ConnectTimeout={secs}"),
+        "ServerAliveInterval=5".into(),
+        "ServerAliveCountMax=3".into(),
+    ] {
+        a.push("-o".into());
+        a.push(o.into());
+    }
+    if let Some(port) = p.port {
+        a.push("-p".into());
+        a.push(port.to_string().into());
+    }
+    if let Some(user) = &p.user {
+        a.push("-l".into());
+        a.push(user.into());
+    }
+    if let Some(key) = &p.private_key {
+        a.push("-o".into());
+        a.push("IdentitiesOnly=yes".into());
+        a.push("-i".into());
+        a.push(key.into());
+    }
+    a.push("--".into());
+    a.push(p.host.clone().into());
+    a
+}
+
+/// The meaningful lines of ssh's log (not the "Permanently added" notes), joined.
+fn log_summary(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
+        .collect();
+    let start = lines.len().saturating_sub(3);
+    lines[start..].join("; ")
+}
+
+/// Turn a failed master's log into a message that says what to do.
+pub fn connect_error_message(p: &SshParams, log: &str) -> String {
+    let host = &p.host;
+    let port = p.port.unwrap_or(22);
+    let said = log_summary(log);
+    let kh = p.known_hosts.as_ref().map_or_else(
+        || "~/.ssh/known_hosts".to_string(),
+        |k| k.display().to_string(),
+    );
+    if log.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        format!(
+            "host key for {host} has changed (possible man-in-the-middle); if the change is \
+             expected, remove the old key from {kh} (ssh-keygen -R {host}) and connect again"
+        )
+    } else if log.contains("Host key verification failed")
+        || log.contains("host key is known")
+        || log.contains("No matching host key")
+    {
+        let hint = if p.accept_new_host_keys && p.known_hosts.is_none() {
+            " (--accept-new-host-keys needs castellan_known_hosts: castellan never writes \
+             ~/.ssh/known_hosts)"
+        } else {
+            ""
+        };
+        format!(
+            "host key for {host} is unknown or changed; add it to {kh} or use \
+             --accept-new-host-keys{hint}"
+        )
+    } else if log.contains("Connection refused") {
+        format!("cannot connect to {host} port {port}: connection refused (is sshd running?)")
+    } else if log.contains("timed out") {
+        format!(
+            "cannot connect to {host} port {port}: timed out after {}s",
+            p.connect_timeout.as_secs_f64().ceil()
+        )
+    } else if log.contains("Permission denied") {
+        let who = p.user.as_deref().map_or(String::new(), |u| format!("{u}@"));
+        format!(
+            "authentication to {who}{host} failed ({said}); check ansible_user and \
+             ansible_ssh_private_key_file"
+        )
+    } else if log.contains("Could not resolve hostname") {
+        format!("cannot resolve host name {host}: {said}")
+    } else if said.is_empty() {
+        format!("ssh to {host} failed")
+    } else {
+        format!("ssh to {host} failed: {said}")
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    let mut s = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.read_to_end(&mut s);
+    }
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+/// A running ControlMaster.
+struct Master {
+    session: Session,
+    child: StdMutex<tokio::process::Child>,
+    dir: StdMutex<Option<tempfile::TempDir>>,
+    ctl: PathBuf,
+    log: PathBuf,
+}
+
+fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Master {
+    async fn launch(p: &SshParams) -> Result<Master, ConnError> {
+        let label = p.label();
+        let parent = p.control_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let local_err = |what: &str, e: std::io::Error| {
+            ConnError::Unreachable(format!("{label}: cannot {what}: {e}"))
+        };
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| local_err(&format!("create {}", parent.display()), e))?;
+        let dir = tempfile::Builder::new()
+            .prefix("castellan-ssh-")
+            .tempdir_in(&parent)
+            .map_err(|e| local_err("create the ssh control directory", e))?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| local_err("protect the ssh control directory", e))?;
+        let ctl = dir.path().join("ctl");
+        let log = dir.path().join("log");
+        if ctl.as_os_str().len() > MAX_CTL_PATH {
+            return Err(ConnError::Unreachable(format!(
+                "{label}: ssh control socket path {} is too long; use a shorter control directory",
+                ctl.display()
+            )));
+        }
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&log)
+            .map_err(|e| local_err("create the ssh log", e))?;
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.args(master_args(p, &ctl, &log))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .process_group(0);
+        let mut child = cmd.spawn().map_err(|e| {
+            ConnError::Unreachable(format!(
+                "{label}: cannot run ssh ({e}); install the OpenSSH client"
+            ))
+        })?;
+        let deadline = Instant::now() + p.connect_timeout + Duration::from_secs(5);
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => {
+                    return Err(ConnError::Unreachable(connect_error_message(
+                        p,
+                        &read_log(&log),
+                    )))
+                }
+                Ok(None) => {}
+                Err(e) => return Err(local_err("watch the ssh process", e)),
+            }
+            if ctl.exists() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(ConnError::Unreachable(format!(
+                    "cannot connect to {label}: no ssh connection after {:.0}s",
+                    (p.connect_timeout + Duration::from_secs(5)).as_secs_f64()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+        let session = Session::resume_mux(ctl.clone().into_boxed_path(), None);
+        Ok(Master {
+            session,
+            child: StdMutex::new(child),
+            dir: StdMutex::new(Some(dir)),
+            ctl,
+            log,
+        })
+    }
+
+    /// Why the master is gone, when it is.
+    fn exited(&self) -> Option<String> {
+        match lock(&self.child).try_wait() {
+            Ok(None) => None,
+            Ok(Some(status)) => Some(format!("{status}; {}", log_summary(&read_log(&self.log)))),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    /// Stop the master (SIGTERM: ssh closes the connection and removes its socket; SIGKILL after
+    /// 3 s) and remove the control directory.
+    async fn shutdown(&self) {
+        let pid = lock(&self.child).id();
+        if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+            // The child is not reaped yet (we hold it), so the pid cannot have been reused.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut killed = false;
+        loop {
+            {
+                let mut c = lock(&self.child);
+                match c.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if !killed && Instant::now() >= deadline => {
+                        let _ = c.start_kill();
+                        killed = true;
+                    }
+                    Ok(None) => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Some(d) = lock(&self.dir).take() {
+            let _ = d.close();
+        }
+    }
+}
+
+enum State {
+    Idle,
+    Up(Arc<Master>),
+    Down(ConnError),
+    Closed,
+}
+
+struct Inner {
+    params: SshParams,
+    state: Mutex<State>,
+    channels: Semaphore,
+    whoami: OnceCell<RemoteUser>,
+}
+
+static LIVE: StdMutex<Vec<Weak<Inner>>> = StdMutex::new(Vec::new());
+
+/// Close every SSH connection of this process that is still open (for the end of a run and for
+/// Ctrl-C).
+pub async fn close_all() {
+    let live: Vec<Arc<Inner>> = lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
+    futures::future::join_all(live.iter().map(|i| i.close())).await;
+}
+
+/// An SSH connection to one host; cheap to share (`Arc` inside), safe to use concurrently.
+#[derive(Clone)]
+pub struct SshConnection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SshConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshConnection")
+            .field("params", &self.inner.params)
+            .finish()
+    }
+}
+
+impl SshConnection {
+    /// A connection that starts its master on first use.
+    pub fn new(params: SshParams) -> SshConnection {
+        let inner = Arc::new(Inner {
+            params,
+            state: Mutex::new(State::Idle),
+            channels: Semaphore::new(MAX_CHANNELS),
+            whoami: OnceCell::new(),
+        });
+        let mut live = lock(&LIVE);
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&inner));
+        SshConnection { inner }
+    }
+
+    /// A connection with its master started now.
+    pub async fn connect(params: SshParams) -> Result<SshConnection, ConnError> {
+        let c = SshConnection::new(params);
+        c.inner.master().await?;
+        Ok(c)
+    }
+
+    pub fn params(&self) -> &SshParams {
+        &self.inner.params
+    }
+
+    /// The control socket of the running master, if one runs.
+    pub async fn control_path(&self) -> Option<PathBuf> {
+        match &*self.inner.state.lock().await {
+            State::Up(m) => Some(m.ctl.clone()),
+            _ => None,
+        }
+    }
+
+    /// The local pid of the running master, if one runs.
+    pub async fn master_pid(&self) -> Option<u32> {
+        match &*self.inner.state.lock().await {
+            State::Up(m) => lock(&m.child).id(),
+            _ => None,
+        }
+    }
+}
+
+fn quote_err(e: super::quote::QuoteError) -> ConnError {
+    ConnError::Failed(e.to_string())
+}
+
+/// The error of a script that exited non-zero: its stderr, else the exit code.
+fn script_failed(what: &str, out: &ExecOutput) -> ConnError {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let err = err.trim();
+    if err.is_empty() {
+        ConnError::Failed(format!("{what} failed (exit code {})", out.rc))
+    } else {
+        ConnError::Failed(err.to_string())
+    }
+}
+
+impl Inner {
+    async fn master(&self) -> Result<Arc<Master>, ConnError> {
+        let mut st = self.state.lock().await;
+        match &*st {
+            State::Up(m) => match m.exited() {
+                None => Ok(Arc::clone(m)),
+                Some(why) => {
+                    let e = self.lost(&why);
+                    *st = State::Down(e.clone());
+                    Err(e)
+                }
+            },
+            State::Down(e) => Err(e.clone()),
+            State::Closed => Err(ConnError::Unreachable(format!(
+                "connection to {} was closed",
+                self.params.label()
+            ))),
+            State::Idle => match Master::launch(&self.params).await {
+                Ok(m) => {
+                    let m = Arc::new(m);
+                    *st = State::Up(Arc::clone(&m));
+                    Ok(m)
+                }
+                Err(e) => {
+                    *st = State::Down(e.clone());
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    fn lost(&self, why: &str) -> ConnError {
+        ConnError::Unreachable(format!(
+            "connection to {} lost ({why})",
+            self.params.label()
+        ))
+    }
+
+    async fn close(&self) {
+        let old = std::mem::replace(&mut *self.state.lock().await, State::Closed);
+        if let State::Up(m) = old {
+            m.shutdown().await;
+        }
+    }
+
+    /// Map an error of the mux client: a dead master means the host is unreachable.
+    async fn ssh_error(&self, m: &Master, e: openssh::Error) -> ConnError {
+        // The socket may close a moment before the master process exits.
+        for _ in 0..20 {
+            if let Some(why) = m.exited() {
+                return self.lost(&why);
+            }
+            if !matches!(
+                e,
+                openssh::Error::Disconnected | openssh::Error::RemoteProcessTerminated
+            ) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match e {
+            openssh::Error::Disconnected => self.lost("disconnected"),
+            openssh::Error::RemoteProcessTerminated => {
+                ConnError::Failed("the remote command was terminated by a signal".into())
+            }
+            other => {
+                let source = std::error::Error::source(&other)
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default();
+                ConnError::Failed(format!("ssh {}: {other}{source}", self.params.label()))
+            }
+        }
+    }
+
+    /// One command line on the master: one channel, one round trip.
+    async fn raw(
+        &self,
+        m: &Master,
+        cmdline: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, ConnError> {
+        let _permit = self
+            .channels
+            .acquire()
+            .await
+            .map_err(|_| ConnError::Unreachable("connection closed".into()))?;
+        let mut cmd = m.session.raw_command(cmdline);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = match cmd.spawn().await {
+            Ok(c) => c,
+            Err(e) => return Err(self.ssh_error(m, e).await),
+        };
+        let input = child.stdin().take();
+        let feed = async move {
+            if let (Some(mut w), Some(data)) = (input, stdin) {
+                // A command that stops reading early closes the pipe; that is its business.
+                let _ = w.write_all(data).await;
+                let _ = w.shutdown().await;
+            }
+        };
+        let (_, out) = tokio::join!(feed, child.wait_with_output());
+        match out {
+            Ok(o) => Ok(ExecOutput {
+                rc: o.status.code().unwrap_or(-1),
+                stdout: o.stdout,
+                stderr: o.stderr,
+            }),
+            Err(e) => Err(self.ssh_error(m, e).await),
+        }
+    }
+
+    /// Run a script (as `become_user` when that is not the login user).
+    async fn run(
+        &self,
+        script: &str,
+        become_user: Option<&str>,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, ConnError> {
+        let m = self.master().await?;
+        let mut as_user = None;
+        if let Some(user) = become_user {
+            let who = self
+                .whoami
+                .get_or_try_init(|| async {
+                    let line = ssh_script::command_line(ssh_script::WHOAMI_SCRIPT, None)
+                        .map_err(quote_err)?;
+                    let out = self.raw(&m, &line, None).await?;
+                    RemoteUser::parse(&String::from_utf8_lossy(&out.stdout)).ok_or_else(|| {
+                        ConnError::Failed(format!(
+                            "cannot tell the login user on {}: {}",
+                            self.params.label(),
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ))
+                    })
+                })
+                .await?;
+            as_user = who.become_method(user).map(|method| (user, method, who));
+        }
+        let line =
+            ssh_script::command_line(script, as_user.map(|(u, m, _)| (u, m))).map_err(quote_err)?;
+        let out = self.raw(&m, &line, stdin).await?;
+        if let Some((user, _, who)) = as_user {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.rc != 0
+                && (err.contains("a password is required")
+                    || err.contains("a terminal is required"))
+            {
+                return Err(ConnError::Failed(format!(
+                    "sudo requires a password for {} (to become {user}): configure NOPASSWD or run as root",
+                    who.name
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run a file script and turn a non-zero exit into its message.
+    async fn run_ok(
+        &self,
+        what: &str,
+        script: Result<String, super::quote::QuoteError>,
+        become_user: Option<&str>,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, ConnError> {
+        let script = script.map_err(quote_err)?;
+        let out = self.run(&script, become_user, stdin).await?;
+        if out.rc != 0 {
+            return Err(script_failed(what, &out));
+        }
+        Ok(out)
+    }
+
+    async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError> {
+        let script = ssh_script::exec_script(req).map_err(quote_err)?;
+        self.run(&script, req.become_user.as_deref(), req.stdin.as_deref())
+            .await
+    }
+}
+
+#[async_trait]
+impl Connection for SshConnection {
+    async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError> {
+        self.inner.exec(req).await
+    }
+
+    async fn stat(
+        &self,
+        path: &str,
+        want: Want,
+        become_user: Option<&str>,
+    ) -> Result<FileState, ConnError> {
+        let out = self
+            .inner
+            .run_ok(
+                &format!("stat {path}"),
+                ssh_script::stat_script(path, want),
+                become_user,
+                None,
+            )
+            .await?;
+        ssh_script::parse_stat(&out.stdout, want).map_err(ConnError::Failed)
+    }
+
+    async fn apply(&self, op: &Op, become_user: Option<&str>) -> Result<OpOutput, ConnError> {
+        let i = &self.inner;
+        let what = op.describe();
+        let mut res = OpOutput::default();
+        match op {
+            Op::Write {
+                path,
+                content,
+                attrs,
+                backup,
+            } => {
+                let bk = backup.then(|| super::local::backup_name(path));
+                let out = i
+                    .run_ok(
+                        &what,
+                        ssh_script::write_script(path, attrs, bk.as_deref()),
+                        become_user,
+                        Some(content.as_slice()),
+                    )
+                    .await?;
+                let made = String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .any(|l| l == BACKUP_TAG);
+                res.backup_file = bk.filter(|_| made);
+            }
+            Op::SetAttrs {
+                path,
+                attrs,
+                follow,
+            } => {
+                i.run_ok(
+                    &what,
+                    ssh_script::set_attrs_script(path, attrs, *follow),
+                    become_user,
+                    None,
+                )
+                .await?;
+            }
+            Op::Mkdir { path, attrs } => {
+                i.run_ok(
+                    &what,
+                    ssh_script::mkdir_script(path, attrs),
+                    become_user,
+                    None,
+                )
+                .await?;
+            }
+            Op::Remove { path } => {
+                i.run_ok(&what, ssh_script::remove_script(path), become_user, None)
+                    .await?;
+            }
+            Op::Symlink { src, path, force } => {
+                i.run_ok(
+                    &what,
+                    ssh_script::symlink_script(src, path, *force),
+                    become_user,
+                    None,
+                )
+                .await?;
+            }
+            Op::Touch { path, attrs } => {
+                i.run_ok(
+                    &what,
+                    ssh_script::touch_script(path, attrs),
+                    become_user,
+                    None,
+                )
+                .await?;
+            }
+            Op::Exec(req) => {
+                let mut req = req.clone();
+                if req.become_user.is_none() {
+                    req.become_user = become_user.map(str::to_string);
+                }
+                res.exec = Some(i.exec(&req).await?);
+            }
+        }
+        Ok(res)
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn params_from_ansible_vars() {
+        let p = SshParams::from_vars(
+            "db1",
+            &vars(json!({
+                "ansible_host": "127.0.1.1",
+                "ansible_port": "2222",
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": "/k/id",
+                "ansible_ssh_common_args": "-o UserKnownHostsFile=/a/known -o 'ProxyCommand=nc %h %p'",
+                "castellan_known_hosts": "/a/known",
+                "castellan_accept_new_host_keys": "yes",
+                "ansible_timeout": 3,
+            })),
+        )
+        .unwrap();
+        assert_eq!(p.host, "127.0.1.1");
+        assert_eq!(p.port, Some(2222));
+        assert_eq!(p.user.as_deref(), Some("root"));
+        assert_eq!(p.private_key, Some(PathBuf::from("/k/id")));
+        assert_eq!(
+            p.common_args,
+            [
+                "-o",
+                "UserKnownHostsFile=/a/known",
+                "-o",
+                "ProxyCommand=nc %h %p"
+            ]
+        );
+        assert_eq!(p.known_hosts, Some(PathBuf::from("/a/known")));
+        assert!(p.accept_new_host_keys);
+        assert_eq!(p.connect_timeout, Duration::from_secs(3));
+
+        let p = SshParams::from_vars("web", &vars(json!({"ansible_port": 22}))).unwrap();
+        assert_eq!((p.host.as_str(), p.port, p.user), ("web", Some(22), None));
+        assert!(!p.accept_new_host_keys);
+        assert_eq!(p.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+
+        for bad in [
+            json!({"ansible_port": "http"}),
+            json!({"ansible_port": 70000}),
+            json!({"ansible_ssh_common_args": "-o 'x"}),
+            json!({"ansible_host": "-oProxyCommand=x"}),
+            json!({"castellan_accept_new_host_keys": "maybe"}),
+        ] {
+            assert!(
+                SshParams::from_vars("h", &vars(bad.clone())).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    fn strs(a: &[OsString]) -> Vec<String> {
+        a.iter().map(|s| s.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn master_args_strict_by_default_and_accept_new_only_with_own_file() {
+        let mut p = SshParams::new("h1");
+        let a = strs(&master_args(&p, Path::new("/c/ctl"), Path::new("/c/log")));
+        assert!(a.contains(&"StrictHostKeyChecking=yes".to_string()));
+        assert!(!a.iter().any(|s| s.starts_with("UserKnownHostsFile")));
+        assert_eq!(&a[a.len() - 2..], ["--", "h1"]);
+        p.accept_new_host_keys = true;
+        let a = strs(&master_args(&p, Path::new("/c/ctl"), Path::new("/c/log")));
+        assert!(a.contains(&"StrictHostKeyChecking=yes".to_string()));
+        p.known_hosts = Some(PathBuf::from("/my dir/kh"));
+        p.port = Some(2200);
+        p.user = Some("deploy".into());
+        p.private_key = Some(PathBuf::from("/k"));
+        p.common_args = vec!["-o".into(), "Compression=yes".into()];
+        let a = strs(&master_args(&p, Path::new("/c/ctl"), Path::new("/c/log")));
+        assert!(a.contains(&"StrictHostKeyChecking=accept-new".to_string()));
+        assert!(a.contains(&"UserKnownHostsFile=\"/my dir/kh\"".to_string()));
+        let pos = |s: &str| a.iter().position(|x| x == s).unwrap();
+        assert!(pos("Compression=yes") < pos("StrictHostKeyChecking=accept-new"));
+        assert!(pos("ControlPersist=no") < pos("Compression=yes"));
+        assert_eq!(a[pos("-p") + 1], "2200");
+        assert_eq!(a[pos("-l") + 1], "deploy");
+        assert_eq!(a[pos("-i") + 1], "/k");
+    }
+
+    #[test]
+    fn connect_errors_say_what_to_do() {
+        let mut p = SshParams::new("127.0.1.3");
+        let m = connect_error_message(
+            &p,
+            "No ED25519 host key is known for 127.0.1.3 and you have requested strict checking.\r\nHost key verification failed.\r\n",
+        );
+        assert_eq!(
+            m,
+            "host key for 127.0.1.3 is unknown or changed; add it to ~/.ssh/known_hosts or use --accept-new-host-keys"
+        );
+        p.accept_new_host_keys = true;
+        assert!(connect_error_message(&p, "Host key verification failed.")
+            .contains("needs castellan_known_hosts"));
+        let m = connect_error_message(
+            &p,
+            "ssh: connect to host 127.0.1.3 port 22: Connection refused",
+        );
+        assert!(m.contains("connection refused"), "{m}");
+        let m = connect_error_message(&p, "root@127.0.1.3: Permission denied (publickey).");
+        assert!(m.contains("ansible_ssh_private_key_file"), "{m}");
+        let m = connect_error_message(
+            &p,
+            "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@",
+        );
+        assert!(m.contains("has changed"), "{m}");
+    }
+}

@@ -1,0 +1,776 @@
+//! The remote side of the SSH connection: pure builders of the POSIX `sh` scripts that carry out one
+//! operation each (one round trip), and the parsers of what they print.
+//!
+//! Targets need only `sh` and GNU coreutils (`stat -c`, `mktemp`, `sha256sum`, `mv -T`, `sync FILE`).
+//! Every path, name and argument goes through [`quote_str`] (the one audited quoting function); file
+//! content never appears in a script or a command line: it travels on stdin.
+//!
+//! The scripts behave like [`super::local`] does through system calls: same defaults for new files
+//! (the owner is the user running the script, mode `0666 & ~umask`, existing owner/group/mode kept),
+//! same error texts where sensible. The unit tests run each script with the local `/bin/sh` against
+//! real files.
+use std::path::Path;
+
+use super::quote::{quote_str, QuoteError};
+use super::{Attrs, ExecRequest, FileKind, FileState, Want};
+
+/// First word of the header line the stat script prints.
+const STAT_TAG: &str = "castellan-stat";
+/// Line the write script prints when it made a backup.
+pub const BACKUP_TAG: &str = "castellan-backup";
+
+/// How to run a script as another user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BecomeMethod {
+    /// `sudo -n -u USER --`: fails at once ("a password is required") instead of prompting.
+    Sudo,
+    /// `runuser -u USER --`: for a login as root, needs no sudoers entry.
+    Runuser,
+}
+
+/// The command line sent to the remote login shell: `/bin/sh -c SCRIPT`, wrapped for become.
+pub fn command_line(
+    script: &str,
+    as_user: Option<(&str, BecomeMethod)>,
+) -> Result<String, QuoteError> {
+    let sh = format!("/bin/sh -c {}", quote_str(script)?);
+    Ok(match as_user {
+        None => sh,
+        Some((user, BecomeMethod::Sudo)) => format!("sudo -n -u {} -- {sh}", quote_str(user)?),
+        Some((user, BecomeMethod::Runuser)) => format!("runuser -u {} -- {sh}", quote_str(user)?),
+    })
+}
+
+/// The script that runs an [`ExecRequest`] (without become: see [`command_line`]).
+/// A missing program gives rc 2 and `[Errno 2] No such file or directory: PROG`, as locally.
+pub fn exec_script(req: &ExecRequest) -> Result<String, QuoteError> {
+    let mut s = String::new();
+    if let Some(dir) = &req.chdir {
+        let d = quote_str(dir)?;
+        s.push_str(&format!(
+            "cd {d} || {{ printf 'Unable to change directory before execution: %s\\n' {d} >&2; exit 1; }}\n"
+        ));
+    }
+    match &req.shell {
+        Some(script) => s.push_str(&format!("exec /bin/sh -c {}", quote_str(script)?)),
+        None => {
+            let Some(prog) = req.argv.first() else {
+                s.push_str("printf 'no command given\\n' >&2; exit 2");
+                return Ok(s);
+            };
+            let p = quote_str(prog)?;
+            s.push_str(&format!(
+                "command -v {p} >/dev/null 2>&1 || {{ printf '[Errno 2] No such file or directory: %s' {p} >&2; exit 2; }}\n"
+            ));
+            let args: Vec<&str> = req.argv.iter().map(String::as_str).collect();
+            s.push_str("exec ");
+            s.push_str(&super::quote::join(&args)?);
+        }
+    }
+    Ok(s)
+}
+
+/// Shell helpers shared by the file scripts: `f MSG` fails with MSG on stderr; `ch FLAGS PATH` and
+/// `cm PATH` set the owner/group in `$o`/`$g` and the mode in `$m` (each only when not empty).
+const HELPERS: &str = r#"LC_ALL=C; export LC_ALL
+f() { printf '%s\n' "$*" >&2; exit 1; }
+ch() {
+  [ -n "$o$g" ] || return 0
+  e=$(chown $1 -- "$o${g:+:$g}" "$2" 2>&1) && return 0
+  case $e in
+    *'invalid user'*) f "chown failed: failed to look up user $o" ;;
+    *'invalid group'*) f "chgrp failed: failed to look up group $g" ;;
+  esac
+  f "cannot chown $2: ${e#chown: }"
+}
+cm() {
+  [ -n "$m" ] || return 0
+  e=$(chmod -- "$m" "$1" 2>&1) || f "cannot chmod $1: ${e#chmod: }"
+}
+"#;
+
+fn opt(v: Option<&str>) -> Result<String, QuoteError> {
+    quote_str(v.unwrap_or(""))
+}
+
+fn mode_str(mode: Option<u32>) -> String {
+    mode.map(|m| format!("{:04o}", m & 0o7777))
+        .unwrap_or_default()
+}
+
+/// `o=.. g=.. m=..` assignments for [`HELPERS`].
+fn attr_vars(attrs: &Attrs) -> Result<String, QuoteError> {
+    Ok(format!(
+        "o={}; g={}; m={}\n",
+        opt(attrs.owner.as_deref())?,
+        opt(attrs.group.as_deref())?,
+        quote_str(&mode_str(attrs.mode))?
+    ))
+}
+
+/// Directory and base name of a destination, as local.rs computes them.
+fn split_path(path: &str) -> (String, String) {
+    let p = Path::new(path);
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| ".".to_string(), |d| d.to_string_lossy().into_owned());
+    let base = p
+        .file_name()
+        .map_or_else(|| "file".to_string(), |f| f.to_string_lossy().into_owned());
+    (dir, base)
+}
+
+/// stat: one header line `castellan-stat missing` or
+/// `castellan-stat RAWMODEHEX UID GID SIZE MTIME ATIME MTIME_HUMAN(3 words) ATIME_HUMAN(3) OWNER GROUP`,
+/// then for a link (not followed) its target, for a file with `content` the raw bytes, for a file
+/// with only `checksum` a line `SHA256 SHA1`.
+pub fn stat_script(path: &str, want: Want) -> Result<String, QuoteError> {
+    let l = if want.follow { "-L " } else { "" };
+    let mut s = format!(
+        r#"LC_ALL=C; export LC_ALL
+p={p}
+h=$(stat {l}-c '%f %u %g %s %Y %X %y %x %U %G' -- "$p" 2>&1) || {{
+  case $h in *'No such file or directory'*|*'Not a directory'*) printf '{STAT_TAG} missing\n'; exit 0 ;; esac
+  printf 'cannot stat %s: %s\n' "$p" "${{h#stat: }}" >&2; exit 1
+}}
+printf '{STAT_TAG} %s\n' "$h"
+"#,
+        p = quote_str(path)?
+    );
+    if !want.follow {
+        s.push_str("if [ -L \"$p\" ]; then exec readlink -- \"$p\"; fi\n");
+    }
+    if want.content {
+        s.push_str("if [ -f \"$p\" ]; then exec cat -- \"$p\"; fi\n");
+    } else if want.checksum {
+        s.push_str(
+            r#"if [ -f "$p" ]; then
+  a=$(sha256sum < "$p") && b=$(sha1sum < "$p") || exit 1
+  printf '%s %s\n' "${a%% *}" "${b%% *}"
+fi
+"#,
+        );
+    }
+    Ok(s)
+}
+
+fn bad_stat(msg: &str) -> String {
+    format!("unexpected output from the remote stat script: {msg}")
+}
+
+/// Seconds with the fraction taken from `stat`'s human-readable `HH:MM:SS.NNNNNNNNN`.
+fn seconds(whole: &str, human_time: &str) -> Result<f64, String> {
+    let w: i64 = whole.parse().map_err(|_| bad_stat(whole))?;
+    let frac = human_time
+        .split_once('.')
+        .and_then(|(_, f)| format!("0.{f}").parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Ok(w as f64 + if w < 0 { -frac } else { frac })
+}
+
+/// Parse the stat script's output. Checksums are computed here when the content was read.
+pub fn parse_stat(out: &[u8], want: Want) -> Result<FileState, String> {
+    use sha2::Digest;
+    let nl = out
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| bad_stat("no header line"))?;
+    let header = std::str::from_utf8(&out[..nl]).map_err(|_| bad_stat("header is not UTF-8"))?;
+    let rest = &out[nl + 1..];
+    let Some(fields) = header.strip_prefix(STAT_TAG) else {
+        return Err(bad_stat(header));
+    };
+    let w: Vec<&str> = fields.split_whitespace().collect();
+    if w.first() == Some(&"missing") {
+        return Ok(FileState::default());
+    }
+    if w.len() < 14 {
+        return Err(bad_stat(header));
+    }
+    let raw = u32::from_str_radix(w[0], 16).map_err(|_| bad_stat(header))?;
+    let num = |s: &str| s.parse::<u32>().map_err(|_| bad_stat(header));
+    let kind = match raw & 0o170000 {
+        0o100000 => FileKind::File,
+        0o040000 => FileKind::Directory,
+        0o120000 => FileKind::Link,
+        _ => FileKind::Other,
+    };
+    let (uid, gid) = (num(w[1])?, num(w[2])?);
+    let name = |n: &str, id: u32| {
+        if n == "UNKNOWN" {
+            id.to_string()
+        } else {
+            n.to_string()
+        }
+    };
+    let mut st = FileState {
+        kind,
+        mode: raw & 0o7777,
+        uid,
+        gid,
+        owner: name(w[12], uid),
+        group: name(w[13], gid),
+        size: w[3].parse().map_err(|_| bad_stat(header))?,
+        mtime: seconds(w[4], w[7])?,
+        atime: seconds(w[5], w[10])?,
+        ..FileState::default()
+    };
+    match kind {
+        FileKind::Link if !want.follow => {
+            let t = rest.strip_suffix(b"\n").unwrap_or(rest);
+            st.link_target = Some(String::from_utf8_lossy(t).into_owned());
+        }
+        FileKind::File if want.content => {
+            if want.checksum {
+                st.sha256 = Some(hex::encode(sha2::Sha256::digest(rest)));
+                st.sha1 = Some(hex::encode(sha1::Sha1::digest(rest)));
+            }
+            st.content = Some(rest.to_vec());
+        }
+        FileKind::File if want.checksum => {
+            let line = std::str::from_utf8(rest).map_err(|_| bad_stat("checksums"))?;
+            let mut it = line.split_whitespace();
+            match (it.next(), it.next()) {
+                (Some(a), Some(b)) if a.len() == 64 && b.len() == 40 => {
+                    st.sha256 = Some(a.to_string());
+                    st.sha1 = Some(b.to_string());
+                }
+                _ => return Err(bad_stat(line)),
+            }
+        }
+        _ => {}
+    }
+    Ok(st)
+}
+
+/// Atomic write, content on stdin: a `mktemp` file (0600, under `umask 077`) in the destination
+/// directory, `cat` into it, chown, chmod, `sync`, optional `cp -p` backup of the old file, `mv -fT`
+/// over the destination, `sync` of the directory. Any failure removes the temp file and exits 1 with
+/// a message; a hang-up (connection lost) does too. Prints [`BACKUP_TAG`] when it made the backup.
+pub fn write_script(
+    path: &str,
+    attrs: &Attrs,
+    backup_name: Option<&str>,
+) -> Result<String, QuoteError> {
+    let (dir, base) = split_path(path);
+    Ok(format!(
+        r#"{HELPERS}{vars}dest={dest}; d={d}; b={b}; bk={bk}
+[ -d "$d" ] || f "Destination directory $d does not exist"
+u=$(umask); umask 077
+tmp=
+trap '[ -z "$tmp" ] || rm -f -- "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM PIPE
+tmp=$(mktemp -- "$d/.$b.castellan-tmp-XXXXXX") || f "cannot write $dest: cannot create a temporary file in $d"
+cat > "$tmp" || f "cannot write $dest: writing the temporary file failed"
+if [ -e "$dest" ]; then
+  cur=$(stat -L -c '%u %g %a' -- "$dest") || exit 1
+  set -- $cur
+  [ -n "$o" ] || o=$1; [ -n "$g" ] || g=$2; [ -n "$m" ] || m=$3
+fi
+[ -n "$m" ] || m=$(printf '%o' $((0666 & ~0$u)))
+ch '' "$tmp"
+cm "$tmp"
+sync -- "$tmp" 2>/dev/null || :
+if [ -n "$bk" ] && [ -e "$dest" ]; then
+  e=$(cp -p -- "$dest" "$bk" 2>&1) || f "cannot back up $dest: ${{e#cp: }}"
+  printf '{BACKUP_TAG}\n'
+fi
+e=$(mv -fT -- "$tmp" "$dest" 2>&1) || f "cannot write $dest: ${{e#mv: }}"
+tmp=
+sync -- "$d" 2>/dev/null || :
+"#,
+        vars = attr_vars(attrs)?,
+        dest = quote_str(path)?,
+        d = quote_str(&dir)?,
+        b = quote_str(&base)?,
+        bk = opt(backup_name)?,
+    ))
+}
+
+fn set_attrs_body(follow: bool) -> &'static str {
+    if follow {
+        "ch '' \"$p\"\ncm \"$p\"\n"
+    } else {
+        "ch -h \"$p\"\n[ -L \"$p\" ] || cm \"$p\"\n"
+    }
+}
+
+/// chown/chmod an existing path (`chown -h` and no chmod on a link when not following).
+pub fn set_attrs_script(path: &str, attrs: &Attrs, follow: bool) -> Result<String, QuoteError> {
+    Ok(format!(
+        "{HELPERS}{}p={}\n{}",
+        attr_vars(attrs)?,
+        quote_str(path)?,
+        set_attrs_body(follow)
+    ))
+}
+
+/// `mkdir -p` one level at a time, so every directory created gets the attributes; when nothing
+/// was missing, the attributes go on the last one.
+pub fn mkdir_script(path: &str, attrs: &Attrs) -> Result<String, QuoteError> {
+    let mut chain: Vec<&Path> = Path::new(path)
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty() && a.parent().is_some())
+        .collect();
+    chain.reverse();
+    let mut list = String::new();
+    for a in chain {
+        list.push(' ');
+        list.push_str(&quote_str(&a.to_string_lossy())?);
+    }
+    Ok(format!(
+        r#"{HELPERS}{vars}p={p}; n=0
+for x in{list}; do
+  [ -e "$x" ] && continue
+  e=$(mkdir -- "$x" 2>&1) || [ -d "$x" ] || f "cannot create directory $x: ${{e#mkdir: }}"
+  ch '' "$x"; cm "$x"; n=1
+done
+[ "$n" = 1 ] || {{ ch '' "$p"; cm "$p"; }}
+"#,
+        vars = attr_vars(attrs)?,
+        p = quote_str(path)?,
+    ))
+}
+
+/// `rm -rf`.
+pub fn remove_script(path: &str) -> Result<String, QuoteError> {
+    let p = quote_str(path)?;
+    Ok(format!(
+        "LC_ALL=C; export LC_ALL\ne=$(rm -rf -- {p} 2>&1) || {{ printf 'cannot remove %s: %s\\n' {p} \"${{e#rm: }}\" >&2; exit 1; }}\n"
+    ))
+}
+
+/// Create or replace a symbolic link: a temp link next to it, renamed over it.
+pub fn symlink_script(src: &str, path: &str, force: bool) -> Result<String, QuoteError> {
+    let (dir, base) = split_path(path);
+    Ok(format!(
+        r#"LC_ALL=C; export LC_ALL
+f() {{ printf '%s\n' "$*" >&2; exit 1; }}
+p={p}; s={s}; d={d}; b={b}; force={force}
+if [ -d "$p" ] && [ ! -L "$p" ]; then f "refusing to convert from directory to symlink for $p"; fi
+if [ -e "$p" ] && [ ! -L "$p" ] && [ "$force" != 1 ]; then f "refusing to convert from file to symlink for $p (set force: true)"; fi
+tmp="$d/.$b.castellan-tmp-$$"
+e=$(ln -s -- "$s" "$tmp" 2>&1) || f "cannot link $p: ${{e#ln: }}"
+e=$(mv -fT -- "$tmp" "$p" 2>&1) || {{ rm -f -- "$tmp"; f "cannot link $p: ${{e#mv: }}"; }}
+"#,
+        p = quote_str(path)?,
+        s = quote_str(src)?,
+        d = quote_str(&dir)?,
+        b = quote_str(&base)?,
+        force = u8::from(force),
+    ))
+}
+
+/// Create an empty file (under `umask 077` when a mode is given, so it never has a wider one) or
+/// update its times, then set the attributes.
+pub fn touch_script(path: &str, attrs: &Attrs) -> Result<String, QuoteError> {
+    Ok(format!(
+        r#"{HELPERS}{vars}p={p}
+[ -e "$p" ] || [ -z "$m" ] || umask 077
+e=$(touch -- "$p" 2>&1) || f "cannot touch $p: ${{e#touch: }}"
+ch '' "$p"; cm "$p"
+"#,
+        vars = attr_vars(attrs)?,
+        p = quote_str(path)?,
+    ))
+}
+
+/// One-round-trip probe of the login: user name, uid, and which become tools exist.
+pub const WHOAMI_SCRIPT: &str = "id -un; id -u; command -v sudo >/dev/null 2>&1 && echo sudo; command -v runuser >/dev/null 2>&1 && echo runuser; :";
+
+/// What [`WHOAMI_SCRIPT`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteUser {
+    pub name: String,
+    pub uid: u32,
+    pub has_sudo: bool,
+    pub has_runuser: bool,
+}
+
+impl RemoteUser {
+    pub fn parse(out: &str) -> Option<RemoteUser> {
+        let mut lines = out.lines();
+        let name = lines.next()?.trim().to_string();
+        let uid = lines.next()?.trim().parse().ok()?;
+        let rest: Vec<&str> = lines.map(str::trim).collect();
+        Some(RemoteUser {
+            name,
+            uid,
+            has_sudo: rest.contains(&"sudo"),
+            has_runuser: rest.contains(&"runuser"),
+        })
+    }
+
+    /// How to become `user`: None when we are that user already.
+    pub fn become_method(&self, user: &str) -> Option<BecomeMethod> {
+        if user == self.name || user.parse::<u32>().ok() == Some(self.uid) {
+            None
+        } else if self.uid == 0 && self.has_runuser {
+            Some(BecomeMethod::Runuser)
+        } else {
+            Some(BecomeMethod::Sudo)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::process::{Command, Stdio};
+
+    fn sh(script: &str, stdin: &[u8]) -> (i32, Vec<u8>, String) {
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut i = child.stdin.take().unwrap();
+        let data = stdin.to_vec();
+        let t = std::thread::spawn(move || {
+            let _ = i.write_all(&data);
+        });
+        let out = child.wait_with_output().unwrap();
+        t.join().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            out.stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn stat(path: &str, want: Want) -> FileState {
+        let (rc, out, err) = sh(&stat_script(path, want).unwrap(), b"");
+        assert_eq!(rc, 0, "{err}");
+        parse_stat(&out, want).unwrap()
+    }
+
+    fn tricky_dir() -> (tempfile::TempDir, String) {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("we ird $x `y` 'q'\n\u{e9}");
+        fs::create_dir(&d).unwrap();
+        let s = d.to_str().unwrap().to_string();
+        (t, s)
+    }
+
+    #[test]
+    fn stat_matches_local_for_file_dir_link_missing() {
+        let (_t, d) = tricky_dir();
+        let f = format!("{d}/f'ile");
+        let data: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        fs::write(&f, &data).unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+        let l = format!("{d}/link");
+        std::os::unix::fs::symlink("f'ile", &l).unwrap();
+        for want in [
+            Want::default(),
+            Want {
+                checksum: true,
+                ..Want::default()
+            },
+            Want {
+                content: true,
+                checksum: true,
+                follow: true,
+            },
+        ] {
+            for p in [&f, &d, &l, &format!("{d}/missing"), &format!("{f}/notdir")] {
+                let a = stat(p, want);
+                let b = super::super::local::stat_path(p, want).unwrap();
+                assert_eq!(a.kind, b.kind, "{p}");
+                assert_eq!(a.mode, b.mode, "{p}");
+                assert_eq!(
+                    (a.uid, a.gid, &a.owner, &a.group),
+                    (b.uid, b.gid, &b.owner, &b.group)
+                );
+                assert_eq!(a.size, b.size);
+                assert!((a.mtime - b.mtime).abs() < 1e-6, "{} {}", a.mtime, b.mtime);
+                assert_eq!(a.link_target, b.link_target);
+                assert_eq!(a.sha256, b.sha256);
+                assert_eq!(a.sha1, b.sha1);
+                assert_eq!(a.content, b.content);
+            }
+        }
+        // Checksums without content come from sha256sum/sha1sum.
+        let a = stat(
+            &f,
+            Want {
+                checksum: true,
+                ..Want::default()
+            },
+        );
+        assert!(a.sha256.is_some() && a.content.is_none());
+    }
+
+    #[test]
+    fn write_creates_private_file_then_keeps_attrs_and_backs_up() {
+        let (_t, d) = tricky_dir();
+        let p = format!("{d}/key $(touch pwned).pem");
+        let secret: Vec<u8> = vec![0, 1, 2, 0xff, b'\n', b'\'', 0x80];
+        let attrs = Attrs {
+            mode: Some(0o600),
+            ..Attrs::default()
+        };
+        let (rc, out, err) = sh(&write_script(&p, &attrs, None).unwrap(), &secret);
+        assert_eq!(rc, 0, "{err}");
+        assert!(out.is_empty());
+        assert_eq!(fs::read(&p).unwrap(), secret);
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
+        // Mode kept; backup made.
+        let bk = format!("{p}.bak~");
+        let (rc, out, err) = sh(
+            &write_script(&p, &Attrs::default(), Some(&bk)).unwrap(),
+            b"two",
+        );
+        assert_eq!(rc, 0, "{err}");
+        assert_eq!(out, format!("{BACKUP_TAG}\n").as_bytes());
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read(&bk).unwrap(), secret);
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
+        // New file without a mode: 0666 & ~umask, like local.
+        let q = format!("{d}/plain");
+        let (rc, _, err) = sh(
+            &format!(
+                "umask 022\n{}",
+                write_script(&q, &Attrs::default(), None).unwrap()
+            ),
+            b"x",
+        );
+        assert_eq!(rc, 0, "{err}");
+        assert_eq!(fs::metadata(&q).unwrap().mode() & 0o7777, 0o644);
+        // No temp file left, nothing injected.
+        let names: Vec<String> = fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.contains("castellan-tmp")),
+            "{names:?}"
+        );
+        assert!(!Path::new("pwned").exists());
+    }
+
+    #[test]
+    fn write_failures_are_clean() {
+        let (_t, d) = tricky_dir();
+        let (rc, _, err) = sh(
+            &write_script("/nonexistent-dir-xyz/f", &Attrs::default(), None).unwrap(),
+            b"x",
+        );
+        assert_eq!(rc, 1);
+        assert!(err.contains("Destination directory /nonexistent-dir-xyz does not exist"));
+        let p = format!("{d}/k");
+        let attrs = Attrs {
+            owner: Some("no-such-user-xyz".into()),
+            ..Attrs::default()
+        };
+        let (rc, _, err) = sh(&write_script(&p, &attrs, None).unwrap(), b"x");
+        assert_eq!(rc, 1);
+        assert!(
+            err.contains("chown failed: failed to look up user no-such-user-xyz"),
+            "{err}"
+        );
+        let attrs = Attrs {
+            group: Some("no-such-group-xyz".into()),
+            ..Attrs::default()
+        };
+        let (rc, _, err) = sh(&write_script(&p, &attrs, None).unwrap(), b"x");
+        assert_eq!(rc, 1);
+        assert!(
+            err.contains("failed to look up group no-such-group-xyz"),
+            "{err}"
+        );
+        // A directory in the way.
+        fs::create_dir(&p).unwrap();
+        let (rc, _, err) = sh(&write_script(&p, &Attrs::default(), None).unwrap(), b"x");
+        assert_eq!(rc, 1, "{err}");
+        assert!(err.starts_with(&format!("cannot write {p}: ")), "{err}");
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn mkdir_symlink_touch_remove_setattrs() {
+        let (_t, d) = tricky_dir();
+        let deep = format!("{d}/a/b c/d");
+        let attrs = Attrs {
+            mode: Some(0o750),
+            ..Attrs::default()
+        };
+        let (rc, _, err) = sh(&mkdir_script(&deep, &attrs).unwrap(), b"");
+        assert_eq!(rc, 0, "{err}");
+        for p in [format!("{d}/a"), format!("{d}/a/b c"), deep.clone()] {
+            assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o750, "{p}");
+        }
+        // Existing: attributes on the last one only.
+        let attrs = Attrs {
+            mode: Some(0o700),
+            ..Attrs::default()
+        };
+        let (rc, _, _) = sh(&mkdir_script(&deep, &attrs).unwrap(), b"");
+        assert_eq!(rc, 0);
+        assert_eq!(fs::metadata(&deep).unwrap().mode() & 0o7777, 0o700);
+        assert_eq!(
+            fs::metadata(format!("{d}/a")).unwrap().mode() & 0o7777,
+            0o750
+        );
+        // Relative paths too.
+        let (rc, _, err) = sh(
+            &format!(
+                "cd {} && {}",
+                quote_str(&d).unwrap(),
+                mkdir_script("rel/x", &Attrs::default()).unwrap()
+            ),
+            b"",
+        );
+        assert_eq!(rc, 0, "{err}");
+        assert!(Path::new(&format!("{d}/rel/x")).is_dir());
+
+        // touch with a mode
+        let t = format!("{d}/t");
+        let (rc, _, err) = sh(
+            &touch_script(
+                &t,
+                &Attrs {
+                    mode: Some(0o604),
+                    ..Attrs::default()
+                },
+            )
+            .unwrap(),
+            b"",
+        );
+        assert_eq!(rc, 0, "{err}");
+        assert_eq!(fs::metadata(&t).unwrap().mode() & 0o7777, 0o604);
+
+        // symlink: create, replace, refuse over a file without force, refuse over a directory
+        let l = format!("{d}/l");
+        let (rc, _, err) = sh(&symlink_script("t", &l, false).unwrap(), b"");
+        assert_eq!(rc, 0, "{err}");
+        assert_eq!(fs::read_link(&l).unwrap().to_str(), Some("t"));
+        let (rc, _, _) = sh(&symlink_script("a", &l, false).unwrap(), b"");
+        assert_eq!(rc, 0);
+        // l -> a is a link to a directory: replaced, not moved into.
+        assert_eq!(fs::read_link(&l).unwrap().to_str(), Some("a"));
+        let (rc, _, err) = sh(&symlink_script("x", &t, false).unwrap(), b"");
+        assert_eq!(rc, 1);
+        assert!(
+            err.contains("refusing to convert from file to symlink"),
+            "{err}"
+        );
+        let (rc, _, err) = sh(&symlink_script("x", &deep, true).unwrap(), b"");
+        assert_eq!(rc, 1);
+        assert!(err.contains("refusing to convert from directory to symlink"));
+
+        // set attrs without following a link leaves the target alone
+        let attrs = Attrs {
+            mode: Some(0o600),
+            ..Attrs::default()
+        };
+        let (rc, _, err) = sh(&set_attrs_script(&l, &attrs, false).unwrap(), b"");
+        assert_eq!(rc, 0, "{err}");
+        assert_eq!(
+            fs::metadata(format!("{d}/a")).unwrap().mode() & 0o7777,
+            0o750
+        );
+        let (rc, _, err) = sh(&set_attrs_script(&t, &attrs, true).unwrap(), b"");
+        assert_eq!(rc, 0, "{err}");
+        assert_eq!(fs::metadata(&t).unwrap().mode() & 0o7777, 0o600);
+
+        // remove
+        let (rc, _, _) = sh(&remove_script(&format!("{d}/a")).unwrap(), b"");
+        assert_eq!(rc, 0);
+        assert!(!Path::new(&format!("{d}/a")).exists());
+        let (rc, _, _) = sh(&remove_script(&format!("{d}/a")).unwrap(), b"");
+        assert_eq!(rc, 0);
+    }
+
+    #[test]
+    fn exec_scripts() {
+        let (_t, d) = tricky_dir();
+        let req = ExecRequest {
+            argv: vec!["printf".into(), "%s|".into(), "a b".into(), "$HOME".into()],
+            chdir: Some(d.clone()),
+            ..ExecRequest::default()
+        };
+        let (rc, out, _) = sh(&exec_script(&req).unwrap(), b"");
+        assert_eq!(rc, 0);
+        assert_eq!(out, b"a b|$HOME|");
+        let req = ExecRequest {
+            shell: Some("pwd; cat".into()),
+            chdir: Some(d.clone()),
+            ..ExecRequest::default()
+        };
+        let (rc, out, _) = sh(&exec_script(&req).unwrap(), b"in\xff");
+        assert_eq!(rc, 0);
+        assert_eq!(out, [format!("{d}\n").as_bytes(), b"in\xff"].concat());
+        let req = ExecRequest {
+            argv: vec!["no-such-program-xyz".into()],
+            ..ExecRequest::default()
+        };
+        let (rc, _, err) = sh(&exec_script(&req).unwrap(), b"");
+        assert_eq!(rc, 2);
+        assert_eq!(
+            err,
+            "[Errno 2] No such file or directory: no-such-program-xyz"
+        );
+        let req = ExecRequest {
+            argv: vec!["true".into()],
+            chdir: Some("/no/such/dir".into()),
+            ..ExecRequest::default()
+        };
+        let (rc, _, err) = sh(&exec_script(&req).unwrap(), b"");
+        assert_eq!(rc, 1);
+        assert!(err.contains("Unable to change directory before execution: /no/such/dir"));
+    }
+
+    #[test]
+    fn command_line_wraps_become() {
+        assert_eq!(
+            command_line("echo 'x'", None).unwrap(),
+            r#"/bin/sh -c 'echo '\''x'\'''"#
+        );
+        assert_eq!(
+            command_line("id", Some(("postgres", BecomeMethod::Sudo))).unwrap(),
+            "sudo -n -u postgres -- /bin/sh -c id"
+        );
+        assert_eq!(
+            command_line("id", Some(("a b", BecomeMethod::Runuser))).unwrap(),
+            "runuser -u 'a b' -- /bin/sh -c id"
+        );
+        let (rc, out, _) = sh(
+            &format!("exec {}", command_line("printf %s \"$0\"", None).unwrap()),
+            b"",
+        );
+        assert_eq!(rc, 0);
+        assert_eq!(out, b"/bin/sh");
+    }
+
+    #[test]
+    fn whoami_parse() {
+        let (rc, out, _) = sh(WHOAMI_SCRIPT, b"");
+        assert_eq!(rc, 0);
+        let u = RemoteUser::parse(&String::from_utf8_lossy(&out)).unwrap();
+        assert_eq!(u.uid, nix::unistd::Uid::effective().as_raw());
+        let root = RemoteUser {
+            name: "root".into(),
+            uid: 0,
+            has_sudo: true,
+            has_runuser: true,
+        };
+        assert_eq!(root.become_method("root"), None);
+        assert_eq!(root.become_method("0"), None);
+        assert_eq!(root.become_method("postgres"), Some(BecomeMethod::Runuser));
+        let dep = RemoteUser {
+            name: "deploy".into(),
+            uid: 1000,
+            has_sudo: true,
+            has_runuser: true,
+        };
+        assert_eq!(dep.become_method("root"), Some(BecomeMethod::Sudo));
+    }
+}
