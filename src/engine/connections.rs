@@ -3,14 +3,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::connection::local::LocalConnection;
+use crate::connection::ssh::{SshConnection, SshParams};
 use crate::connection::{ConnError, Connection};
 
 #[derive(Default)]
 pub struct Pool {
-    conns: Mutex<HashMap<String, Arc<dyn Connection>>>,
+    /// One cell per host: connecting happens outside the map's lock, hosts in parallel.
+    conns: Mutex<HashMap<String, Arc<OnceCell<Arc<dyn Connection>>>>>,
     local: Arc<LocalConnection>,
     pub accept_new_host_keys: bool,
 }
@@ -45,13 +47,14 @@ impl Pool {
         if is_local(name, vars) {
             return Ok(self.local());
         }
-        let mut conns = self.conns.lock().await;
-        if let Some(c) = conns.get(name) {
-            return Ok(Arc::clone(c));
-        }
-        let conn = self.open_remote(name, vars).await?;
-        conns.insert(name.to_string(), Arc::clone(&conn));
-        Ok(conn)
+        let cell = {
+            let mut conns = self.conns.lock().await;
+            Arc::clone(conns.entry(name.to_string()).or_default())
+        };
+        let conn = cell
+            .get_or_try_init(|| self.open_remote(name, vars))
+            .await?;
+        Ok(Arc::clone(conn))
     }
 
     async fn open_remote(
@@ -67,18 +70,25 @@ impl Pool {
                 )))
             }
         }
-        let _ = (name, self.accept_new_host_keys);
-        Err(ConnError::Unreachable(
-            "the ssh connection is not available in this build".into(),
-        ))
+        let mut params = SshParams::from_vars(name, vars).map_err(ConnError::Unreachable)?;
+        params.accept_new_host_keys |= self.accept_new_host_keys;
+        let conn = SshConnection::connect(params).await?;
+        Ok(Arc::new(conn))
     }
 
     /// Close every connection (SSH masters and their control sockets).
     pub async fn close_all(&self) {
-        let conns: Vec<Arc<dyn Connection>> =
-            self.conns.lock().await.drain().map(|(_, c)| c).collect();
+        let conns: Vec<Arc<dyn Connection>> = self
+            .conns
+            .lock()
+            .await
+            .drain()
+            .filter_map(|(_, c)| c.get().cloned())
+            .collect();
         for c in conns {
             c.close().await;
         }
+        // Masters opened but not yet registered (a connect racing an interrupt) too.
+        crate::connection::ssh::close_all().await;
     }
 }
