@@ -16,9 +16,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   against local and SSH hosts, and manages the certificates that turn on mutual TLS.\n\n\
                   Exit codes: 0 ok, 1 internal error, 2 a host failed, 3 a host was unreachable, \
                   4 invalid input (nothing was contacted), 5 bad usage, 130 interrupted.",
-    after_help = "Examples:\n  castellan playbook playbooks/site.yml -i inventory.yml --check --diff\n  \
-                  castellan playbook playbooks/site.yml -i inventory.yml -l 'db*' -e pg_port=5433\n  \
-                  castellan inventory -i inventory.yml --list"
+    after_help = "Examples:\n  castellan playbook playbooks/example.yml -i playbooks/inventory/local.yml --check --diff\n  \
+                  castellan playbook playbooks/example.yml -i tests/fleet/inventory.yml -l 'db*' -f 50\n  \
+                  castellan inventory -i playbooks/inventory/local.yml --list\n  \
+                  castellan pki issue --dir pki server db1 --san db1.example.com --san 10.0.0.5"
 )]
 pub struct Cli {
     #[command(subcommand)]
