@@ -9,10 +9,13 @@ use crate::connection::local::LocalConnection;
 use crate::connection::ssh::{SshConnection, SshParams};
 use crate::connection::{ConnError, Connection};
 
+/// A host's connection, filled by the first task that needs it.
+type Slot = Arc<OnceCell<Arc<dyn Connection>>>;
+
 #[derive(Default)]
 pub struct Pool {
     /// One cell per host: connecting happens outside the map's lock, hosts in parallel.
-    conns: Mutex<HashMap<String, Arc<OnceCell<Arc<dyn Connection>>>>>,
+    conns: Mutex<HashMap<String, Slot>>,
     local: Arc<LocalConnection>,
     pub accept_new_host_keys: bool,
 }
