@@ -91,10 +91,13 @@ pub fn run(args: PlaybookArgs) -> Result<i32> {
         Output::Json => Box::new(JsonReporter::new()),
         Output::Text => {
             let tty = std::io::stdout().is_terminal();
+            let progress =
+                crate::report::progress::Progress::new(tty && std::io::stderr().is_terminal());
             Box::new(TextReporter::new(
                 Box::new(std::io::stdout()),
                 tty,
                 args.verbose,
+                progress,
             ))
         }
     };

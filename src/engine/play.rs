@@ -302,7 +302,7 @@ impl Runner<'_> {
         let mut r = HostResult::new(host, Status::Failed);
         r.msg = Some(msg);
         self.reporter
-            .task_start(&task.display_name(), task.module_name(), false);
+            .task_start(&task.display_name(), task.module_name(), false, 1);
         self.reporter.host_result(&r);
         self.stats.record(host, Status::Failed, false);
         if let Some(s) = self.hosts.get_mut(host) {

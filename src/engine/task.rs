@@ -167,7 +167,7 @@ impl Runner<'_> {
             return;
         }
         self.reporter
-            .task_start(&task.display_name(), task.module_name(), handler);
+            .task_start(&task.display_name(), task.module_name(), handler, hosts.len());
         let targets: Vec<String> = if task.run_once {
             hosts.iter().take(1).cloned().collect()
         } else {

@@ -3,6 +3,7 @@ use std::sync::Mutex;
 
 use serde_json::{json, Map, Value};
 
+use super::progress::Progress;
 use super::{HostResult, Reporter, Stats};
 
 #[derive(Default)]
@@ -11,9 +12,19 @@ struct Doc {
     warnings: Vec<String>,
 }
 
-#[derive(Default)]
+/// The document goes to stdout at the end; a progress bar goes to stderr when it is a terminal.
 pub struct JsonReporter {
     doc: Mutex<Doc>,
+    progress: Progress,
+}
+
+impl Default for JsonReporter {
+    fn default() -> Self {
+        JsonReporter {
+            doc: Mutex::new(Doc::default()),
+            progress: Progress::for_stderr(),
+        }
+    }
 }
 
 impl JsonReporter {
@@ -38,7 +49,8 @@ impl Reporter for JsonReporter {
         }
     }
 
-    fn task_start(&self, name: &str, module: &str, handler: bool) {
+    fn task_start(&self, name: &str, module: &str, handler: bool, hosts: usize) {
+        self.progress.task(name, hosts);
         if let Ok(mut d) = self.doc.lock() {
             if let Some(tasks) = d
                 .plays
@@ -56,6 +68,8 @@ impl Reporter for JsonReporter {
     }
 
     fn host_result(&self, r: &HostResult) {
+        self.progress
+            .host_done(matches!(r.status, super::Status::Failed | super::Status::Unreachable) && !r.ignored);
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -95,13 +109,14 @@ impl Reporter for JsonReporter {
     }
 
     fn warn(&self, msg: &str) {
-        eprintln!("[WARNING]: {msg}");
+        self.progress.suspend(|| eprintln!("[WARNING]: {msg}"));
         if let Ok(mut d) = self.doc.lock() {
             d.warnings.push(msg.to_string());
         }
     }
 
     fn finish(&self, stats: &Stats, check_mode: bool, duration: std::time::Duration) {
+        self.progress.clear();
         let Ok(d) = self.doc.lock() else { return };
         let mut hosts = Map::new();
         for (h, s) in &stats.hosts {

@@ -2,6 +2,7 @@
 //! document (DESIGN.md, "JSON report").
 pub mod diff;
 pub mod json;
+pub mod progress;
 pub mod stats;
 pub mod text;
 
@@ -61,7 +62,8 @@ impl HostResult {
 /// Receives the engine's events. Implementations are called from several hosts' futures.
 pub trait Reporter: Send + Sync {
     fn play_start(&self, name: &str);
-    fn task_start(&self, name: &str, module: &str, handler: bool);
+    /// A task starts on `hosts` hosts.
+    fn task_start(&self, name: &str, module: &str, handler: bool, hosts: usize);
     fn host_result(&self, r: &HostResult);
     fn warn(&self, msg: &str);
     /// The run is over: print the recap (text) or the document (JSON).

@@ -2,28 +2,34 @@
 use std::io::Write;
 use std::sync::Mutex;
 
+use super::progress::Progress;
 use super::{HostResult, Reporter, Stats, Status};
 
 pub struct TextReporter {
     out: Mutex<Box<dyn Write + Send>>,
     color: bool,
     verbose: u8,
+    progress: Progress,
 }
 
 impl TextReporter {
-    pub fn new(out: Box<dyn Write + Send>, color: bool, verbose: u8) -> Self {
+    /// `color` and `progress` are for terminals: the caller decides from `is_terminal`.
+    pub fn new(out: Box<dyn Write + Send>, color: bool, verbose: u8, progress: Progress) -> Self {
         TextReporter {
             out: Mutex::new(out),
             color,
             verbose,
+            progress,
         }
     }
 
     fn line(&self, s: &str) {
-        if let Ok(mut o) = self.out.lock() {
-            let _ = writeln!(o, "{s}");
-            let _ = o.flush();
-        }
+        self.progress.suspend(|| {
+            if let Ok(mut o) = self.out.lock() {
+                let _ = writeln!(o, "{s}");
+                let _ = o.flush();
+            }
+        });
     }
 
     fn paint(&self, s: &str, code: &str) -> String {
@@ -55,9 +61,10 @@ impl Reporter for TextReporter {
         self.line(&header(&format!("PLAY [{name}]")));
     }
 
-    fn task_start(&self, name: &str, _module: &str, handler: bool) {
+    fn task_start(&self, name: &str, _module: &str, handler: bool, hosts: usize) {
         let kind = if handler { "RUNNING HANDLER" } else { "TASK" };
         self.line(&header(&format!("{kind} [{name}]")));
+        self.progress.task(name, hosts);
     }
 
     fn host_result(&self, r: &HostResult) {
@@ -117,6 +124,8 @@ impl Reporter for TextReporter {
         if r.ignored {
             self.line(&self.paint("...ignoring", "36"));
         }
+        self.progress
+            .host_done(matches!(r.status, Status::Failed | Status::Unreachable) && !r.ignored);
     }
 
     fn warn(&self, msg: &str) {
@@ -124,6 +133,7 @@ impl Reporter for TextReporter {
     }
 
     fn finish(&self, stats: &Stats, _check: bool, duration: std::time::Duration) {
+        self.progress.clear();
         self.line(&header("PLAY RECAP"));
         let width = stats
             .hosts
