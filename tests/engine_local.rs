@@ -248,3 +248,55 @@ fn syntax_check_touches_nothing() {
     );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn handlers_notified_before_a_failure_run_next_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The playbook lives in its own copy, so the pending state of this test is its own.
+    let dir = tmp.path().join("pb");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["site.yml", "inventory.yml"] {
+        std::fs::copy(fixture(&format!("pending/{f}")), dir.join(f)).unwrap();
+    }
+    let base = tmp.path().join("host");
+    std::fs::create_dir_all(&base).unwrap();
+    let run = |version: &str, break_it: &str| {
+        castellan(&[
+            "playbook",
+            dir.join("site.yml").to_str().unwrap(),
+            "-i",
+            dir.join("inventory.yml").to_str().unwrap(),
+            "-e",
+            &format!(
+                "base={} version={version} break_it={break_it}",
+                base.display()
+            ),
+        ])
+    };
+    let out = run("1", "yes");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !base.join("restarts").exists(),
+        "the handler must not run on a failed host"
+    );
+    assert!(dir.join(".castellan/pending/local1.json").exists());
+    // Same content now (no change), but the handler from the failed run is still owed.
+    let out = run("1", "no");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(base.join("restarts")).unwrap(),
+        "restarted\n"
+    );
+    assert!(!dir.join(".castellan/pending/local1.json").exists());
+    let out = run("1", "no");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(base.join("restarts")).unwrap(),
+        "restarted\n"
+    );
+}

@@ -2,6 +2,7 @@
 //! check and diff. It emits events to a [`Reporter`]; it never prints.
 pub mod connections;
 pub mod host;
+pub mod pending;
 mod play;
 pub mod tags;
 mod task;

@@ -71,8 +71,22 @@ impl Runner<'_> {
             return true;
         }
         for h in &hosts {
+            let pending = if self.opts.check {
+                Vec::new()
+            } else {
+                super::pending::load(playbook_dir, &play.name, h)
+            };
+            if !pending.is_empty() {
+                self.reporter.warn(&format!(
+                    "{h}: handlers notified by an earlier run that did not finish will run: {}",
+                    pending.join(", ")
+                ));
+            }
             if let Some(s) = self.hosts.get_mut(h) {
                 s.ended = false;
+                for p in &pending {
+                    s.notify(p);
+                }
             }
             self.stats.host(h);
         }
@@ -94,11 +108,32 @@ impl Runner<'_> {
                     break;
                 }
             }
+            self.save_pending(playbook_dir, play, &batch);
             if pc.aborted {
                 return false;
             }
         }
         true
+    }
+
+    /// Keep notifications that did not run (failed or unreachable hosts) for the next run.
+    fn save_pending(&self, playbook_dir: &Path, play: &Play, hosts: &[String]) {
+        if self.opts.check {
+            return;
+        }
+        for h in hosts {
+            let pending = self
+                .hosts
+                .get(h)
+                .map(|s| s.notified.clone())
+                .unwrap_or_default();
+            if let Err(e) = super::pending::save(playbook_dir, &play.name, h, &pending) {
+                self.reporter.warn(&format!(
+                    "{h}: could not record pending handlers {pending:?} under {}: {e}",
+                    playbook_dir.join(".castellan").display()
+                ));
+            }
+        }
     }
 
     fn active(&self, hosts: &[String]) -> Vec<String> {

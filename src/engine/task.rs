@@ -166,8 +166,12 @@ impl Runner<'_> {
         if hosts.is_empty() {
             return;
         }
-        self.reporter
-            .task_start(&task.display_name(), task.module_name(), handler, hosts.len());
+        self.reporter.task_start(
+            &task.display_name(),
+            task.module_name(),
+            handler,
+            hosts.len(),
+        );
         let targets: Vec<String> = if task.run_once {
             hosts.iter().take(1).cloned().collect()
         } else {

@@ -68,8 +68,9 @@ impl Reporter for JsonReporter {
     }
 
     fn host_result(&self, r: &HostResult) {
-        self.progress
-            .host_done(matches!(r.status, super::Status::Failed | super::Status::Unreachable) && !r.ignored);
+        self.progress.host_done(
+            matches!(r.status, super::Status::Failed | super::Status::Unreachable) && !r.ignored,
+        );
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());

@@ -31,13 +31,16 @@ impl Progress {
         if !self.enabled {
             return;
         }
-        let Ok(mut slot) = self.bar.lock() else { return };
+        let Ok(mut slot) = self.bar.lock() else {
+            return;
+        };
         if let Some(old) = slot.take() {
             old.finish_and_clear();
         }
         let bar = ProgressBar::with_draw_target(Some(hosts as u64), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template("{spinner} {wide_msg} [{pos}/{len} hosts] {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let style =
+            ProgressStyle::with_template("{spinner} {wide_msg} [{pos}/{len} hosts] {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_message(self.message(name));
         bar.enable_steady_tick(Duration::from_millis(120));
