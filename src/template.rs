@@ -137,8 +137,8 @@ fn cond_template(expr: &str) -> String {
 
 /// `{{ expr }}` alone becomes a template that prints the value as JSON.
 fn wrap_native(src: &str) -> Option<String> {
-    let t = src.trim();
-    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    // Exactly one expression, nothing around it: "{{ x }}\n" is a string, not x.
+    let inner = src.strip_prefix("{{")?.strip_suffix("}}")?;
     if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") {
         return None;
     }
@@ -356,6 +356,10 @@ mod tests {
         assert_eq!(t.render_string_value("{{ n + 1 }}", &c).unwrap(), json!(6));
         assert_eq!(t.render_string_value("x{{ s }}", &c).unwrap(), json!("xa"));
         assert_eq!(t.render_string_value("plain", &c).unwrap(), json!("plain"));
+        assert_eq!(
+            t.render_string_value("{{ s }}\n", &c).unwrap(),
+            json!("a\n")
+        );
     }
 
     #[test]
