@@ -19,6 +19,9 @@ pub struct HostState {
     pub notified: Vec<String>,
     /// Variables of the includes being run (their loop items).
     pub include_vars: Vec<Arc<Map<String, Value>>>,
+    /// Backups this run made on the host (`{"path", "backup"}`), oldest first: what a
+    /// rollback restores. Exposed to tasks as `castellan_backups`.
+    pub backups: Vec<Value>,
 }
 
 impl HostState {
@@ -32,12 +35,29 @@ impl HostState {
             ended: false,
             notified: Vec::new(),
             include_vars: Vec::new(),
+            backups: Vec::new(),
         }
     }
 
     /// Can this host take more tasks?
     pub fn active(&self) -> bool {
         !self.failed && !self.unreachable && !self.ended
+    }
+
+    /// Remember the backups a task's result mentions (a loop's items too).
+    pub fn record_backups(&mut self, result: &Value) {
+        let items: Vec<&Value> = match result.get("results").and_then(Value::as_array) {
+            Some(items) => items.iter().collect(),
+            None => vec![result],
+        };
+        for r in items {
+            if let (Some(b), Some(p)) = (
+                r.get("backup_file").and_then(Value::as_str),
+                r.get("dest").or_else(|| r.get("path")).and_then(Value::as_str),
+            ) {
+                self.backups.push(serde_json::json!({"path": p, "backup": b}));
+            }
+        }
     }
 
     pub fn notify(&mut self, name: &str) {

@@ -191,6 +191,7 @@ impl<'a> Runner<'a> {
             json!({"full": env!("CARGO_PKG_VERSION"), "string": env!("CARGO_PKG_VERSION")}),
         );
         vars.insert("omit".into(), json!(OMIT));
+        vars.insert("castellan_backups".into(), Value::Array(hs.backups.clone()));
         let needs = task::needs(task, &vars);
         // Host lists cost O(hosts) per host: only tasks that read them get them.
         if needs.play_hosts {

@@ -220,6 +220,9 @@ impl Runner<'_> {
         for (k, v) in o.facts {
             hs.facts.insert(k, v);
         }
+        if let Some(v) = &o.register {
+            hs.record_backups(v);
+        }
         if let (Some(name), Some(v)) = (&task.register, o.register) {
             hs.facts.insert(name.clone(), v);
         }

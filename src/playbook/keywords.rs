@@ -94,6 +94,7 @@ pub const MAGIC_VARS: &[&str] = &[
     "ansible_verbosity",
     "ansible_version",
     "omit",
+    "castellan_backups",
 ];
 
 /// The value `{{ omit }}` renders to: an argument with this value is dropped.
