@@ -272,12 +272,11 @@ impl Runner<'_> {
             Ok(v) => v,
             Err(e) => return self.finish(task, host, vec![ItemRun::failed(e)], false, None),
         };
-        let hs = &self.hosts[host];
         let delegated = task.delegate_to.is_some();
         let conn: Arc<dyn Connection> = if delegated {
             self.pool.local()
         } else {
-            match self.pool.get(host, &hs.inv.vars).await {
+            match self.pool.get(host, &vars).await {
                 Ok(c) => c,
                 Err(e) => {
                     let run = match e {
