@@ -277,3 +277,28 @@ pub async fn plan_edit<A: serde::de::DeserializeOwned>(
     plan.result.insert("msg".into(), json!(edit.msg));
     Ok(plan)
 }
+
+/// The `Module` impl of a pure text editor: its spec, and [`plan_edit`] with its editor.
+macro_rules! editor_module {
+    ($ty:ident, $name:literal, $spec:expr, $content_args:expr, $edit:expr) => {
+        #[async_trait::async_trait]
+        impl crate::modules::Module for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn args(&self) -> Option<&'static [crate::modules::Arg]> {
+                Some($spec)
+            }
+
+            async fn plan(
+                &self,
+                ctx: &crate::modules::ModuleCtx<'_>,
+                args: &crate::modules::Args,
+            ) -> Result<crate::modules::Plan, String> {
+                super::common::plan_edit(ctx, args, $content_args, $edit).await
+            }
+        }
+    };
+}
+pub(crate) use editor_module;

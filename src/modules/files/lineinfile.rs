@@ -354,24 +354,7 @@ const MODULE_ARGS: &[crate::modules::Arg] = {
     ]
 };
 
-#[async_trait::async_trait]
-impl crate::modules::Module for LineInFile {
-    fn name(&self) -> &'static str {
-        "lineinfile"
-    }
-
-    fn args(&self) -> Option<&'static [crate::modules::Arg]> {
-        Some(MODULE_ARGS)
-    }
-
-    async fn plan(
-        &self,
-        ctx: &crate::modules::ModuleCtx<'_>,
-        args: &crate::modules::Args,
-    ) -> Result<crate::modules::Plan, String> {
-        super::common::plan_edit(ctx, args, CONTENT_ARGS, edit).await
-    }
-}
+super::common::editor_module!(LineInFile, "lineinfile", MODULE_ARGS, CONTENT_ARGS, edit);
 
 #[cfg(test)]
 mod tests {
