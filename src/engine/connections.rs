@@ -9,10 +9,13 @@ use crate::connection::local::LocalConnection;
 use crate::connection::ssh::{SshConnection, SshParams};
 use crate::connection::{ConnError, Connection};
 
+/// A host's connection, opened once by whichever task needs it first.
+type Cell = Arc<OnceCell<Arc<dyn Connection>>>;
+
 #[derive(Default)]
 pub struct Pool {
     /// One cell per host: connecting happens outside the map's lock, hosts in parallel.
-    conns: Mutex<HashMap<String, Arc<OnceCell<Arc<dyn Connection>>>>>,
+    conns: Mutex<HashMap<String, Cell>>,
     local: Arc<LocalConnection>,
     pub accept_new_host_keys: bool,
 }
