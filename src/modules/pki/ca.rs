@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{blocking, key_type, literal, literal_days, path_value, pki_dir};
+use super::{blocking, check_renew, key_type, literal, path_value, pki_dir};
 use crate::modules::files::common::find_src;
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
 use crate::pki::{self, CaOutcome, CaSpec, DEFAULT_CA_DAYS};
@@ -64,14 +64,7 @@ impl Module for PkiCa {
 
     fn validate(&self, args: &Args) -> Result<(), String> {
         key_type(args)?;
-        if let Some(d) = literal_days(args, "days")? {
-            if d == 0 || d > pki::ca::MAX_DAYS {
-                return Err(format!(
-                    "argument `days` must be between 1 and {}, not {d}",
-                    pki::ca::MAX_DAYS
-                ));
-            }
-        }
+        check_renew(args, DEFAULT_CA_DAYS)?;
         if let Some(s) = literal(args, "subject") {
             pki::ca::parse_subject(s).map_err(|e| format!("argument `subject`: {e}"))?;
         }

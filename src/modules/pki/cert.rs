@@ -12,8 +12,7 @@ use super::{blocking, check_renew, key_type, literal, path_value, pki_dir};
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
 use crate::pki::store::PkiDir;
 use crate::pki::{
-    self, CertKind, CertOutcome, CertSpec, KeyType, San, DEFAULT_LEAF_DAYS,
-    DEFAULT_RENEW_BEFORE_DAYS,
+    self, CertKind, CertOutcome, CertSpec, San, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS,
 };
 use crate::template::is_template;
 
@@ -184,7 +183,7 @@ impl Module for PkiCert {
     }
 
     fn validate(&self, args: &Args) -> Result<(), String> {
-        let _: Option<KeyType> = key_type(args)?;
+        key_type(args)?;
         check_renew(args, DEFAULT_LEAF_DAYS)?;
         if let Some(n) = literal(args, "name") {
             pki::issue::validate_name(n).map_err(|e| format!("argument `name`: {e}"))?;

@@ -55,7 +55,8 @@ pub(crate) fn key_type(args: &Args) -> Result<Option<KeyType>, String> {
         .map_err(|e| format!("argument `key_type`: {e}"))
 }
 
-/// Checks that `renew_before` is shorter than `days` when both are literal.
+/// Checks a literal `days` (1..=MAX_DAYS) and that a literal `renew_before` is shorter than it
+/// (or than `default_days`).
 pub(crate) fn check_renew(args: &Args, default_days: u32) -> Result<(), String> {
     let days = literal_days(args, "days")?;
     if let Some(d) = days {
