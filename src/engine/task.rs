@@ -273,7 +273,7 @@ impl Runner<'_> {
             Err(e) => return self.finish(task, host, vec![ItemRun::failed(e)], false, None),
         };
         let delegated = task.delegate_to.is_some();
-        let conn: Arc<dyn Connection> = if delegated {
+        let conn: Arc<dyn Connection> = if delegated || module.runs_on_control_node() {
             self.pool.local()
         } else {
             match self.pool.get(host, &vars).await {
@@ -621,6 +621,7 @@ impl Runner<'_> {
             failed,
             skipped,
             facts,
+            changed: changed_itself,
         } = plan;
         let diff_text = if show_diff {
             d.as_ref().map(|d| diff::render(d, task.no_log))
@@ -653,10 +654,10 @@ impl Runner<'_> {
                 attempts: 0,
             };
         }
-        let changed = !ops.is_empty();
+        let changed = changed_itself || !ops.is_empty();
         let mut status = if changed { Status::Changed } else { Status::Ok };
         let mut msg = None;
-        if changed && !check {
+        if !ops.is_empty() && !check {
             for op in &ops {
                 match conn.apply(op, become_user).await {
                     Ok(out) => {

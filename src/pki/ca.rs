@@ -577,30 +577,54 @@ fn read_import(spec: &CaSpec) -> Result<Option<Import>> {
     }))
 }
 
-/// Makes sure the PKI directory has the CA the spec describes: creates it (or imports it) when
-/// there is none, checks it when there is one. An existing CA that differs from the spec is an
-/// error, never replaced.
-pub fn ensure_ca(dir: &Path, spec: &CaSpec) -> Result<CaOutcome> {
-    let pki = PkiDir::new(dir);
-    check_days(spec.days, "--days")?;
-    let want = wanted_subject(spec)?;
-    let import = read_import(spec)?;
-    let now = now()?;
+/// What `ensure_ca` has to do, decided without writing anything.
+enum CaAction {
+    /// The CA is there and fits the request.
+    Keep(CaCert),
+    /// An external CA (certificate only) gets the key imported now.
+    AddKey(CaCert, Vec<u8>),
+    /// There is no CA: import one.
+    Import(Import),
+    /// There is no CA: create one with this subject and key type.
+    Create(Vec<(String, String)>, KeyType),
+}
 
-    let mut txn = Txn::new();
-    match std::fs::metadata(dir) {
-        Ok(md) if !md.is_dir() => {
-            return Err(PkiError::InvalidArgument(format!(
-                "{} is not a directory: give --dir a directory (it is created if missing)",
-                dir.display()
-            )))
+impl CaAction {
+    fn reason(&self, days: u32) -> Option<String> {
+        match self {
+            CaAction::Keep(_) => None,
+            CaAction::AddKey(..) => Some("CA key imported".into()),
+            CaAction::Import(imp) if imp.key.is_some() => {
+                Some(format!("CA imported from {}", imp.cert_path.display()))
+            }
+            CaAction::Import(imp) => Some(format!(
+                "external CA certificate imported from {} (no key: castellan cannot issue with it)",
+                imp.cert_path.display()
+            )),
+            CaAction::Create(_, key_type) => Some(format!("CA created ({key_type}, {days} days)")),
         }
-        Ok(_) => {}
-        Err(_) => txn.create_dir_all(dir)?,
     }
-    let _lock = lock(dir)?;
-    let mut index = Index::load(&pki)?;
+}
 
+/// The request checked and read (subject, imported files), before the directory is touched.
+struct CaRequest {
+    want: Option<Vec<(String, String)>>,
+    import: Option<Import>,
+}
+
+fn ca_request(spec: &CaSpec) -> Result<CaRequest> {
+    check_days(spec.days, "--days")?;
+    Ok(CaRequest {
+        want: wanted_subject(spec)?,
+        import: read_import(spec)?,
+    })
+}
+
+/// Reads the directory (locked by the caller, or missing) and decides. Every invalid request and
+/// every mismatch is an error here, before anything is written.
+fn assess_ca(pki: &PkiDir, spec: &CaSpec, req: CaRequest) -> Result<CaAction> {
+    let CaRequest { want, import } = req;
+    let dir = pki.root();
     let has_cert = std::fs::symlink_metadata(pki.ca_cert()).is_ok();
     let has_key = std::fs::symlink_metadata(pki.ca_key()).is_ok();
     if has_key && !has_cert {
@@ -612,7 +636,7 @@ pub fn ensure_ca(dir: &Path, spec: &CaSpec) -> Result<CaOutcome> {
     }
 
     if has_cert {
-        let cur = load_ca_cert(&pki)?;
+        let cur = load_ca_cert(pki)?;
         if let Some(imp) = &import {
             if imp.cert.der != cur.der {
                 return Err(PkiError::CaMismatch {
@@ -633,32 +657,21 @@ pub fn ensure_ca(dir: &Path, spec: &CaSpec) -> Result<CaOutcome> {
             });
         }
         if has_key {
-            load_ca(&pki)?;
-            return Ok(outcome(&pki, &cur, false, None, now));
+            load_ca(pki)?;
+            return Ok(CaAction::Keep(cur));
         }
         // An external CA: add its key when one is imported now.
         if let Some(Import {
             key: Some((bytes, _)),
             ..
-        }) = &import
+        }) = import
         {
-            txn.write(&pki.ca_key(), bytes, PRIVATE_MODE)?;
-            index.ca = Some(cur.record(false));
-            index.version = 1;
-            index.save(&pki, &mut txn)?;
-            txn.commit();
-            return Ok(outcome(
-                &pki,
-                &cur,
-                true,
-                Some("CA key imported".into()),
-                now,
-            ));
+            return Ok(CaAction::AddKey(cur, bytes));
         }
-        return Ok(outcome(&pki, &cur, false, None, now));
+        return Ok(CaAction::Keep(cur));
     }
 
-    let (cert, reason) = match import {
+    match import {
         Some(imp) => {
             if let Some(why) = mismatch(&imp.cert, &want, spec) {
                 return Err(PkiError::InvalidArgument(format!(
@@ -666,19 +679,7 @@ pub fn ensure_ca(dir: &Path, spec: &CaSpec) -> Result<CaOutcome> {
                     imp.cert_path.display()
                 )));
             }
-            if let Some((bytes, _)) = &imp.key {
-                txn.write(&pki.ca_key(), bytes, PRIVATE_MODE)?;
-            }
-            txn.write(&pki.ca_cert(), imp.cert.pem.as_bytes(), PUBLIC_MODE)?;
-            let reason = if imp.key.is_some() {
-                format!("CA imported from {}", imp.cert_path.display())
-            } else {
-                format!(
-                    "external CA certificate imported from {} (no key: castellan cannot issue with it)",
-                    imp.cert_path.display()
-                )
-            };
-            (imp.cert, reason)
+            Ok(CaAction::Import(imp))
         }
         None => {
             let attrs = want.ok_or_else(|| {
@@ -692,7 +693,89 @@ pub fn ensure_ca(dir: &Path, spec: &CaSpec) -> Result<CaOutcome> {
                     "a new CA needs a common name: add CN=... to --subject or give --cn".into(),
                 ));
             }
-            let key_type = spec.key_type.unwrap_or_default();
+            Ok(CaAction::Create(attrs, spec.key_type.unwrap_or_default()))
+        }
+    }
+}
+
+fn check_dir(dir: &Path) -> Result<bool> {
+    match std::fs::metadata(dir) {
+        Ok(md) if !md.is_dir() => Err(PkiError::InvalidArgument(format!(
+            "{} is not a directory: give --dir a directory (it is created if missing)",
+            dir.display()
+        ))),
+        Ok(_) => Ok(true),
+        Err(_) => Ok(false),
+    }
+}
+
+/// What [`ensure_ca`] would do, found without writing anything (check mode).
+#[derive(Clone, Debug, Serialize)]
+pub struct CaPlan {
+    /// Why `ensure_ca` would change something (the reason it would report); `None`: nothing.
+    pub reason: Option<String>,
+    /// The CA as it is now, when there is one.
+    pub current: Option<CaOutcome>,
+}
+
+/// Says what [`ensure_ca`] would do with the same arguments, and fails where it would fail, but
+/// writes nothing: not a byte, not a directory, not an mtime.
+pub fn plan_ca(dir: &Path, spec: &CaSpec) -> Result<CaPlan> {
+    let pki = PkiDir::new(dir);
+    let req = ca_request(spec)?;
+    let now = now()?;
+    let _lock = if check_dir(dir)? {
+        Some(lock(dir)?)
+    } else {
+        None
+    };
+    let action = assess_ca(&pki, spec, req)?;
+    let reason = action.reason(spec.days);
+    let current = match &action {
+        CaAction::Keep(cur) | CaAction::AddKey(cur, _) => {
+            Some(outcome(&pki, cur, false, None, now))
+        }
+        CaAction::Import(_) | CaAction::Create(..) => None,
+    };
+    Ok(CaPlan { reason, current })
+}
+
+/// Makes sure the PKI directory has the CA the spec describes: creates it (or imports it) when
+/// there is none, checks it when there is one. An existing CA that differs from the spec is an
+/// error, never replaced.
+pub fn ensure_ca(dir: &Path, spec: &CaSpec) -> Result<CaOutcome> {
+    let pki = PkiDir::new(dir);
+    // Check the request and read the imported files before creating the directory.
+    let req = ca_request(spec)?;
+    let now = now()?;
+
+    let mut txn = Txn::new();
+    if !check_dir(dir)? {
+        txn.create_dir_all(dir)?;
+    }
+    let _lock = lock(dir)?;
+    let mut index = Index::load(&pki)?;
+    let action = assess_ca(&pki, spec, req)?;
+    let reason = action.reason(spec.days);
+
+    let cert = match action {
+        CaAction::Keep(cur) => return Ok(outcome(&pki, &cur, false, None, now)),
+        CaAction::AddKey(cur, bytes) => {
+            txn.write(&pki.ca_key(), &bytes, PRIVATE_MODE)?;
+            index.ca = Some(cur.record(false));
+            index.version = 1;
+            index.save(&pki, &mut txn)?;
+            txn.commit();
+            return Ok(outcome(&pki, &cur, true, reason, now));
+        }
+        CaAction::Import(imp) => {
+            if let Some((bytes, _)) = &imp.key {
+                txn.write(&pki.ca_key(), bytes, PRIVATE_MODE)?;
+            }
+            txn.write(&pki.ca_cert(), imp.cert.pem.as_bytes(), PUBLIC_MODE)?;
+            imp.cert
+        }
+        CaAction::Create(attrs, key_type) => {
             let key = key_type.generate()?;
             let mut params = CertificateParams::default();
             params.distinguished_name = build_dn(&attrs)?;
@@ -714,17 +797,14 @@ pub fn ensure_ca(dir: &Path, spec: &CaSpec) -> Result<CaOutcome> {
                 PRIVATE_MODE,
             )?;
             txn.write(&pki.ca_cert(), ca_cert.pem.as_bytes(), PUBLIC_MODE)?;
-            (
-                ca_cert,
-                format!("CA created ({key_type}, {} days)", spec.days),
-            )
+            ca_cert
         }
     };
     index.version = 1;
     index.ca = Some(cert.record(!pki.ca_key().exists()));
     index.save(&pki, &mut txn)?;
     txn.commit();
-    Ok(outcome(&pki, &cert, true, Some(reason), now))
+    Ok(outcome(&pki, &cert, true, reason, now))
 }
 
 /// For the leaf code: the parsed CA certificate of a leaf check.

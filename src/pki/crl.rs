@@ -254,18 +254,8 @@ fn write_crl(
     Ok(record)
 }
 
-fn revoke_inner(dir: &Path, spec: &RevokeSpec, strict: bool) -> Result<RevokeOutcome> {
-    let pki = PkiDir::new(dir);
-    validate_name(&spec.name)?;
-    check_days(spec.crl_days, "--crl-days")?;
-    if std::fs::symlink_metadata(pki.ca_cert()).is_err() {
-        return Err(PkiError::NoCa {
-            dir: dir.to_path_buf(),
-        });
-    }
-    let _lock = lock(dir)?;
-    let ca = load_ca(&pki)?;
-    let mut index = Index::load(&pki)?;
+/// The kind and index position of the entry `spec` names (the current one, valid or revoked).
+fn locate(dir: &Path, index: &Index, spec: &RevokeSpec) -> Result<(CertKind, usize)> {
     let kinds: Vec<CertKind> = match spec.kind {
         Some(k) => vec![k],
         None => vec![CertKind::Server, CertKind::Client],
@@ -288,12 +278,62 @@ fn revoke_inner(dir: &Path, spec: &RevokeSpec, strict: bool) -> Result<RevokeOut
             })
         }
     };
-    let now = now()?;
     let pos = index
         .certs
         .iter()
         .rposition(|e| e.kind == kind && e.name == spec.name && e.status != EntryStatus::Superseded)
         .ok_or_else(|| PkiError::Internal("index entry vanished".into()))?;
+    Ok((kind, pos))
+}
+
+/// What [`ensure_revoked`] would do, found without writing anything (check mode): `Some(why)`
+/// when it would revoke, `None` when the name is already revoked. Fails where it would fail
+/// (unknown or ambiguous name, CA that cannot sign CRLs). A directory without a CA yet is not an
+/// error here: in check mode the tasks before it did not create anything.
+pub fn plan_revoked(dir: &Path, spec: &RevokeSpec) -> Result<Option<String>> {
+    let pki = PkiDir::new(dir);
+    validate_name(&spec.name)?;
+    check_days(spec.crl_days, "--crl-days")?;
+    if std::fs::symlink_metadata(pki.ca_cert()).is_err() {
+        return Ok(Some(format!(
+            "revoke {:?} (there is no CA in {} yet)",
+            spec.name,
+            dir.display()
+        )));
+    }
+    let _lock = lock(dir)?;
+    let ca = load_ca(&pki)?;
+    let index = Index::load(&pki)?;
+    let (kind, pos) = locate(dir, &index, spec)?;
+    let entry = &index.certs[pos];
+    if entry.status == EntryStatus::Revoked {
+        return Ok(None);
+    }
+    if !ca.cert.crl_sign {
+        return Err(PkiError::CaCannotSignCrl {
+            path: pki.ca_cert(),
+        });
+    }
+    Ok(Some(format!(
+        "revoke {kind} certificate {:?} (serial {}, {})",
+        spec.name, entry.serial, spec.reason
+    )))
+}
+
+fn revoke_inner(dir: &Path, spec: &RevokeSpec, strict: bool) -> Result<RevokeOutcome> {
+    let pki = PkiDir::new(dir);
+    validate_name(&spec.name)?;
+    check_days(spec.crl_days, "--crl-days")?;
+    if std::fs::symlink_metadata(pki.ca_cert()).is_err() {
+        return Err(PkiError::NoCa {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let _lock = lock(dir)?;
+    let ca = load_ca(&pki)?;
+    let mut index = Index::load(&pki)?;
+    let now = now()?;
+    let (kind, pos) = locate(dir, &index, spec)?;
     let entry = index.certs[pos].clone();
     if entry.status == EntryStatus::Revoked {
         if strict {
@@ -351,10 +391,7 @@ pub fn ensure_revoked(dir: &Path, spec: &RevokeSpec) -> Result<RevokeOutcome> {
     revoke_inner(dir, spec, false)
 }
 
-/// Makes sure crl.pem exists, lists exactly the revoked certificates, is signed by the current
-/// CA and is not within `renew_before_days` of its nextUpdate; writes a new one otherwise.
-pub fn ensure_crl(dir: &Path, spec: &CrlSpec) -> Result<CrlOutcome> {
-    let pki = PkiDir::new(dir);
+fn check_crl_spec(spec: &CrlSpec) -> Result<()> {
     check_days(spec.days, "--days")?;
     if spec.renew_before_days >= spec.days {
         return Err(PkiError::InvalidArgument(format!(
@@ -362,18 +399,20 @@ pub fn ensure_crl(dir: &Path, spec: &CrlSpec) -> Result<CrlOutcome> {
             spec.renew_before_days, spec.days
         )));
     }
-    if std::fs::symlink_metadata(pki.ca_cert()).is_err() {
-        return Err(PkiError::NoCa {
-            dir: dir.to_path_buf(),
-        });
-    }
-    let _lock = lock(dir)?;
-    let ca = load_ca(&pki)?;
-    let mut index = Index::load(&pki)?;
-    let now = now()?;
-    let want = revoked_serials(&index);
+    Ok(())
+}
+
+/// Why crl.pem must be written again, if it must.
+fn crl_reason(
+    pki: &PkiDir,
+    ca: &Ca,
+    index: &Index,
+    spec: &CrlSpec,
+    now: OffsetDateTime,
+) -> Result<Option<String>> {
+    let want = revoked_serials(index);
     let current = read_opt(&pki.crl())?;
-    let reason = match (&index.crl, &current) {
+    Ok(match (&index.crl, &current) {
         (_, None) => Some("crl.pem is missing".to_string()),
         (None, Some(_)) => Some("crl.pem is not recorded in index.json".to_string()),
         (Some(rec), Some(bytes)) => {
@@ -399,26 +438,82 @@ pub fn ensure_crl(dir: &Path, spec: &CrlSpec) -> Result<CrlOutcome> {
                 None
             }
         }
-    };
-    match reason {
-        None => {
-            let rec = index.crl.clone().unwrap_or_else(|| CrlRecord {
-                number: 0,
-                this_update: String::new(),
-                next_update: String::new(),
-                sha256: String::new(),
-                ca_sha256: String::new(),
-                serials: Vec::new(),
-            });
-            Ok(CrlOutcome {
-                changed: false,
-                reason: None,
-                crl_path: pki.crl(),
-                number: rec.number,
-                next_update: rec.next_update,
-                revoked_serials: rec.serials,
-            })
-        }
+    })
+}
+
+fn unchanged(pki: &PkiDir, index: &Index) -> CrlOutcome {
+    let rec = index.crl.clone().unwrap_or_else(|| CrlRecord {
+        number: 0,
+        this_update: String::new(),
+        next_update: String::new(),
+        sha256: String::new(),
+        ca_sha256: String::new(),
+        serials: Vec::new(),
+    });
+    CrlOutcome {
+        changed: false,
+        reason: None,
+        crl_path: pki.crl(),
+        number: rec.number,
+        next_update: rec.next_update,
+        revoked_serials: rec.serials,
+    }
+}
+
+/// What [`ensure_crl`] would do, found without writing anything (check mode).
+#[derive(Clone, Debug, Serialize)]
+pub struct CrlPlan {
+    /// Why `ensure_crl` would write crl.pem (the reason it would report); `None`: it would not.
+    pub reason: Option<String>,
+    /// The CRL as it is now, when `ensure_crl` would keep it.
+    pub current: Option<CrlOutcome>,
+}
+
+/// Says what [`ensure_crl`] would do with the same arguments, and fails where it would fail, but
+/// writes nothing. A directory without a CA yet is not an error here (check mode).
+pub fn plan_crl(dir: &Path, spec: &CrlSpec) -> Result<CrlPlan> {
+    let pki = PkiDir::new(dir);
+    check_crl_spec(spec)?;
+    if std::fs::symlink_metadata(pki.ca_cert()).is_err() {
+        return Ok(CrlPlan {
+            reason: Some(format!(
+                "crl.pem is missing (there is no CA in {} yet)",
+                dir.display()
+            )),
+            current: None,
+        });
+    }
+    let _lock = lock(dir)?;
+    let ca = load_ca(&pki)?;
+    let index = Index::load(&pki)?;
+    let reason = crl_reason(&pki, &ca, &index, spec, now()?)?;
+    if reason.is_some() && !ca.cert.crl_sign {
+        return Err(PkiError::CaCannotSignCrl {
+            path: pki.ca_cert(),
+        });
+    }
+    Ok(CrlPlan {
+        current: reason.is_none().then(|| unchanged(&pki, &index)),
+        reason,
+    })
+}
+
+/// Makes sure crl.pem exists, lists exactly the revoked certificates, is signed by the current
+/// CA and is not within `renew_before_days` of its nextUpdate; writes a new one otherwise.
+pub fn ensure_crl(dir: &Path, spec: &CrlSpec) -> Result<CrlOutcome> {
+    let pki = PkiDir::new(dir);
+    check_crl_spec(spec)?;
+    if std::fs::symlink_metadata(pki.ca_cert()).is_err() {
+        return Err(PkiError::NoCa {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let _lock = lock(dir)?;
+    let ca = load_ca(&pki)?;
+    let mut index = Index::load(&pki)?;
+    let now = now()?;
+    match crl_reason(&pki, &ca, &index, spec, now)? {
+        None => Ok(unchanged(&pki, &index)),
         Some(why) => {
             let mut txn = Txn::new();
             let rec = write_crl(&pki, &ca, &mut index, spec.days, now, &mut txn)?;

@@ -557,19 +557,17 @@ fn sign(
     Ok((key, cert.der().to_vec(), cert.pem()))
 }
 
-/// Makes sure `spec`'s certificate exists, matches the request and is not about to expire;
-/// (re-)issues it otherwise. An invalid request or a revoked name is an error and changes nothing.
-pub fn ensure_cert(dir: &Path, spec: &CertSpec) -> Result<CertOutcome> {
-    let pki = PkiDir::new(dir);
-    let req = validate(spec)?;
-    if std::fs::symlink_metadata(pki.ca_cert()).is_err() {
-        return Err(PkiError::NoCa {
-            dir: dir.to_path_buf(),
-        });
-    }
-    let _lock = lock(dir)?;
-    let ca = load_ca(&pki)?;
-    let mut index = Index::load(&pki)?;
+/// What the directory holds for `spec`, read under the directory lock (taken by the caller).
+struct Assessment {
+    ca: Ca,
+    index: Index,
+    decision: Decision,
+    now: OffsetDateTime,
+}
+
+fn assess(pki: &PkiDir, spec: &CertSpec, req: &Request) -> Result<Assessment> {
+    let ca = load_ca(pki)?;
+    let index = Index::load(pki)?;
     if let Some(e) = index.current(spec.kind, &spec.name) {
         if e.status == EntryStatus::Revoked {
             return Err(PkiError::Revoked {
@@ -582,7 +580,79 @@ pub fn ensure_cert(dir: &Path, spec: &CertSpec) -> Result<CertOutcome> {
     let now = now()?;
     let ca_x509 = parse_der(&ca.cert.der)
         .ok_or_else(|| PkiError::Internal("cannot re-read ca.crt".into()))?;
-    let decision = decide(&pki, spec, &req, &ca_x509, now)?;
+    let decision = decide(pki, spec, req, &ca_x509, now)?;
+    Ok(Assessment {
+        ca,
+        index,
+        decision,
+        now,
+    })
+}
+
+/// What [`ensure_cert`] would do, found without writing anything (check mode).
+#[derive(Clone, Debug, Serialize)]
+pub struct CertPlan {
+    /// Why `ensure_cert` would (re-)issue the certificate or rewrite a file (the reason it would
+    /// report); `None` when it would change nothing.
+    pub reason: Option<String>,
+    /// The certificate as it is now, when `ensure_cert` would keep it.
+    pub current: Option<CertOutcome>,
+}
+
+/// Says what [`ensure_cert`] would do with the same arguments, and fails where it would fail
+/// (invalid request, revoked name, external CA...), but writes nothing. A directory without a CA
+/// yet is not an error here: in check mode the CA task before it did not create it.
+pub fn plan_cert(dir: &Path, spec: &CertSpec) -> Result<CertPlan> {
+    let pki = PkiDir::new(dir);
+    let req = validate(spec)?;
+    if std::fs::symlink_metadata(pki.ca_cert()).is_err() {
+        return Ok(CertPlan {
+            reason: Some(format!(
+                "new certificate (there is no CA in {} yet)",
+                dir.display()
+            )),
+            current: None,
+        });
+    }
+    let _lock = lock(dir)?;
+    let a = assess(&pki, spec, &req)?;
+    let der = || -> Result<Vec<u8>> {
+        let bytes = read_opt(&pki.leaf_cert(spec.kind, &spec.name))?.unwrap_or_default();
+        decode_cert(&bytes).map_err(PkiError::Internal)
+    };
+    Ok(match a.decision {
+        Decision::Keep => CertPlan {
+            reason: None,
+            current: Some(outcome(&pki, spec, &a.ca, &der()?, false, None, a.now)?),
+        },
+        Decision::RewritePk8(why) => CertPlan {
+            current: Some(outcome(&pki, spec, &a.ca, &der()?, false, None, a.now)?),
+            reason: Some(why),
+        },
+        Decision::Issue(why) => CertPlan {
+            reason: Some(why),
+            current: None,
+        },
+    })
+}
+
+/// Makes sure `spec`'s certificate exists, matches the request and is not about to expire;
+/// (re-)issues it otherwise. An invalid request or a revoked name is an error and changes nothing.
+pub fn ensure_cert(dir: &Path, spec: &CertSpec) -> Result<CertOutcome> {
+    let pki = PkiDir::new(dir);
+    let req = validate(spec)?;
+    if std::fs::symlink_metadata(pki.ca_cert()).is_err() {
+        return Err(PkiError::NoCa {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let _lock = lock(dir)?;
+    let Assessment {
+        ca,
+        mut index,
+        decision,
+        now,
+    } = assess(&pki, spec, &req)?;
     let cert_path = pki.leaf_cert(spec.kind, &spec.name);
     let key_path = pki.leaf_key(spec.kind, &spec.name);
     let mut txn = Txn::new();

@@ -3,7 +3,8 @@
 //!
 //! Everything runs on the control node and is synchronous. The playbook modules (`pki_ca`,
 //! `pki_cert`, `pki_crl`) and the `castellan pki` command line both call the `ensure_*`,
-//! [`revoke`] and [`list`] functions below.
+//! [`revoke`] and [`list`] functions below; in check mode the modules call the `plan_*`
+//! functions instead, which decide and fail the same way but write nothing.
 //!
 //! ```text
 //! PKI_DIR/ca.crt ca.key                      0644 / 0600 (or ca.crt alone: an external CA)
@@ -31,14 +32,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-pub use ca::{ensure_ca, CaOutcome, CaSpec, DEFAULT_CA_DAYS};
+pub use ca::{ensure_ca, plan_ca, CaOutcome, CaPlan, CaSpec, DEFAULT_CA_DAYS};
 pub use crl::{
-    ensure_crl, ensure_revoked, revoke, CrlOutcome, CrlSpec, RevocationReason, RevokeOutcome,
-    RevokeSpec, DEFAULT_CRL_DAYS,
+    ensure_crl, ensure_revoked, plan_crl, plan_revoked, revoke, CrlOutcome, CrlPlan, CrlSpec,
+    RevocationReason, RevokeOutcome, RevokeSpec, DEFAULT_CRL_DAYS, DEFAULT_CRL_RENEW_BEFORE_DAYS,
 };
 pub use index::{list, CaInfo, CrlInfo, ListEntry, Listing};
 pub use issue::{
-    ensure_cert, CertOutcome, CertSpec, San, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS,
+    ensure_cert, plan_cert, CertOutcome, CertPlan, CertSpec, San, DEFAULT_LEAF_DAYS,
+    DEFAULT_RENEW_BEFORE_DAYS,
 };
 pub use key::KeyType;
 
@@ -269,3 +271,6 @@ mod tests {
         assert_eq!(days_until(now - time::Duration::hours(1), now), -1);
     }
 }
+
+#[cfg(test)]
+mod plan_tests;

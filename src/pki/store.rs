@@ -138,11 +138,13 @@ impl Txn {
             p = d.parent();
         }
         for d in missing.into_iter().rev() {
-            DirBuilder::new()
-                .mode(DIR_MODE)
-                .create(&d)
-                .map_err(|e| PkiError::io("create directory", &d, e))?;
-            self.undo.push(Undo::Dir(d));
+            match DirBuilder::new().mode(DIR_MODE).create(&d) {
+                Ok(()) => self.undo.push(Undo::Dir(d)),
+                // Another thread or process created it meanwhile (hosts ensuring the same CA
+                // concurrently): it is theirs to keep, not ours to roll back.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists && d.is_dir() => {}
+                Err(e) => return Err(PkiError::io("create directory", &d, e)),
+            }
         }
         Ok(())
     }

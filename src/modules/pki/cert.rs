@@ -1,0 +1,229 @@
+//! `pki_cert`: make sure a server or client certificate signed by the PKI's CA exists, matches
+//! the request and is not about to expire; (re-)issue it otherwise, with the reason.
+//!
+//! Defaults for a server: `name` = the inventory hostname, `cn` = `name`, `sans` = the host's
+//! `ansible_host` (when set) and its inventory hostname, each as an IP or DNS SAN. Registers
+//! `cert`, `key`, `pk8` (client), `ca`, `sha256`, `serial`, `not_before`, `not_after`,
+//! `days_left`, `cn`, `sans`, `key_type`, `kind`, `name`, `dir`, and `reason` when re-issued.
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use super::{blocking, check_renew, key_type, literal, path_value, pki_dir};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::pki::store::PkiDir;
+use crate::pki::{
+    self, CertKind, CertOutcome, CertSpec, San, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS,
+};
+use crate::template::is_template;
+
+pub struct PkiCert;
+
+const ARGS: &[Arg] = &[
+    Arg::new("dir", Kind::Str),
+    Arg::new("kind", Kind::Str)
+        .required()
+        .choices(&["server", "client"]),
+    Arg::new("name", Kind::Str),
+    Arg::new("cn", Kind::Str),
+    Arg::new("sans", Kind::ListCsv).aliases(&["san"]),
+    Arg::new("key_type", Kind::Str),
+    Arg::new("days", Kind::Int),
+    Arg::new("renew_before", Kind::Int),
+];
+
+fn kind_of(s: &str) -> Result<CertKind, String> {
+    match s {
+        "server" => Ok(CertKind::Server),
+        "client" => Ok(CertKind::Client),
+        other => Err(format!(
+            "argument `kind` must be one of server, client, got `{other}`"
+        )),
+    }
+}
+
+fn result_of(o: &CertOutcome, dir: &std::path::Path) -> Map<String, Value> {
+    let mut r = Map::new();
+    r.insert("dir".into(), path_value(dir));
+    r.insert("kind".into(), o.kind.as_str().into());
+    r.insert("name".into(), o.name.clone().into());
+    r.insert("cn".into(), o.cn.clone().into());
+    r.insert("sans".into(), o.sans.clone().into());
+    r.insert("key_type".into(), o.key_type.clone().into());
+    r.insert("cert".into(), path_value(&o.cert_path));
+    r.insert("key".into(), path_value(&o.key_path));
+    if let Some(p) = &o.pk8_path {
+        r.insert("pk8".into(), path_value(p));
+    }
+    r.insert("ca".into(), path_value(&o.ca_path));
+    r.insert("sha256".into(), o.sha256.clone().into());
+    r.insert("serial".into(), o.serial.clone().into());
+    r.insert("not_before".into(), o.not_before.clone().into());
+    r.insert("not_after".into(), o.not_after.clone().into());
+    r.insert("days_left".into(), o.days_left.into());
+    if !o.warnings.is_empty() {
+        r.insert("warnings".into(), o.warnings.clone().into());
+    }
+    r
+}
+
+/// What the result says before anything is issued (check mode): the paths and the request.
+fn planned_result(spec: &CertSpec, dir: &std::path::Path) -> Map<String, Value> {
+    let layout = PkiDir::new(dir);
+    let mut r = Map::new();
+    r.insert("dir".into(), path_value(dir));
+    r.insert("kind".into(), spec.kind.as_str().into());
+    r.insert("name".into(), spec.name.clone().into());
+    r.insert("cn".into(), spec.cn.clone().into());
+    let sans: Vec<String> = spec
+        .sans
+        .iter()
+        .map(|s| San::parse(s).map_or_else(|_| s.clone(), |s| s.to_string()))
+        .collect();
+    r.insert("sans".into(), sans.into());
+    r.insert("key_type".into(), spec.key_type.name().into());
+    r.insert(
+        "cert".into(),
+        path_value(&layout.leaf_cert(spec.kind, &spec.name)),
+    );
+    r.insert(
+        "key".into(),
+        path_value(&layout.leaf_key(spec.kind, &spec.name)),
+    );
+    if let Some(p) = layout.leaf_pk8(spec.kind, &spec.name) {
+        r.insert("pk8".into(), path_value(&p));
+    }
+    r.insert("ca".into(), path_value(&layout.ca_cert()));
+    r
+}
+
+fn var_string(ctx: &ModuleCtx<'_>, name: &str) -> Option<String> {
+    match ctx.vars.get(name)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// The default SANs of a server certificate: the host's `ansible_host` (when set) and its
+/// inventory hostname, leaving out what is neither a DNS name nor an IP address.
+fn default_sans(ctx: &ModuleCtx<'_>) -> Result<Vec<String>, String> {
+    let mut cands: Vec<String> = Vec::new();
+    if let Some(h) = var_string(ctx, "ansible_host") {
+        cands.push(h);
+    }
+    cands.push(ctx.inventory_hostname.to_string());
+    let mut out: Vec<String> = Vec::new();
+    for c in cands {
+        if let Ok(san) = San::parse(&c) {
+            let s = san.to_string();
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "no default SAN for host {:?}: its inventory hostname (and ansible_host) is neither a DNS name nor an IP address; give `sans`",
+            ctx.inventory_hostname
+        ));
+    }
+    Ok(out)
+}
+
+fn spec_of(ctx: &ModuleCtx<'_>, args: &Args) -> Result<CertSpec, String> {
+    let kind = kind_of(&args.req("kind")?)?;
+    let name = match (args.string("name"), kind) {
+        (Some(n), _) => n,
+        (None, CertKind::Server) => ctx.inventory_hostname.to_string(),
+        (None, CertKind::Client) => args.string("cn").ok_or_else(|| {
+            "a client certificate needs `name` or `cn` (the database user)".to_string()
+        })?,
+    };
+    let cn = args.string("cn").unwrap_or_else(|| name.clone());
+    let sans: Vec<String> = if args.has("sans") {
+        args.list("sans")
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect()
+    } else if kind == CertKind::Server {
+        default_sans(ctx)?
+    } else {
+        Vec::new()
+    };
+    Ok(CertSpec {
+        kind,
+        name,
+        cn,
+        sans,
+        key_type: key_type(args)?.unwrap_or_default(),
+        days: super::days(args, "days")?.unwrap_or(DEFAULT_LEAF_DAYS),
+        renew_before_days: super::days(args, "renew_before")?.unwrap_or(DEFAULT_RENEW_BEFORE_DAYS),
+    })
+}
+
+#[async_trait]
+impl Module for PkiCert {
+    fn name(&self) -> &'static str {
+        "pki_cert"
+    }
+
+    fn args(&self) -> Option<&'static [Arg]> {
+        Some(ARGS)
+    }
+
+    fn validates_templated_args(&self) -> bool {
+        true
+    }
+
+    fn runs_on_control_node(&self) -> bool {
+        true
+    }
+
+    fn validate(&self, args: &Args) -> Result<(), String> {
+        key_type(args)?;
+        check_renew(args, DEFAULT_LEAF_DAYS)?;
+        if let Some(n) = literal(args, "name") {
+            pki::issue::validate_name(n).map_err(|e| format!("argument `name`: {e}"))?;
+        }
+        if let Some(cn) = literal(args, "cn") {
+            pki::ca::validate_cn(cn).map_err(|e| format!("argument `cn`: {e}"))?;
+        }
+        if let Some(Value::Array(sans)) = args.get("sans") {
+            for s in sans {
+                if let Value::String(s) = s {
+                    if !is_template(s) {
+                        San::parse(s).map_err(|e| format!("argument `sans`: {e}"))?;
+                    }
+                }
+            }
+        }
+        if literal(args, "kind") == Some("client") && !args.has("name") && !args.has("cn") {
+            return Err("a client certificate needs `name` or `cn` (the database user)".into());
+        }
+        Ok(())
+    }
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+        let dir = pki_dir(ctx, args);
+        let spec = spec_of(ctx, args)?;
+        let d = dir.clone();
+        if ctx.check_mode {
+            let s = spec.clone();
+            let p = blocking(move || pki::plan_cert(&d, &s)).await?;
+            let result = match &p.current {
+                Some(o) => result_of(o, &dir),
+                None => planned_result(&spec, &dir),
+            };
+            return Ok(super::plan(p.reason.is_some(), p.reason, result));
+        }
+        let o = blocking(move || pki::ensure_cert(&d, &spec)).await?;
+        Ok(super::plan(
+            o.changed,
+            o.reason.clone(),
+            result_of(&o, &dir),
+        ))
+    }
+}

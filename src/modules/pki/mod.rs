@@ -1,0 +1,139 @@
+//! `pki_ca`, `pki_cert`, `pki_crl`: the PKI library ([`crate::pki`]) in playbooks.
+//!
+//! These modules work on the control node (the PKI directory is local), whatever the host's
+//! connection: the engine gives them the local connection and they return no ops. They call the
+//! library in a blocking thread (RSA-4096 generation takes a while, and the directory lock may
+//! wait for another host). In check mode they call the library's `plan_*` functions, which
+//! decide and fail like the `ensure_*` ones but write nothing; the task then reports `changed`
+//! with the reason, through [`Plan::changed`].
+//!
+//! Several hosts may issue into the same directory at once: the library serialises them with a
+//! lock on the directory. Results carry paths, fingerprints, serials and dates, never key
+//! material, and there is no diff.
+pub mod ca;
+pub mod cert;
+pub mod crl;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::modules::{Args, ModuleCtx, Plan};
+use crate::pki::{self, KeyType, PkiError};
+use crate::template::is_template;
+
+/// A literal (not templated) string argument: what can be checked at load time.
+pub(crate) fn literal<'a>(args: &'a Args, name: &str) -> Option<&'a str> {
+    args.str(name).filter(|s| !is_template(s))
+}
+
+/// A literal whole number of days: `None` when absent or still a template.
+pub(crate) fn literal_days(args: &Args, name: &str) -> Result<Option<u32>, String> {
+    match args.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) if is_template(s) => Ok(None),
+        Some(_) => days(args, name),
+    }
+}
+
+/// A number of days (rendered arguments).
+pub(crate) fn days(args: &Args, name: &str) -> Result<Option<u32>, String> {
+    let Some(v) = args.get(name) else {
+        return Ok(None);
+    };
+    args.int(name)
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| format!("argument `{name}` must be a whole number of days, got {v}"))
+}
+
+/// Checks a literal `key_type` and returns it.
+pub(crate) fn key_type(args: &Args) -> Result<Option<KeyType>, String> {
+    literal(args, "key_type")
+        .map(KeyType::parse)
+        .transpose()
+        .map_err(|e| format!("argument `key_type`: {e}"))
+}
+
+/// Checks a literal `days` (1..=MAX_DAYS) and that a literal `renew_before` is shorter than it
+/// (or than `default_days`).
+pub(crate) fn check_renew(args: &Args, default_days: u32) -> Result<(), String> {
+    let days = literal_days(args, "days")?;
+    if let Some(d) = days {
+        if d == 0 || d > pki::ca::MAX_DAYS {
+            return Err(format!(
+                "argument `days` must be between 1 and {}, not {d}",
+                pki::ca::MAX_DAYS
+            ));
+        }
+    }
+    let renew = literal_days(args, "renew_before")?;
+    if let Some(r) = renew {
+        let d = days.unwrap_or(default_days);
+        if r >= d {
+            return Err(format!(
+                "argument `renew_before` ({r} days) must be shorter than `days` ({d}): otherwise every run would renew"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn var_str(ctx: &ModuleCtx<'_>, name: &str) -> Option<String> {
+    match ctx.vars.get(name)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The PKI directory: `dir`, else the `pki_dir` variable, else `{{ inventory_dir }}/pki`. A
+/// relative path is taken from the playbook's directory.
+pub(crate) fn pki_dir(ctx: &ModuleCtx<'_>, args: &Args) -> PathBuf {
+    let dir = args
+        .string("dir")
+        .filter(|s| !s.is_empty())
+        .or_else(|| var_str(ctx, "pki_dir"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            var_str(ctx, "inventory_dir")
+                .map(PathBuf::from)
+                .unwrap_or_default()
+                .join("pki")
+        });
+    if dir.is_absolute() {
+        return dir;
+    }
+    match var_str(ctx, "playbook_dir") {
+        Some(base) => Path::new(&base).join(dir),
+        None => dir,
+    }
+}
+
+/// Runs a PKI library call in a blocking thread; its error becomes the task's message.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> pki::Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("internal error: the PKI task panicked ({e})"))?
+        .map_err(|e: PkiError| e.to_string())
+}
+
+pub(crate) fn path_value(p: &Path) -> Value {
+    Value::String(p.display().to_string())
+}
+
+/// The plan of a PKI module: no ops, `changed` set by the module, the result keys.
+pub(crate) fn plan(changed: bool, reason: Option<String>, mut result: Map<String, Value>) -> Plan {
+    result.insert("changed".into(), Value::Bool(changed));
+    if let Some(r) = reason {
+        result.insert("reason".into(), Value::String(r));
+    }
+    Plan {
+        changed,
+        result,
+        ..Plan::default()
+    }
+}
