@@ -629,17 +629,26 @@ impl Inner {
             .acquire()
             .await
             .map_err(|_| ConnError::Unreachable("connection closed".into()))?;
-        let mut cmd = m.session.raw_command(cmdline);
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = match cmd.spawn().await {
-            Ok(c) => c,
-            Err(e) => return Err(self.ssh_error(m, e).await),
+        // sshd counts a session until its channel close is done, which can lag behind our
+        // end of the command: a refused channel open never ran anything, so it is retried.
+        let mut attempt = 0u32;
+        let mut child = loop {
+            let mut cmd = m.session.raw_command(cmdline);
+            cmd.stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            match cmd.spawn().await {
+                Ok(c) => break c,
+                Err(e) if attempt < 50 && is_channel_refused(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt.min(20)))).await;
+                }
+                Err(e) => return Err(self.ssh_error(m, e).await),
+            }
         };
         let input = child.stdin().take();
         let feed = async move {
@@ -955,4 +964,10 @@ mod tests {
         );
         assert!(m.contains("has changed"), "{m}");
     }
+}
+
+/// sshd refused to open one more session on the connection (`MaxSessions` reached for a moment).
+fn is_channel_refused(e: &openssh::Error) -> bool {
+    let text = format!("{e} {e:?}");
+    text.contains("Session open refused") || text.contains("open failed")
 }
