@@ -846,6 +846,12 @@ impl Connection for SshConnection {
     }
 }
 
+/// sshd refused to open one more session on the connection (`MaxSessions` reached for a moment).
+fn is_channel_refused(e: &openssh::Error) -> bool {
+    let text = format!("{e} {e:?}");
+    text.contains("Session open refused") || text.contains("open failed")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -964,10 +970,4 @@ mod tests {
         );
         assert!(m.contains("has changed"), "{m}");
     }
-}
-
-/// sshd refused to open one more session on the connection (`MaxSessions` reached for a moment).
-fn is_channel_refused(e: &openssh::Error) -> bool {
-    let text = format!("{e} {e:?}");
-    text.contains("Session open refused") || text.contains("open failed")
 }
