@@ -537,7 +537,7 @@ async fn killed_host_is_unreachable_quickly_and_close_leaves_nothing() {
     c.close().await;
     assert!(ssh_processes_with(&ctl_s).is_empty());
     assert!(!ctl.parent().unwrap().exists());
-    fleet_cmd("up.sh", &[&HOSTS.to_string()]);
+    fleet_cmd("up.sh", &[&HOSTS.to_string(), "--no-postgres"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,10 @@
 # Stop the local test fleet started by up.sh: every host sshd named by a pid file under the fleet dir
 # (checked to really be that sshd: comm "sshd" and "-f <its config>" in its command line), with its
 # session processes, and any ssh ControlMaster whose control socket lives under the fleet dir.
+# Stops the fleet's PostgreSQL clusters (pg_ctlcluster stop; data kept, the next up.sh starts them).
 # Leaves all files in place (keys are reused by the next up.sh) unless --purge is given, which then
-# deletes the fleet dir and the generated inventory.
+# drops the clusters (pg_dropcluster, and the files it leaves in /etc/postgresql/15/NAME), removes the
+# fleet's block from /etc/hosts, and deletes the fleet dir and the generated inventory.
 #
 # Usage: tests/fleet/down.sh [--purge]
 set -euo pipefail
@@ -21,12 +23,25 @@ case ${1:-} in
     ;;
 esac
 
-if [[ ! -d $FLEET_DIR/hosts ]]; then
+# Clusters of this fleet: named like its clusters (NET) and with their data under this fleet dir.
+pg_ks=()
+if fleet_pg_installed; then
+    while read -r k; do
+        owner=$(fleet_pg_owner "$k")
+        # A leftover configuration directory (no postgresql.conf) goes too when purging.
+        [[ $owner == ours || ($owner == none && $purge == 1) ]] && pg_ks+=("$k")
+    done < <(fleet_pg_ks)
+fi
+
+if [[ ! -d $FLEET_DIR/hosts ]] && ((${#pg_ks[@]} == 0)); then
+    if ((purge)); then fleet_etc_hosts 0 || true; fi
     echo "fleet: nothing to stop ($FLEET_DIR/hosts does not exist)"
     exit 0
 fi
-exec 9>"$FLEET_DIR/.lock"
-flock 9
+if [[ -d $FLEET_DIR ]]; then
+    exec 9>"$FLEET_DIR/.lock"
+    flock 9
+fi
 
 hosts=()
 pids=()
@@ -66,12 +81,28 @@ nproc_sshd=$(fleet_stop TERM "${pids[@]}")
 fleet_stop TERM "${masters[@]}" >/dev/null
 for h in "${hosts[@]}"; do rm -f "$FLEET_DIR/hosts/$h/sshd.pid"; done
 
+# pg_down K: stop (or with --purge drop) dbK's cluster; prints "stopped" when a server was running.
+pg_down() {
+    local pid
+    fleet_pg_pid pid "$1"
+    if ((purge)); then fleet_pg_drop "$1"; else fleet_pg_stop "$1"; fi
+    if [[ -n $pid ]]; then echo stopped; fi
+    return 0
+}
+pg_stopped=0
+if ((${#pg_ks[@]} > 0)); then
+    pg_stopped=$(fleet_parallel 8 pg_down "${pg_ks[@]}" | grep -c stopped) || true
+fi
+
+hosts_block=removed
 if ((purge)); then
+    fleet_etc_hosts 0 || hosts_block="kept (not this fleet's)"
     rm -rf "$FLEET_DIR"
     # Only the inventory up.sh wrote (it starts with up.sh's header line).
     if [[ -f $FLEET_INVENTORY ]] && head -n 1 "$FLEET_INVENTORY" | grep -q '^# Written by tests/fleet/up.sh'; then
         rm -f "$FLEET_INVENTORY"
     fi
 fi
-printf 'fleet: stopped %d hosts (%d sshd processes), %d ssh control masters%s\n' \
-    "${#hosts[@]}" "$nproc_sshd" "${#masters[@]}" "$( ((purge)) && echo "; removed $FLEET_DIR")"
+printf 'fleet: stopped %d hosts (%d sshd processes), %d ssh control masters, %d postgres servers%s\n' \
+    "${#hosts[@]}" "$nproc_sshd" "${#masters[@]}" "$pg_stopped" \
+    "$( ((purge)) && echo "; dropped ${#pg_ks[@]} clusters, removed $FLEET_DIR; /etc/hosts block $hosts_block")"

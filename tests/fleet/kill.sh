@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cut one fleet host off: SIGKILL its sshd listener and every session process under it, so open
-# (multiplexed) connections drop and new connections are refused. up.sh brings it back.
+# (multiplexed) connections drop and new connections are refused. up.sh brings it back. The host's
+# PostgreSQL server keeps running (even one started from an ssh session); see pg.sh to stop it.
 #
 # Usage: tests/fleet/kill.sh dbK
 set -euo pipefail

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Start (or resize, or repair) the local test fleet: N hosts db1..dbN, each its own sshd on its own
-# loopback address, port 22, key-only root login. Idempotent: running it again leaves exactly N healthy
-# hosts (dead ones restarted, hosts above N stopped). Needs root.
+# loopback address, port 22, key-only root login, and its own PostgreSQL 15 cluster listening on
+# that address, port 5432. Idempotent: running it again leaves exactly N healthy hosts (dead sshds
+# restarted; healthy clusters kept, stopped ones started, broken ones recreated; hosts above N
+# stopped and their clusters dropped). Needs root.
 #
-# Usage: tests/fleet/up.sh N
+# Usage: tests/fleet/up.sh N [--no-postgres]
+#   --no-postgres  (anywhere in the arguments) SSH-only hosts: no cluster is created or started,
+#                  clusters this fleet already has are stopped (those of hosts above N dropped), and
+#                  the fleet's /etc/hosts block is removed.
 # Writes the fleet state to $CASTELLAN_FLEET_DIR (default tests/fleet/.state) and an Ansible YAML
-# inventory (default tests/fleet/inventory.yml); see lib.sh for the environment variables and the
-# address scheme. Stop the fleet with tests/fleet/down.sh.
+# inventory (default tests/fleet/inventory.yml); see lib.sh for the environment variables, the
+# address scheme and the cluster layout. Stop the fleet with tests/fleet/down.sh.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 FLEET_JOBS=${CASTELLAN_FLEET_JOBS:-32}
+# Clusters created or started at a time (initdb and start-up are a few seconds each, mostly waiting).
+FLEET_PG_JOBS=${CASTELLAN_FLEET_PG_JOBS:-8}
 
 # host_config VAR K: set VAR to the sshd_config of host dbK.
 host_config() {
@@ -82,30 +89,208 @@ start_one() {
     return 1
 }
 
+# pg_tail K FILE: the last lines of FILE, indented, on stderr (a failing step's output).
+pg_tail() {
+    [[ -s $2 ]] || return 0
+    echo "db$1: $2 says:" >&2
+    tail -n 8 "$2" | sed 's/^/    /' >&2
+}
+
+# pg_healthy K: the cluster of dbK accepts connections on its socket directory and on its address
+# (pg_isready, 5 s each). As user postgres: a login that fails (peer auth for root, role "root")
+# would put FATAL lines in the server log, where tests look for the server's own complaints; over
+# TCP the password request is enough for pg_isready and nothing is logged.
+pg_healthy() {
+    local addr
+    fleet_addr addr "$1"
+    runuser -u postgres -- "$FLEET_PG_BIN/pg_isready" -q -h "$FLEET_DIR/hosts/db$1/pgsock" \
+        -p "$FLEET_PG_PORT" -U postgres -d postgres -t 5 >/dev/null 2>&1 &&
+        "$FLEET_PG_BIN/pg_isready" -q -h "$addr" -p "$FLEET_PG_PORT" -U postgres -d postgres -t 5 \
+            >/dev/null 2>&1
+}
+
+# pg_conf_d K: the conf.d file of dbK's cluster (listen_addresses, quoted: `pg_createcluster -o` and
+# `pg_conftool` write it unquoted, a syntax error for an IP address).
+pg_conf_d() {
+    local addr
+    fleet_addr addr "$1"
+    printf '%s
+' "# castellan test fleet host db$1 (written by tests/fleet/up.sh; edits are overwritten)" \
+        "listen_addresses = '$addr'"
+}
+
+# pg_start K: start dbK's cluster with pg_ctlcluster and wait until it answers.
+pg_start() {
+    local k=$1 name dir
+    fleet_pg_name name "$k"
+    dir=$FLEET_DIR/hosts/db$k
+    if ! pg_ctlcluster "$FLEET_PG_VERSION" "$name" start >"$dir/pg_ctlcluster.out" 2>&1 9>&-; then
+        echo "db$k: pg_ctlcluster $FLEET_PG_VERSION $name start failed" >&2
+        pg_tail "$k" "$dir/pg_ctlcluster.out"
+        return 1
+    fi
+    rm -f "$dir/pg_ctlcluster.out"
+    pg_healthy "$k" || {
+        echo "db$k: cluster $FLEET_PG_VERSION/$name started but does not accept connections" >&2
+        pg_tail "$k" "$dir/postgresql.log"
+        return 1
+    }
+}
+
+# pg_create K: create dbK's cluster from scratch (data, socket directory and log under the host's
+# directory, config in /etc/postgresql/15/NAME, start.conf manual so that the package's init script
+# never starts it) and start it.
+pg_create() {
+    local k=$1 name dir conf out
+    fleet_pg_name name "$k"
+    dir=$FLEET_DIR/hosts/db$k
+    conf=$FLEET_PG_ETC/$name
+    # Whatever is left of an earlier cluster (a server still running on a deleted data directory,
+    # configuration leftovers) would make pg_createcluster or the start fail.
+    fleet_pg_drop "$k"
+    install -d -o postgres -g postgres -m 0700 "$dir/pgdata"
+    install -d -o postgres -g postgres -m 2775 "$dir/pgsock"
+    out=$dir/pg_createcluster.out
+    if ! pg_createcluster "$FLEET_PG_VERSION" "$name" -d "$dir/pgdata" -s "$dir/pgsock" \
+        -p "$FLEET_PG_PORT" -l "$dir/postgresql.log" --start-conf=manual -e UTF8 --locale C.UTF-8 \
+        -- --no-sync >"$out" 2>&1 9>&-; then
+        echo "db$k: pg_createcluster $FLEET_PG_VERSION $name failed" >&2
+        pg_tail "$k" "$out"
+        return 1
+    fi
+    rm -f "$out"
+    pg_conf_d "$k" >"$conf/conf.d/$FLEET_PG_CONF_D"
+    chown postgres:postgres "$conf/conf.d/$FLEET_PG_CONF_D"
+    pg_start "$k"
+}
+
+# pg_one K: bring dbK's cluster to a healthy state; prints "dbK created|recreated|started|kept|
+# restarted". Run in parallel by fleet_parallel, one process per host.
+pg_one() {
+    local k=$1 name dir conf owner why="" pid want current port sock
+    fleet_pg_name name "$k"
+    dir=$FLEET_DIR/hosts/db$k
+    conf=$FLEET_PG_ETC/$name
+    owner=$(fleet_pg_owner "$k")
+    case $owner in
+    none)
+        pg_create "$k" || return 1
+        echo "db$k created"
+        return 0
+        ;;
+    ours) ;;
+    *)
+        echo "db$k: cluster $FLEET_PG_VERSION/$name has data directory ${owner#other } instead of" \
+            "$dir/pgdata: it belongs to another fleet with CASTELLAN_FLEET_NET=$FLEET_NET; bring that one" \
+            "down with down.sh --purge (CASTELLAN_FLEET_DIR set to its dir) or use another NET" >&2
+        return 1
+        ;;
+    esac
+    fleet_pg_conf_value port "$conf/postgresql.conf" port
+    fleet_pg_conf_value sock "$conf/postgresql.conf" unix_socket_directories
+    if [[ ! -f $dir/pgdata/PG_VERSION ]]; then
+        why="no $dir/pgdata/PG_VERSION"
+    elif [[ $port != "$FLEET_PG_PORT" || $sock != "$dir/pgsock" ]]; then
+        why="port '$port' and unix_socket_directories '$sock' in $conf/postgresql.conf"
+    fi
+    if [[ -z $why ]]; then
+        want=$(pg_conf_d "$k")
+        current=$(cat "$conf/conf.d/$FLEET_PG_CONF_D" 2>/dev/null) || current=""
+        local changed=0
+        if [[ $current != "$want" ]]; then
+            printf '%s
+' "$want" >"$conf/conf.d/$FLEET_PG_CONF_D"
+            chown postgres:postgres "$conf/conf.d/$FLEET_PG_CONF_D"
+            changed=1
+        fi
+        fleet_pg_pid pid "$k"
+        if [[ -n $pid ]] && ((changed == 0)) && pg_healthy "$k"; then
+            echo "db$k kept"
+            return 0
+        fi
+        local what=started
+        if [[ -n $pid ]]; then
+            what=restarted
+            fleet_pg_stop "$k"
+        fi
+        if pg_start "$k"; then
+            echo "db$k $what"
+            return 0
+        fi
+        why="it does not start (see above)"
+    fi
+    echo "db$k: recreating cluster $FLEET_PG_VERSION/$name: $why" >&2
+    # Keep the broken cluster's log for a look (pg_dropcluster deletes the log file).
+    if [[ -s $dir/postgresql.log ]]; then cp -f "$dir/postgresql.log" "$dir/postgresql.log.broken"; fi
+    pg_create "$k" || return 1
+    echo "db$k recreated"
+}
+
+# pg_stop_one K: stop dbK's cluster if it is this fleet's (up.sh --no-postgres).
+pg_stop_one() {
+    [[ $(fleet_pg_owner "$1") == ours ]] || return 0
+    fleet_pg_stop "$1"
+}
+
+# pg_drop_one K: drop dbK's cluster (host above N) if it is this fleet's; prints "dbK dropped".
+pg_drop_one() {
+    local owner
+    owner=$(fleet_pg_owner "$1")
+    [[ $owner == ours || $owner == none ]] || return 0
+    fleet_pg_drop "$1"
+    [[ $owner == ours ]] && echo "db$1 dropped"
+    return 0
+}
+
 if [[ ${1:-} == --start-one ]]; then
     start_one "$2"
     exit
 fi
 
-[[ $# -eq 1 && $1 =~ ^[0-9]+$ ]] || {
-    echo "usage: $0 N   (start hosts db1..dbN; N=0 stops all)" >&2
+postgres=1
+args=()
+for a in "$@"; do
+    if [[ $a == --no-postgres ]]; then postgres=0; else args+=("$a"); fi
+done
+[[ ${#args[@]} -eq 1 && ${args[0]} =~ ^[0-9]+$ ]] || {
+    echo "usage: $0 N [--no-postgres]   (start hosts db1..dbN; N=0 stops all)" >&2
     exit 2
 }
-N=$((10#$1))
+N=$((10#${args[0]}))
 ((N <= 254 * 254)) || fleet_die "at most $((254 * 254)) hosts"
 [[ $(id -u) == 0 ]] || fleet_die "must run as root (sshd on port 22, root logins)"
+if ((postgres && N > 0)); then
+    # The server's socket path: at most 107 bytes (sockaddr_un).
+    sock_path="$FLEET_DIR/hosts/db$N/pgsock/.s.PGSQL.$FLEET_PG_PORT"
+    ((${#sock_path} <= 107)) ||
+        fleet_die "socket path $sock_path is longer than 107 bytes: use a shorter CASTELLAN_FLEET_DIR"
+fi
 
 SECONDS_START=$(date +%s.%N)
 
+install=()
 if [[ ! -x $FLEET_SSHD ]] || ! command -v ssh-keygen >/dev/null || ! command -v ssh >/dev/null; then
-    echo "up.sh: installing openssh-server" >&2
+    install+=(openssh-server openssh-client)
+fi
+if ((postgres)) && ! fleet_pg_installed; then install+=(postgresql); fi
+if ((${#install[@]} > 0)); then
+    echo "up.sh: installing ${install[*]}" >&2
     apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${install[@]}" >&2
+    if ((postgres)) && ! fleet_pg_installed; then
+        fleet_die "no PostgreSQL $FLEET_PG_VERSION server in $FLEET_PG_BIN after installing postgresql"
+    fi
 fi
 mkdir -p /run/sshd
 chmod 0755 /run/sshd
 
 mkdir -p "$FLEET_DIR/hosts"
+if ((postgres)); then
+    # User postgres must reach the data and socket directories under hosts/dbK.
+    chmod a+x "$FLEET_DIR" "$FLEET_DIR/hosts"
+    runuser -u postgres -- test -x "$FLEET_DIR/hosts" ||
+        fleet_die "user postgres cannot reach $FLEET_DIR/hosts (a parent directory lacks o+x): use another CASTELLAN_FLEET_DIR"
+fi
 # One up/down/kill at a time per fleet dir. Started sshds get fd 9 closed (see start_one).
 exec 9>"$FLEET_DIR/.lock"
 flock 9
@@ -135,7 +320,7 @@ fleet_stop TERM "${stop_pids[@]}" >/dev/null
 
 # Find hosts that need (re)starting: not running, or running with a config that is not current.
 todo=()
-addr="" want=""
+addr="" want="" name="" dns=""
 for ((k = 1; k <= N; k++)); do
     dir=$FLEET_DIR/hosts/db$k
     fleet_host_pid pid "$k"
@@ -154,6 +339,36 @@ if ((${#todo[@]} > 0)); then
         xargs -P "$FLEET_JOBS" -n 1 "$FLEET_SCRIPT_DIR/up.sh" --start-one 9>&- || failed=1
 fi
 
+# PostgreSQL: drop the clusters of hosts above N, then make db1..dbN's healthy (or, with
+# --no-postgres, stopped), in parallel.
+pg_results=""
+if fleet_pg_installed; then
+    above=()
+    while read -r k; do ((k > N)) && above+=("$k"); done < <(fleet_pg_ks)
+    if ((${#above[@]} > 0)); then
+        pg_results+=$(fleet_parallel "$FLEET_PG_JOBS" pg_drop_one "${above[@]}")$'\n' || failed=1
+    fi
+fi
+if ((postgres)); then
+    fleet_etc_hosts "$N"
+    all=()
+    for ((k = 1; k <= N; k++)); do
+        mkdir -p "$FLEET_DIR/hosts/db$k"
+        chmod a+x "$FLEET_DIR/hosts/db$k"
+        all+=("$k")
+    done
+    if ((N > 0)); then
+        pg_results+=$(fleet_parallel "$FLEET_PG_JOBS" pg_one "${all[@]}") || failed=1
+    fi
+else
+    fleet_etc_hosts 0 || true
+    if fleet_pg_installed; then
+        below=()
+        while read -r k; do ((k <= N)) && below+=("$k"); done < <(fleet_pg_ks)
+        if ((${#below[@]} > 0)); then fleet_parallel "$FLEET_PG_JOBS" pg_stop_one "${below[@]}" || failed=1; fi
+    fi
+fi
+
 # known_hosts and inventory for db1..dbN, each replaced atomically.
 {
     for ((k = 1; k <= N; k++)); do
@@ -167,12 +382,42 @@ mv -f "$FLEET_KNOWN_HOSTS.new" "$FLEET_KNOWN_HOSTS"
 mkdir -p "$(dirname "$FLEET_INVENTORY")"
 {
     printf '# Written by tests/fleet/up.sh %d (fleet dir %s); edits are overwritten.\n' "$N" "$FLEET_DIR"
-    printf 'all:\n  children:\n    fleet:\n      hosts:\n'
-    ((N > 0)) || printf '        {}\n'
-    for ((k = 1; k <= N; k++)); do
-        fleet_addr addr "$k"
-        printf '        db%d: {ansible_host: %s, fleet_root: "%s/root"}\n' "$k" "$addr" "$FLEET_DIR/hosts/db$k"
-    done
+    printf 'all:\n  children:\n    fleet:\n'
+    if ((postgres)); then
+        # The hosts are in group postgres, a child of fleet (playbooks for `fleet` still see them).
+        printf '      children:\n        postgres:\n          hosts:\n'
+        ((N > 0)) || printf '            {}\n'
+        for ((k = 1; k <= N; k++)); do
+            fleet_addr addr "$k"
+            fleet_pg_name name "$k"
+            fleet_dns_name dns "$k"
+            dir=$FLEET_DIR/hosts/db$k
+            printf '            db%d:\n' "$k"
+            printf '              %s: %s\n' \
+                ansible_host "$addr" \
+                fleet_root "\"$dir/root\"" \
+                pg_cluster "$name" \
+                pg_dns_name "$dns" \
+                pg_data_dir "\"$dir/pgdata\"" \
+                pg_socket_dir "\"$dir/pgsock\"" \
+                pg_config_dir "\"$FLEET_PG_ETC/$name\"" \
+                pg_log_file "\"$dir/postgresql.log\""
+        done
+        printf '          vars:\n'
+        printf '            %s: %s\n' \
+            pg_version "$FLEET_PG_VERSION" \
+            pg_port "$FLEET_PG_PORT" \
+            pg_service_method pg_ctlcluster \
+            pg_os_user postgres \
+            pg_bin_dir "$FLEET_PG_BIN"
+    else
+        printf '      hosts:\n'
+        ((N > 0)) || printf '        {}\n'
+        for ((k = 1; k <= N; k++)); do
+            fleet_addr addr "$k"
+            printf '        db%d: {ansible_host: %s, fleet_root: "%s/root"}\n' "$k" "$addr" "$FLEET_DIR/hosts/db$k"
+        done
+    fi
     printf '      vars:\n'
     printf '        ansible_user: root\n'
     printf '        ansible_ssh_private_key_file: "%s"\n' "$FLEET_KEY"
@@ -227,5 +472,14 @@ if ((N > 0)); then
     fleet_addr last "$N"
     range="db1..db$N at $first..$last:22"
 fi
-printf 'fleet: %d hosts up (%s), %d started, %d kept, %d stopped, in %ss; inventory %s\n' \
-    "$N" "$range" "${#todo[@]}" $((N - ${#todo[@]})) "$stopped" "$elapsed" "$FLEET_INVENTORY"
+pg_summary="postgres: off"
+if [[ $pg_results == *" dropped"* ]]; then pg_summary+=" ($(grep -c " dropped\$" <<<"$pg_results") dropped)"; fi
+if ((postgres)); then
+    pg_summary="postgres:"
+    for what in created recreated started restarted kept dropped; do
+        pg_summary+=" $(grep -c " $what\$" <<<"$pg_results" || true) $what,"
+    done
+    pg_summary=${pg_summary%,}
+fi
+printf 'fleet: %d hosts up (%s), %d started, %d kept, %d stopped; %s; in %ss; inventory %s\n' \
+    "$N" "$range" "${#todo[@]}" $((N - ${#todo[@]})) "$stopped" "$pg_summary" "$elapsed" "$FLEET_INVENTORY"

@@ -47,7 +47,7 @@ pub fn fleet() -> Arc<Fleet> {
     if let Some(f) = g.upgrade() {
         return f;
     }
-    fleet_cmd("up.sh", &[&HOSTS.to_string()]);
+    fleet_cmd("up.sh", &[&HOSTS.to_string(), "--no-postgres"]);
     let f = Arc::new(Fleet {
         dir: PathBuf::from(DIR),
     });
