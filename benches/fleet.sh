@@ -102,7 +102,7 @@ fi
 
 # --- fleet --------------------------------------------------------------------------------------
 log "fleet of $N hosts (net $CASTELLAN_FLEET_NET, dir $CASTELLAN_FLEET_DIR)"
-"$REPO/tests/fleet/up.sh" "$N" >&2
+"$REPO/tests/fleet/up.sh" "$N" --no-postgres >&2
 [[ -s $INVENTORY ]] || die "no inventory at $INVENTORY"
 
 wipe_hosts() {
