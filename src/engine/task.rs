@@ -274,7 +274,7 @@ impl Runner<'_> {
         };
         let hs = &self.hosts[host];
         let delegated = task.delegate_to.is_some();
-        let conn: Arc<dyn Connection> = if delegated {
+        let conn: Arc<dyn Connection> = if delegated || module.runs_on_control_node() {
             self.pool.local()
         } else {
             match self.pool.get(host, &hs.inv.vars).await {
@@ -622,6 +622,7 @@ impl Runner<'_> {
             failed,
             skipped,
             facts,
+            changed: changed_itself,
         } = plan;
         let diff_text = if show_diff {
             d.as_ref().map(|d| diff::render(d, task.no_log))
@@ -654,10 +655,10 @@ impl Runner<'_> {
                 attempts: 0,
             };
         }
-        let changed = !ops.is_empty();
+        let changed = changed_itself || !ops.is_empty();
         let mut status = if changed { Status::Changed } else { Status::Ok };
         let mut msg = None;
-        if changed && !check {
+        if !ops.is_empty() && !check {
             for op in &ops {
                 match conn.apply(op, become_user).await {
                     Ok(out) => {

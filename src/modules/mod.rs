@@ -9,6 +9,7 @@ pub mod commands;
 pub mod control;
 pub mod edit;
 pub mod files;
+pub mod postgres;
 pub mod registry;
 
 use std::path::PathBuf;
@@ -57,6 +58,10 @@ pub struct Plan {
     pub skipped: Option<String>,
     /// Facts to set on the host (`set_fact`).
     pub facts: Map<String, Value>,
+    /// The module changed something itself, outside `ops` (control-node work such as the PKI
+    /// modules), or would have in check mode. The task is `changed` when this is set or when
+    /// `ops` is not empty.
+    pub changed: bool,
 }
 
 impl Plan {
@@ -90,6 +95,18 @@ pub trait Module: Send + Sync {
     /// Called at load time when no argument is templated, and again at run time.
     fn validate(&self, _args: &Args) -> Result<(), String> {
         Ok(())
+    }
+    /// True when [`Module::validate`] skips arguments that are still templates (`{{ x }}`): the
+    /// loader then calls it at load time even when some arguments are templated, so that the
+    /// literal ones (a key type, a kind) are checked before any host is contacted.
+    fn validates_templated_args(&self) -> bool {
+        false
+    }
+    /// True for modules that work on the control node whatever the host's connection
+    /// (`pki_cert`...): the engine gives them the local connection and does not connect to the
+    /// host for them.
+    fn runs_on_control_node(&self) -> bool {
+        false
     }
     /// Arguments holding bare expressions (`assert.that`, `debug.var`): checked like `when:`.
     fn expression_args(&self) -> &'static [&'static str] {

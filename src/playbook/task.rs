@@ -490,7 +490,7 @@ impl Loader<'_> {
             }
         }
         let templated = raw.iter().any(|(_, v)| contains_template(v));
-        if !templated {
+        if !templated || module.validates_templated_args() {
             module
                 .validate(&args)
                 .map_err(|m| Error::invalid(&value.loc, format!("{}: {m}", module.name())))?;
