@@ -92,7 +92,11 @@ impl Pg {
         .expect("CA");
         ensure_cert(
             &pki,
-            &CertSpec::server("pg", "localhost", vec!["localhost".into(), "127.0.0.1".into()]),
+            &CertSpec::server(
+                "pg",
+                "localhost",
+                vec!["localhost".into(), "127.0.0.1".into()],
+            ),
         )
         .expect("server certificate");
         ensure_cert(&pki, &CertSpec::client("postgres", "postgres")).expect("client cert");
@@ -155,13 +159,21 @@ impl Pg {
             uid,
             gid,
         };
-        let opts = format!(
-            "-k {} -p {port} -c listen_addresses=127.0.0.1",
-            s(&pg.sock)
-        );
+        let opts = format!("-k {} -p {port} -c listen_addresses=127.0.0.1", s(&pg.sock));
         let out = as_postgres(
             &format!("{PG_BIN}/pg_ctl"),
-            &["-D", s(&pg.data), "-l", s(&pg.log), "-o", &opts, "-w", "-t", "60", "start"],
+            &[
+                "-D",
+                s(&pg.data),
+                "-l",
+                s(&pg.log),
+                "-o",
+                &opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
         );
         assert!(
             out.status.success(),
@@ -178,8 +190,19 @@ impl Pg {
         let out = as_postgres(
             &format!("{PG_BIN}/psql"),
             &[
-                "-X", "-A", "-t", "-h", s(&self.sock), "-p", &self.port.to_string(), "-U",
-                "postgres", "-d", "postgres", "-c", q,
+                "-X",
+                "-A",
+                "-t",
+                "-h",
+                s(&self.sock),
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                q,
             ],
         );
         assert!(out.status.success(), "psql {q}: {}", text(&out.stderr));
@@ -233,8 +256,7 @@ fn result_of<'a>(doc: &'a Value, module: &str) -> &'a Value {
         .into_iter()
         .flatten()
         .flat_map(|p| p["tasks"].as_array().into_iter().flatten())
-        .filter(|t| t["module"] == module)
-        .last()
+        .rfind(|t| t["module"] == module)
         .map(|t| &t["results"]["db1"])
         .unwrap_or_else(|| panic!("no {module} task in {doc:#}"))
 }
@@ -273,7 +295,11 @@ fn pg_facts_reports_the_cluster_in_one_round_trip() {
     assert_eq!(svc["log_file"], s(&pg.log));
     // The fact is set on the host: the next task read it without `register`.
     let dbg = result_of(&doc, "debug");
-    assert_eq!(dbg["msg"], format!("conf={data}/postgresql.conf"), "{dbg:#}");
+    assert_eq!(
+        dbg["result"]["msg"],
+        format!("conf={data}/postgresql.conf"),
+        "{dbg:#}"
+    );
     // Read-only: it runs in check mode too.
     let (code, doc, err) = pg.play(body, &["--check"]);
     assert_eq!(code, 0, "{err}");
@@ -331,8 +357,14 @@ fn a_rejected_pg_hba_is_rolled_back_and_the_host_fails_with_the_server_log() {
     let msg = svc["msg"].as_str().unwrap();
     eprintln!("{msg}");
     assert!(msg.contains("invalid value for clientcert"), "{msg}");
-    assert!(msg.contains("Server log:") && msg.contains("pg_hba.conf was not reloaded"), "{msg}");
-    assert!(msg.contains("restored") && msg.contains("accepts connections"), "{msg}");
+    assert!(
+        msg.contains("Server log:") && msg.contains("pg_hba.conf was not reloaded"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("restored") && msg.contains("accepts connections"),
+        "{msg}"
+    );
     assert_eq!(svc["result"]["action"], "rolled_back");
     assert_eq!(svc["result"]["restored"][0], s(&hba));
     // The file is back, byte for byte, still owned by postgres; the server runs on it.
@@ -340,7 +372,10 @@ fn a_rejected_pg_hba_is_rolled_back_and_the_host_fails_with_the_server_log() {
     let meta = fs::metadata(&hba).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!((meta.uid(), meta.gid()), (pg.uid, pg.gid));
-    assert_eq!(pg.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"), "0");
+    assert_eq!(
+        pg.sql("SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL"),
+        "0"
+    );
     assert_eq!(pg.start_time(), before);
     // The play stopped: the task after the handler never ran.
     assert!(doc["plays"][0]["tasks"]
@@ -360,7 +395,10 @@ fn a_bad_ssl_cert_file_on_reload_is_caught_from_the_log_and_rolled_back() {
                 backup: yes\n    - pg_service:\n        state: applied\n";
     let (code, doc, err) = pg.play(body, &[]);
     assert_eq!(code, 2, "{doc:#}\n{err}");
-    let msg = result_of(&doc, "pg_service")["msg"].as_str().unwrap().to_string();
+    let msg = result_of(&doc, "pg_service")["msg"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("SSL configuration was not reloaded"), "{msg}");
     assert!(msg.contains("/nonexistent/server.crt"), "{msg}");
     assert_eq!(fs::read(&conf).unwrap(), original);
@@ -398,8 +436,14 @@ fn a_restart_that_does_not_come_back_is_rolled_back_and_started_on_the_old_confi
     assert_eq!(code, 2, "{doc:#}\n{err}");
     let svc = result_of(&doc, "pg_service");
     let msg = svc["msg"].as_str().unwrap();
-    assert!(msg.contains("FATAL") && msg.contains("/nonexistent/server.crt"), "{msg}");
-    assert!(msg.contains("started on the old configuration and accepts connections"), "{msg}");
+    assert!(
+        msg.contains("FATAL") && msg.contains("/nonexistent/server.crt"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("started on the old configuration and accepts connections"),
+        "{msg}"
+    );
     assert_eq!(fs::read(&conf).unwrap(), original);
     // Started with the options it ran with (socket directory, port, listen address).
     assert_eq!(pg.sql("SHOW listen_addresses"), "127.0.0.1");
@@ -421,17 +465,25 @@ fn pg_verify_logs_in_over_verify_full_mutual_tls() {
     let fp = sha256_of_pem(&pg.ssl.join("server.crt"));
     let body = verify_task(
         &pg,
-        &format!("        expect_fingerprint: \"{fp}\"\n        expect_refused_without_cert: yes\n"),
+        &format!(
+            "        expect_fingerprint: \"{fp}\"\n        expect_refused_without_cert: yes\n"
+        ),
     );
     let (code, doc, err) = pg.play(&body, &[]);
     assert_eq!(code, 0, "{doc:#}\n{err}");
     let r = &result_of(&doc, "pg_verify")["result"];
     assert_eq!(r["ssl"], true, "{r:#}");
-    assert!(r["tls_version"].as_str().unwrap().starts_with("TLSv1."), "{r:#}");
+    assert!(
+        r["tls_version"].as_str().unwrap().starts_with("TLSv1."),
+        "{r:#}"
+    );
     assert_eq!(r["server_cert_sha256"], fp);
     assert!(r["not_after"].as_str().is_some());
     assert!(
-        r["refused_without_cert"].as_str().unwrap().contains("certificate"),
+        r["refused_without_cert"]
+            .as_str()
+            .unwrap()
+            .contains("certificate"),
         "{r:#}"
     );
     eprintln!("verify-full mTLS login: {} ms", r["login_ms"]);
@@ -461,7 +513,10 @@ fn pg_verify_fails_with_a_wrong_ca_and_when_plain_logins_are_accepted() {
     );
     let (code, doc, _) = pg.play(&body, &[]);
     assert_eq!(code, 2);
-    let msg = result_of(&doc, "pg_verify")["msg"].as_str().unwrap().to_string();
+    let msg = result_of(&doc, "pg_verify")["msg"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("was not issued by the CA in"), "{msg}");
     // A trust line before the cert line: a login without a certificate gets in.
     fs::write(
@@ -474,8 +529,14 @@ fn pg_verify_fails_with_a_wrong_ca_and_when_plain_logins_are_accepted() {
     let body = verify_task(&pg, "        expect_refused_without_cert: true\n");
     let (code, doc, _) = pg.play(&body, &[]);
     assert_eq!(code, 2);
-    let msg = result_of(&doc, "pg_verify")["msg"].as_str().unwrap().to_string();
-    assert!(msg.contains("without a client certificate was accepted"), "{msg}");
+    let msg = result_of(&doc, "pg_verify")["msg"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("without a client certificate was accepted"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -484,30 +545,52 @@ fn a_swapped_certificate_is_stale_until_reloaded_and_a_cert_only_rotation_never_
     let before = pg.start_time();
     let new = ensure_cert(
         &pg.pki,
-        &CertSpec::server("pg2", "localhost", vec!["localhost".into(), "127.0.0.1".into()]),
+        &CertSpec::server(
+            "pg2",
+            "localhost",
+            vec!["localhost".into(), "127.0.0.1".into()],
+        ),
     )
     .unwrap();
     // Swap the files behind the server's back (no reload).
-    for (from, to) in [("server/pg2/server.crt", "server.crt"), ("server/pg2/server.key", "server.key")] {
+    for (from, to) in [
+        ("server/pg2/server.crt", "server.crt"),
+        ("server/pg2/server.key", "server.key"),
+    ] {
         let dest = pg.ssl.join(to);
         fs::copy(pg.pki.join(from), &dest).unwrap();
         chown(&dest, Some(pg.uid), Some(pg.gid)).unwrap();
         fs::set_permissions(&dest, fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let body = verify_task(&pg, &format!("        expect_fingerprint: \"{}\"\n", new.sha256));
+    let body = verify_task(
+        &pg,
+        &format!("        expect_fingerprint: \"{}\"\n", new.sha256),
+    );
     let (code, doc, _) = pg.play(&body, &[]);
     assert_eq!(code, 2);
-    let msg = result_of(&doc, "pg_verify")["msg"].as_str().unwrap().to_string();
+    let msg = result_of(&doc, "pg_verify")["msg"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("has not loaded the new certificate"), "{msg}");
     // pg_service applied: a reload, never a restart; pg_verify then sees the new certificate.
     let body = format!(
         "  tasks:\n    - pg_facts:\n    - pg_service:\n        state: applied\n{}",
-        verify_task(&pg, &format!("        expect_fingerprint: \"{}\"\n", new.sha256))
-            .trim_start_matches("  tasks:\n")
+        verify_task(
+            &pg,
+            &format!("        expect_fingerprint: \"{}\"\n", new.sha256)
+        )
+        .trim_start_matches("  tasks:\n")
     );
     let (code, doc, err) = pg.play(&body, &[]);
     assert_eq!(code, 0, "{doc:#}\n{err}");
-    assert_eq!(result_of(&doc, "pg_service")["result"]["action"], "reloaded");
-    assert_eq!(result_of(&doc, "pg_verify")["result"]["server_cert_sha256"], new.sha256);
+    assert_eq!(
+        result_of(&doc, "pg_service")["result"]["action"],
+        "reloaded"
+    );
+    assert_eq!(
+        result_of(&doc, "pg_verify")["result"]["server_cert_sha256"],
+        new.sha256
+    );
     assert_eq!(pg.start_time(), before);
 }

@@ -39,10 +39,7 @@ const PATRONI_CONFIGS: &[&str] = &[
 /// queried.
 pub fn facts_script(t: &PgTarget) -> Result<String, String> {
     let mut s = t.prelude()?;
-    s.push_str(&format!(
-        "out=$(q {}) || exit $?\n",
-        sh(FACTS_SQL)?
-    ));
+    s.push_str(&format!("out=$(q {}) || exit $?\n", sh(FACTS_SQL)?));
     s.push_str(
         r#"d=$(printf '%s\n' "$out" | sed -n 1p)
 echo @@json; printf '%s\n' "$out" | sed -n 2p
@@ -131,20 +128,25 @@ pub fn build_facts(stdout: &str, t: &PgTarget, method: Option<&str>) -> Result<V
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
         .ok_or("the server returned no facts (psql printed nothing)")?;
-    let j: Value =
-        serde_json::from_str(raw).map_err(|e| format!("cannot read the facts query's JSON: {e}"))?;
+    let j: Value = serde_json::from_str(raw)
+        .map_err(|e| format!("cannot read the facts query's JSON: {e}"))?;
     let gets = |k: &str| j.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let num = j
         .get("server_version_num")
         .and_then(Value::as_i64)
         .ok_or("server_version_num missing from the facts")?;
-    let major = if num >= 100_000 { num / 10_000 } else { num / 100 };
+    let major = if num >= 100_000 {
+        num / 10_000
+    } else {
+        num / 100
+    };
     let config_file = gets("config_file");
     let data_dir = gets("data_directory");
     let debian = debian_cluster(&config_file);
     let exe = nonempty(sec.get("exe"));
     let bin_dir = exe.as_deref().map(parent);
-    let stderr = nonempty(sec.get("stderr")).filter(|s| s.starts_with('/') && !s.starts_with("/dev/"));
+    let stderr =
+        nonempty(sec.get("stderr")).filter(|s| s.starts_with('/') && !s.starts_with("/dev/"));
     let patronictl = nonempty(sec.get("patronictl"));
     let patroni_config = nonempty(sec.get("patroni_config"));
     let patroni_name = nonempty(sec.get("patroni_name"));
@@ -170,10 +172,13 @@ pub fn build_facts(stdout: &str, t: &PgTarget, method: Option<&str>) -> Result<V
     }
     // Where the server logs: the collector's current file, else the postmaster's stderr file,
     // else Debian's per-cluster log.
-    let current_logfile = j
-        .get("current_logfile")
-        .and_then(Value::as_str)
-        .map(|f| if f.starts_with('/') { f.to_string() } else { format!("{data_dir}/{f}") });
+    let current_logfile = j.get("current_logfile").and_then(Value::as_str).map(|f| {
+        if f.starts_with('/') {
+            f.to_string()
+        } else {
+            format!("{data_dir}/{f}")
+        }
+    });
     let debian_log = debian
         .as_ref()
         .map(|(v, n)| format!("/var/log/postgresql/postgresql-{v}-{n}.log"));
@@ -211,7 +216,13 @@ pub fn build_facts(stdout: &str, t: &PgTarget, method: Option<&str>) -> Result<V
     out.insert("server_version".into(), json!(gets("server_version")));
     out.insert("server_version_num".into(), json!(num));
     out.insert("major".into(), json!(major));
-    for k in ["config_file", "hba_file", "ident_file", "data_directory", "cluster_name"] {
+    for k in [
+        "config_file",
+        "hba_file",
+        "ident_file",
+        "data_directory",
+        "cluster_name",
+    ] {
         out.insert(k.into(), json!(gets(k)));
     }
     out.insert("config_dir".into(), json!(parent(&config_file)));
@@ -294,7 +305,10 @@ mod tests {
         assert_eq!(f["config_dir"], "/etc/postgresql/15/main");
         let s = &f["service"];
         assert_eq!(s["method"], "pg_ctlcluster");
-        assert_eq!((s["version"].as_str(), s["cluster"].as_str()), (Some("15"), Some("main")));
+        assert_eq!(
+            (s["version"].as_str(), s["cluster"].as_str()),
+            (Some("15"), Some("main"))
+        );
         assert_eq!(s["log_file"], "/var/log/postgresql/postgresql-15-main.log");
         assert_eq!(s["bin_dir"], "/usr/lib/postgresql/15/bin");
         assert_eq!(f["port"], 5432);

@@ -68,9 +68,9 @@ impl Service {
             patroni_name: opt_str(v, "patroni_name"),
         };
         match s.method {
-            Method::PgCtlCluster if s.version.is_empty() || s.cluster.is_none() => Err(
-                "pg_ctlcluster needs `service.version` and `service.cluster`".to_string(),
-            ),
+            Method::PgCtlCluster if s.version.is_empty() || s.cluster.is_none() => {
+                Err("pg_ctlcluster needs `service.version` and `service.cluster`".to_string())
+            }
             Method::Patroni if s.patroni_config.is_none() || s.cluster.is_none() => Err(
                 "patroni needs `service.patroni_config` and `service.cluster` (the scope)"
                     .to_string(),
@@ -113,7 +113,12 @@ impl Service {
                 ]
             }
             Method::PgCtl => match what {
-                "reload" => vec![self.pg_ctl(), "-D".into(), self.data_dir.clone(), "reload".into()],
+                "reload" => vec![
+                    self.pg_ctl(),
+                    "-D".into(),
+                    self.data_dir.clone(),
+                    "reload".into(),
+                ],
                 "restart" => vec![
                     self.pg_ctl(),
                     "-D".into(),
@@ -144,13 +149,7 @@ impl Service {
                 let cfg = self.patroni_config.clone().unwrap_or_default();
                 let scope = self.cluster.clone().unwrap_or_default();
                 let what = if what == "start" { "restart" } else { what };
-                let mut w = vec![
-                    "patronictl".into(),
-                    "-c".into(),
-                    cfg,
-                    what.into(),
-                    scope,
-                ];
+                let mut w = vec!["patronictl".into(), "-c".into(), cfg, what.into(), scope];
                 w.extend(self.patroni_name.clone());
                 w.push("--force".into());
                 w
@@ -190,12 +189,13 @@ impl Service {
     }
 }
 
-/// What the server made of its files, after an action.
+/// What the server made of its files, after an action. A setting that needs a restart shows in
+/// `pg_file_settings` as "setting could not be applied": that is `pending_restart`, not an error.
 pub const CHECK_SQL: &str = "SELECT json_build_object(\
 'conf_load_time', pg_conf_load_time(), \
 'postmaster_start_time', pg_postmaster_start_time(), \
 'hba_errors', (SELECT coalesce(json_agg(format('pg_hba.conf line %s: %s', line_number, error) ORDER BY line_number), '[]'::json) FROM pg_hba_file_rules WHERE error IS NOT NULL), \
-'settings_errors', (SELECT coalesce(json_agg(format('%s line %s: %s%s', sourcefile, sourceline, coalesce(name || ': ', ''), error) ORDER BY seqno), '[]'::json) FROM pg_file_settings WHERE error IS NOT NULL), \
+'settings_errors', (SELECT coalesce(json_agg(format('%s line %s: %s%s', sourcefile, sourceline, coalesce(name || ': ', ''), error) ORDER BY seqno), '[]'::json) FROM pg_file_settings WHERE error IS NOT NULL AND (name IS NULL OR name NOT IN (SELECT name FROM pg_settings WHERE pending_restart))), \
 'pending_restart', (SELECT coalesce(json_agg(name ORDER BY name), '[]'::json) FROM pg_settings WHERE pending_restart))";
 
 /// The parts of one action's script: `pre` and `post` run as the cluster's OS user, `action` as
@@ -232,7 +232,9 @@ pub fn steps(
     let mut pre = t.prelude()?;
     match (&log, log_from) {
         (_, Some(n)) => pre.push_str(&format!("ls0={n}\n")),
-        (Some(l), None) => pre.push_str(&format!("ls0=$(stat -c %s -- {l} 2>/dev/null || echo 0)\n")),
+        (Some(l), None) => {
+            pre.push_str(&format!("ls0=$(stat -c %s -- {l} 2>/dev/null || echo 0)\n"))
+        }
         (None, None) => pre.push_str("ls0=0\n"),
     }
     pre.push_str(
@@ -247,9 +249,10 @@ pub fn steps(
     if action != Action::Restart {
         // A reload is asynchronous: wait until a new backend sees the new load time (the
         // postmaster has then finished the whole reload, pg_hba and SSL included), or until
-        // postgresql.conf shows errors (a file with errors is not loaded at all).
+        // postgresql.conf shows a syntax error (a row without a name: such a file is not
+        // loaded at all, the load time never moves).
         post.push_str(
-            "i=0\nwhile [ -n \"$t0\" ] && [ \"$i\" -lt 100 ]; do\n  r=$(q \"SELECT pg_conf_load_time() <> '$t0'::timestamptz OR EXISTS (SELECT 1 FROM pg_file_settings WHERE error IS NOT NULL)\" 2>/dev/null)\n  [ \"$r\" = t ] && break\n  i=$((i+1)); sleep 0.05\ndone\n",
+            "i=0\nwhile [ -n \"$t0\" ] && [ \"$i\" -lt 100 ]; do\n  r=$(q \"SELECT pg_conf_load_time() <> '$t0'::timestamptz OR EXISTS (SELECT 1 FROM pg_file_settings WHERE error IS NOT NULL AND name IS NULL)\" 2>/dev/null)\n  [ \"$r\" = t ] && break\n  i=$((i+1)); sleep 0.05\ndone\n",
         );
     }
     post.push_str(&format!(
@@ -330,19 +333,25 @@ pub fn server_log_lines(delta: &str, max: usize) -> Vec<String> {
     lines.into_iter().skip(skip).collect()
 }
 
-/// Log lines that say a reload was refused in part (SSL context, pg_hba.conf, pg_ident.conf,
-/// postgresql.conf): the server keeps running on its old settings for those.
+/// Log lines that say a reload was refused in part (SSL context, pg_hba.conf, pg_ident.conf):
+/// the server keeps running on its old settings for those. postgresql.conf errors are read from
+/// `pg_file_settings` instead: its "contains errors" line is also logged for a setting that
+/// merely needs a restart.
 pub fn reload_rejections(lines: &[String]) -> Vec<String> {
     lines
         .iter()
-        .filter(|l| l.contains("was not reloaded") || l.contains("contains errors"))
+        .filter(|l| l.contains("was not reloaded"))
         .cloned()
         .collect()
 }
 
 /// The first backup of each file under one of `roots` (or equal to one of `files`), in the
 /// order they were made: the state of the file before this run.
-pub fn select_backups(backups: &Value, roots: &[String], files: &[String]) -> Vec<(String, String)> {
+pub fn select_backups(
+    backups: &Value,
+    roots: &[String],
+    files: &[String],
+) -> Vec<(String, String)> {
     let under = |p: &str| {
         files.iter().any(|f| f == p)
             || roots.iter().any(|r| {
@@ -415,13 +424,18 @@ mod tests {
             "patronictl -c /etc/patroni.yml restart main db1 --force"
         );
         let c = svc("pg_ctl").command(Action::ReloadOrStart, 30).unwrap();
-        assert!(c.contains("postmaster.opts") && c.contains("-o \"$o\" start"), "{c}");
+        assert!(
+            c.contains("postmaster.opts") && c.contains("-o \"$o\" start"),
+            "{c}"
+        );
         assert!(!svc("systemd").runs_as_os_user());
     }
 
     #[test]
     fn service_needs_what_its_method_needs() {
-        assert!(Service::from_value(&json!({"method": "pg_ctlcluster", "data_dir": "/d"})).is_err());
+        assert!(
+            Service::from_value(&json!({"method": "pg_ctlcluster", "data_dir": "/d"})).is_err()
+        );
         assert!(Service::from_value(&json!({"method": "upstart", "data_dir": "/d"})).is_err());
         assert!(Service::from_value(&json!("pg_ctl")).is_err());
     }
@@ -440,8 +454,14 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("/etc/postgresql/15/main/pg_hba.conf".to_string(), "/etc/postgresql/15/main/pg_hba.conf.1~".to_string()),
-                ("/var/lib/postgresql/15/main/server.key".to_string(), "/var/lib/postgresql/15/main/server.key.1~".to_string()),
+                (
+                    "/etc/postgresql/15/main/pg_hba.conf".to_string(),
+                    "/etc/postgresql/15/main/pg_hba.conf.1~".to_string()
+                ),
+                (
+                    "/var/lib/postgresql/15/main/server.key".to_string(),
+                    "/var/lib/postgresql/15/main/server.key.1~".to_string()
+                ),
             ]
         );
         assert_eq!(select_backups(&b, &[], &["/etc/hosts".into()]).len(), 1);
@@ -464,8 +484,16 @@ mod tests {
                    2024-01-01 LOG:  pg_hba.conf was not reloaded\n";
         let lines = server_log_lines(log, 20);
         assert_eq!(lines.len(), 4);
-        assert_eq!(reload_rejections(&lines), vec!["2024-01-01 LOG:  pg_hba.conf was not reloaded"]);
+        assert_eq!(
+            reload_rejections(&lines),
+            vec!["2024-01-01 LOG:  pg_hba.conf was not reloaded"]
+        );
         assert_eq!(server_log_lines(log, 2).len(), 2);
+        // Logged for a setting that only needs a restart: not a rejection.
+        let restart_only = vec![
+            "LOG:  configuration file \"/d/postgresql.conf\" contains errors; unaffected changes were applied".to_string(),
+        ];
+        assert!(reload_rejections(&restart_only).is_empty());
     }
 
     #[test]

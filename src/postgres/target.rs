@@ -43,7 +43,11 @@ fn parse_port(s: &str, from: &str) -> Result<u16, String> {
 impl PgTarget {
     /// Arguments first, then what `pg_facts` recorded (`facts`), then the `pg_*` variables,
     /// then the defaults.
-    pub fn resolve(args: &Args, vars: &tera::Context, facts: Option<&Value>) -> Result<Self, String> {
+    pub fn resolve(
+        args: &Args,
+        vars: &tera::Context,
+        facts: Option<&Value>,
+    ) -> Result<Self, String> {
         let fact = |k: &str| -> Option<String> {
             match facts?.get(k)? {
                 Value::String(s) if !s.is_empty() => Some(s.clone()),

@@ -563,7 +563,10 @@ mod tests {
         };
         let e = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
         let m = explain_tls(&e, Some(&cert), &spec);
-        assert!(m.contains("server certificate has no SAN: rustls needs one for verify-full"), "{m}");
+        assert!(
+            m.contains("server certificate has no SAN: rustls needs one for verify-full"),
+            "{m}"
+        );
         let e = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
         assert!(explain_tls(&e, Some(&cert), &spec).contains("not issued by the CA in /ca.crt"));
     }

@@ -30,6 +30,10 @@ impl Module for PgFacts {
         Some(ARGS)
     }
 
+    fn sets_facts(&self) -> &'static [&'static str] {
+        &["pg_facts"]
+    }
+
     async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
         let t = PgTarget::resolve(args, ctx.vars, None)?;
         let req = ExecRequest {

@@ -77,7 +77,10 @@ impl Run<'_> {
         }
         let pre = sections(&text(&self.exec(st.pre.clone(), os_user).await?.stdout));
         let mut all = sections(&text(
-            &self.exec(st.action.clone(), self.ctx.become_user).await?.stdout,
+            &self
+                .exec(st.action.clone(), self.ctx.become_user)
+                .await?
+                .stdout,
         ));
         let t0 = pre.get("t0").cloned().unwrap_or_default();
         let ls0 = pre
@@ -113,7 +116,13 @@ impl Run<'_> {
     }
 
     /// Restore this run's backups, bring the server back on the old configuration, and fail.
-    async fn rollback(&self, args: &Args, errors: Vec<String>, first: &Outcome, mut plan: Plan) -> Plan {
+    async fn rollback(
+        &self,
+        args: &Args,
+        errors: Vec<String>,
+        first: &Outcome,
+        mut plan: Plan,
+    ) -> Plan {
         let log_from = first.ls0;
         let errors_text = errors.join("; ");
         if !args.bool("rollback", true) {
@@ -165,7 +174,12 @@ impl Run<'_> {
         let back = self.act(Action::ReloadOrStart, log_from).await;
         let (did, healthy, still, lines) = match &back {
             Ok(o) => {
-                let did = o.action_out.lines().next().unwrap_or("reloaded").to_string();
+                let did = o
+                    .action_out
+                    .lines()
+                    .next()
+                    .unwrap_or("reloaded")
+                    .to_string();
                 let still: Vec<String> = o
                     .check
                     .as_ref()
@@ -181,7 +195,12 @@ impl Run<'_> {
             }
             Err(e) => {
                 problems.push(format!("could not bring the server back: {e}"));
-                ("not reloaded".into(), false, Vec::new(), Self::tail(&first.log))
+                (
+                    "not reloaded".into(),
+                    false,
+                    Vec::new(),
+                    Self::tail(&first.log),
+                )
             }
         };
         let restored_text = if restored.is_empty() {
@@ -258,9 +277,14 @@ impl Module for PgService {
         let state = args.req("state")?;
         let mut plan = Plan::ok();
         plan.result.insert("state".into(), json!(state));
-        plan.result.insert("method".into(), json!(svc.method.as_str()));
+        plan.result
+            .insert("method".into(), json!(svc.method.as_str()));
         if ctx.check_mode {
-            let would = if state == "restarted" { "restarted" } else { "reloaded" };
+            let would = if state == "restarted" {
+                "restarted"
+            } else {
+                "reloaded"
+            };
             plan.changed = true;
             plan.result.insert("action".into(), json!(would));
             plan.result.insert(
@@ -349,7 +373,8 @@ impl Module for PgService {
             }
             lines = o.log.clone();
             if !errors.is_empty() {
-                plan.result.insert("pending_restart".into(), json!(restart_for));
+                plan.result
+                    .insert("pending_restart".into(), json!(restart_for));
                 let first = Outcome {
                     ls0: log_from.or(o.ls0),
                     ..o
@@ -360,7 +385,8 @@ impl Module for PgService {
         plan.changed = action != "none";
         plan.result.insert("action".into(), json!(action));
         plan.result.insert("pending_restart".into(), json!(pending));
-        plan.result.insert("restarted_for".into(), json!(restart_for));
+        plan.result
+            .insert("restarted_for".into(), json!(restart_for));
         plan.result.insert("errors".into(), json!([]));
         plan.result
             .insert("log_lines".into(), json!(Run::tail(&lines)));

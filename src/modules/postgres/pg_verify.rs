@@ -116,14 +116,17 @@ impl Module for PgVerify {
             match login(&spec, true).await {
                 Ok(o) => {
                     plan.result.insert("ssl".into(), json!(o.ssl));
-                    plan.result.insert("tls_version".into(), json!(o.tls_version));
-                    plan.result.insert(
-                        "login_ms".into(),
-                        json!(o.elapsed.as_secs_f64() * 1000.0),
-                    );
+                    plan.result
+                        .insert("tls_version".into(), json!(o.tls_version));
+                    plan.result
+                        .insert("login_ms".into(), json!(o.elapsed.as_secs_f64() * 1000.0));
                     cert_result(&mut plan, &o.cert);
                     if !o.ssl {
-                        return Ok(fail(plan, check, "logged in, but pg_stat_ssl says the session is not encrypted".into()));
+                        return Ok(fail(
+                            plan,
+                            check,
+                            "logged in, but pg_stat_ssl says the session is not encrypted".into(),
+                        ));
                     }
                     o.cert
                 }
