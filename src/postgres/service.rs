@@ -518,6 +518,18 @@ mod tests {
         assert!(j.contains("pg_ctlcluster 15 main reload"));
         assert!(j.contains("pg_conf_load_time() <>"));
         assert!(j.contains("@@healthy") && j.contains("@@check") && j.contains("@@log"));
+        // systemctl runs as root: pre and post run as postgres, around it.
+        let sd = steps(&svc("systemd"), &t, Action::Reload, 30, None).unwrap();
+        assert!(sd.action.contains("systemctl reload postgresql@15-main"));
+        assert!(!sd.action.contains("q '"));
+        let post = sd
+            .post_alone(&t.prelude().unwrap(), "2024-01-01 00:00:00.1+00", 7)
+            .unwrap();
+        assert!(
+            post.starts_with("t0='2024-01-01 00:00:00.1+00'; ls0=7\n"),
+            "{post}"
+        );
+        assert!(post.contains("q() {"));
         let r = steps(&svc("pg_ctl"), &t, Action::Restart, 30, Some(42)).unwrap();
         assert!(r.pre.contains("ls0=42") && !r.post.contains("pg_conf_load_time() <>"));
     }

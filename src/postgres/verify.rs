@@ -7,7 +7,6 @@
 //! host name or IP the certificate must carry as a SAN; `hostaddr` only says where to dial).
 //! Every rustls configuration is built with [`crypto_provider`], the one provider of the binary.
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -525,11 +524,6 @@ pub async fn probe(
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| format!("{addr}: no TLS answer within {timeout:?}"))?
-}
-
-/// Does `path` exist on the control node (for friendlier argument errors)?
-pub fn exists(path: &str) -> bool {
-    Path::new(path).exists()
 }
 
 #[cfg(test)]
