@@ -10,6 +10,7 @@ pub mod control;
 pub mod edit;
 pub mod files;
 pub mod pki;
+pub mod postgres;
 pub mod registry;
 
 use std::path::PathBuf;
@@ -107,6 +108,11 @@ pub trait Module: Send + Sync {
     /// host for them.
     fn runs_on_control_node(&self) -> bool {
         false
+    }
+    /// Host facts the module always sets (`pg_facts`): known to the load-time check of
+    /// undefined variables, like `set_fact` keys.
+    fn sets_facts(&self) -> &'static [&'static str] {
+        &[]
     }
     /// Arguments holding bare expressions (`assert.that`, `debug.var`): checked like `when:`.
     fn expression_args(&self) -> &'static [&'static str] {

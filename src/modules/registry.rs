@@ -1,5 +1,5 @@
 //! Module names, including fully qualified ones (`ansible.builtin.copy`).
-use super::{commands, control, files, pki, Module};
+use super::{commands, control, files, pki, postgres, Module};
 
 static MODULES: &[&dyn Module] = &[
     &files::copy::Copy,
@@ -18,6 +18,9 @@ static MODULES: &[&dyn Module] = &[
     &pki::ca::PkiCa,
     &pki::cert::PkiCert,
     &pki::crl::PkiCrl,
+    &postgres::pg_facts::PgFacts,
+    &postgres::pg_service::PgService,
+    &postgres::pg_verify::PgVerify,
 ];
 
 /// Collections whose module names resolve to ours.

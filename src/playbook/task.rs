@@ -352,6 +352,9 @@ impl Loader<'_> {
                         self.defined.insert(k.clone());
                     }
                 }
+                for k in module.sets_facts() {
+                    self.defined.insert(k.to_string());
+                }
                 Action::Module { module, args }
             }
         };

@@ -1,0 +1,65 @@
+//! `pg_facts`: what the cluster on the host is (version, files, data directory owner, SSL
+//! settings) and how it is controlled, read over its local socket as the database OS user in
+//! one round trip. Sets the `pg_facts` fact. Read-only: runs in check mode too.
+use async_trait::async_trait;
+use serde_json::json;
+
+use crate::connection::ExecRequest;
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::postgres::facts::{build_facts, facts_script, Method};
+use crate::postgres::target::PgTarget;
+
+pub struct PgFacts;
+
+const ARGS: &[Arg] = &[
+    Arg::new("socket_dir", Kind::Str),
+    Arg::new("port", Kind::Int),
+    Arg::new("os_user", Kind::Str),
+    Arg::new("login_user", Kind::Str),
+    Arg::new("bin_dir", Kind::Str),
+    Arg::new("service_method", Kind::Str).choices(Method::NAMES),
+];
+
+#[async_trait]
+impl Module for PgFacts {
+    fn name(&self) -> &'static str {
+        "pg_facts"
+    }
+
+    fn args(&self) -> Option<&'static [Arg]> {
+        Some(ARGS)
+    }
+
+    fn sets_facts(&self) -> &'static [&'static str] {
+        &["pg_facts"]
+    }
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+        let t = PgTarget::resolve(args, ctx.vars, None)?;
+        let req = ExecRequest {
+            shell: Some(facts_script(&t)?),
+            become_user: Some(t.os_user.clone()),
+            ..ExecRequest::default()
+        };
+        let out = ctx.conn.exec(&req).await.map_err(|e| e.to_string())?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if out.rc != 0 {
+            return Ok(Plan::fail(format!(
+                "cannot query PostgreSQL through {}/.s.PGSQL.{} as OS user {} (database user {}): {} \
+                 (is the server running? are socket_dir/port/os_user right?)",
+                t.socket_dir,
+                t.port,
+                t.os_user,
+                t.login_user,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+            .with("rc", out.rc));
+        }
+        let facts = build_facts(&stdout, &t, args.str("service_method"))?;
+        let mut plan = Plan::ok()
+            .with("pg_facts", facts.clone())
+            .with("ansible_facts", json!({ "pg_facts": facts.clone() }));
+        plan.facts.insert("pg_facts".into(), facts);
+        Ok(plan)
+    }
+}

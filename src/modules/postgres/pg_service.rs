@@ -1,0 +1,402 @@
+//! `pg_service`: reload or restart a cluster through whatever controls it, check what the server
+//! made of its files, restart only when a setting needs it, and roll back when the server
+//! rejects the new configuration.
+//!
+//! An acting module: outside check mode it changes the host itself, inside `plan` (a reload is
+//! not a file the engine could write). In check mode it only says what it would do.
+//!
+//! Rollback: when the reload reports errors (`pg_hba_file_rules`/`pg_file_settings` errors, or a
+//! log line saying part of the configuration "was not reloaded"), or a restart does not bring
+//! the server back within `timeout`, every backup this run made (`castellan_backups`) of a file
+//! under the cluster's config or data directory is moved back over its file, the server is
+//! reloaded (or started when it is down) on the old configuration, its health is checked, and
+//! the task fails with the server's own log lines, which stops a `serial` rollout with
+//! `max_fail_percentage: 0`.
+use std::collections::HashMap;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::connection::{ExecOutput, ExecRequest};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::postgres::service::{
+    parse_check, reload_rejections, restore_script, select_backups, server_log_lines, steps,
+    Action, Service, Steps,
+};
+use crate::postgres::target::{sections, PgTarget};
+
+pub struct PgService;
+
+const ARGS: &[Arg] = &[
+    Arg::new("state", Kind::Str)
+        .required()
+        .choices(&["reloaded", "restarted", "applied"]),
+    Arg::new("service", Kind::Dict),
+    Arg::new("socket_dir", Kind::Str),
+    Arg::new("port", Kind::Int),
+    Arg::new("os_user", Kind::Str),
+    Arg::new("login_user", Kind::Str),
+    Arg::new("bin_dir", Kind::Str),
+    Arg::new("timeout", Kind::Int),
+    Arg::new("rollback", Kind::Bool),
+];
+
+/// Server log lines shown in a failure message.
+const LOG_LINES: usize = 20;
+
+struct Run<'a> {
+    ctx: &'a ModuleCtx<'a>,
+    svc: Service,
+    t: PgTarget,
+    facts: Option<Value>,
+    timeout: u64,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).trim_end().to_string()
+}
+
+impl Run<'_> {
+    async fn exec(&self, script: String, user: Option<&str>) -> Result<ExecOutput, String> {
+        let req = ExecRequest {
+            shell: Some(script),
+            become_user: user.map(str::to_string),
+            ..ExecRequest::default()
+        };
+        self.ctx.conn.exec(&req).await.map_err(|e| e.to_string())
+    }
+
+    /// Run one action's script: one round trip, or three when the action needs another user
+    /// than the cluster's (systemctl as root).
+    async fn steps(&self, st: &Steps) -> Result<HashMap<String, String>, String> {
+        let os_user = Some(self.t.os_user.as_str());
+        if self.svc.runs_as_os_user() || self.ctx.become_user == os_user {
+            let out = self.exec(st.joined(), os_user).await?;
+            return Ok(sections(&text(&out.stdout)));
+        }
+        let pre = sections(&text(&self.exec(st.pre.clone(), os_user).await?.stdout));
+        let mut all = sections(&text(
+            &self
+                .exec(st.action.clone(), self.ctx.become_user)
+                .await?
+                .stdout,
+        ));
+        let t0 = pre.get("t0").cloned().unwrap_or_default();
+        let ls0 = pre
+            .get("ls0")
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let post = st.post_alone(&self.t.prelude()?, t0.trim(), ls0)?;
+        all.extend(sections(&text(&self.exec(post, os_user).await?.stdout)));
+        all.extend(pre);
+        Ok(all)
+    }
+
+    async fn act(&self, action: Action, log_from: Option<u64>) -> Result<Outcome, String> {
+        let st = steps(&self.svc, &self.t, action, self.timeout, log_from)?;
+        let sec = self.steps(&st).await?;
+        let get = |k: &str| sec.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
+        let check_text = get("check");
+        let log = server_log_lines(sec.get("log").map(String::as_str).unwrap_or(""), 400);
+        Ok(Outcome {
+            ls0: get("ls0").parse().ok(),
+            action_rc: get("action_rc").parse().unwrap_or(-1),
+            action_out: get("action_out"),
+            healthy: get("healthy") == "1",
+            check: parse_check(&check_text),
+            check_text,
+            log,
+        })
+    }
+
+    fn tail(lines: &[String]) -> Vec<String> {
+        let skip = lines.len().saturating_sub(LOG_LINES);
+        lines[skip..].to_vec()
+    }
+
+    /// Restore this run's backups, bring the server back on the old configuration, and fail.
+    async fn rollback(
+        &self,
+        args: &Args,
+        errors: Vec<String>,
+        first: &Outcome,
+        mut plan: Plan,
+    ) -> Plan {
+        let log_from = first.ls0;
+        let errors_text = errors.join("; ");
+        if !args.bool("rollback", true) {
+            let lines = Self::tail(&first.log);
+            plan.result.insert("action".into(), json!("failed"));
+            plan.result.insert("errors".into(), json!(errors));
+            plan.result.insert("log_lines".into(), json!(lines));
+            plan.failed = Some(format!(
+                "PostgreSQL rejected the new configuration on {}: {errors_text}. rollback is off: \
+                 nothing was restored. Server log:\n{}",
+                self.ctx.inventory_hostname,
+                lines.join("\n")
+            ));
+            return plan;
+        }
+        let empty = Value::Array(Vec::new());
+        let backups = self.ctx.vars.get("castellan_backups").unwrap_or(&empty);
+        let files: Vec<String> = ["config_file", "hba_file", "ident_file"]
+            .iter()
+            .filter_map(|k| {
+                self.facts
+                    .as_ref()
+                    .and_then(|f| f.get(*k))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+        let pairs = select_backups(backups, &self.svc.roots(), &files);
+        let mut problems: Vec<String> = Vec::new();
+        let mut restored: Vec<String> = Vec::new();
+        if !pairs.is_empty() {
+            match restore_script(&pairs) {
+                Ok(script) => match self.exec(script, self.ctx.become_user).await {
+                    Ok(out) => {
+                        let sec = sections(&text(&out.stdout));
+                        restored = sec
+                            .get("restored")
+                            .map(|s| s.lines().map(str::to_string).collect())
+                            .unwrap_or_default();
+                        if out.rc != 0 {
+                            problems.push(text(&out.stderr));
+                        }
+                    }
+                    Err(e) => problems.push(format!("restore failed: {e}")),
+                },
+                Err(e) => problems.push(e),
+            }
+        }
+        let back = self.act(Action::ReloadOrStart, log_from).await;
+        let (did, healthy, still, lines) = match &back {
+            Ok(o) => {
+                let did = o
+                    .action_out
+                    .lines()
+                    .next()
+                    .unwrap_or("reloaded")
+                    .to_string();
+                let still: Vec<String> = o
+                    .check
+                    .as_ref()
+                    .map(|c| {
+                        c.hba_errors
+                            .iter()
+                            .chain(&c.settings_errors)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (did, o.healthy, still, Self::tail(&o.log))
+            }
+            Err(e) => {
+                problems.push(format!("could not bring the server back: {e}"));
+                (
+                    "not reloaded".into(),
+                    false,
+                    Vec::new(),
+                    Self::tail(&first.log),
+                )
+            }
+        };
+        let restored_text = if restored.is_empty() {
+            format!(
+                "no backup of this run under {} to restore",
+                self.svc.roots().join(" or ")
+            )
+        } else {
+            format!("restored {}", restored.join(", "))
+        };
+        let health = if healthy {
+            "accepts connections".to_string()
+        } else {
+            format!(
+                "DOES NOT ACCEPT CONNECTIONS within {}s: fix it by hand",
+                self.timeout
+            )
+        };
+        let mut msg = format!(
+            "PostgreSQL rejected the new configuration on {}: {errors_text}. Rolled back: \
+             {restored_text}; server {did} on the old configuration and {health}.",
+            self.ctx.inventory_hostname
+        );
+        if !still.is_empty() {
+            msg.push_str(&format!(
+                " The configuration still has errors: {}.",
+                still.join("; ")
+            ));
+        }
+        if !problems.is_empty() {
+            msg.push_str(&format!(" Rollback problems: {}.", problems.join("; ")));
+        }
+        msg.push_str(&format!(" Server log:\n{}", lines.join("\n")));
+        plan.result.insert("action".into(), json!("rolled_back"));
+        plan.result.insert("errors".into(), json!(errors));
+        plan.result.insert("restored".into(), json!(restored));
+        plan.result.insert("healthy".into(), json!(healthy));
+        plan.result.insert("log_lines".into(), json!(lines));
+        plan.failed = Some(msg);
+        plan
+    }
+}
+
+struct Outcome {
+    ls0: Option<u64>,
+    action_rc: i32,
+    action_out: String,
+    healthy: bool,
+    check: Option<crate::postgres::service::CheckState>,
+    check_text: String,
+    log: Vec<String>,
+}
+
+#[async_trait]
+impl Module for PgService {
+    fn name(&self) -> &'static str {
+        "pg_service"
+    }
+
+    fn args(&self) -> Option<&'static [Arg]> {
+        Some(ARGS)
+    }
+
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+        let facts = ctx.vars.get("pg_facts").cloned().filter(Value::is_object);
+        let svc_value = args
+            .get("service")
+            .cloned()
+            .or_else(|| facts.as_ref().and_then(|f| f.get("service").cloned()))
+            .ok_or("pg_service needs `service` (pg_facts.service): run pg_facts first")?;
+        let svc = Service::from_value(&svc_value)?;
+        let t = PgTarget::resolve(args, ctx.vars, facts.as_ref())?;
+        let timeout = args.int("timeout").unwrap_or(30).clamp(1, 3600) as u64;
+        let state = args.req("state")?;
+        let mut plan = Plan::ok();
+        plan.result.insert("state".into(), json!(state));
+        plan.result
+            .insert("method".into(), json!(svc.method.as_str()));
+        if ctx.check_mode {
+            let would = if state == "restarted" {
+                "restarted"
+            } else {
+                "reloaded"
+            };
+            plan.changed = true;
+            plan.result.insert("action".into(), json!(would));
+            plan.result.insert(
+                "msg".into(),
+                json!(format!(
+                    "check mode: the server would be {would}{}",
+                    if state == "applied" {
+                        " (and restarted if a setting then needs it)"
+                    } else {
+                        ""
+                    }
+                )),
+            );
+            return Ok(plan);
+        }
+        let run = Run {
+            ctx,
+            svc,
+            t,
+            facts,
+            timeout,
+        };
+        let started = Instant::now();
+        let mut action = "none";
+        let mut pending: Vec<String> = Vec::new();
+        let mut log_from: Option<u64> = None;
+        let mut lines: Vec<String> = Vec::new();
+        let mut reload_ms = None;
+        if state != "restarted" {
+            let o = run.act(Action::Reload, None).await?;
+            reload_ms = Some(started.elapsed().as_millis() as u64);
+            log_from = o.ls0;
+            action = "reloaded";
+            let mut errors = Vec::new();
+            if o.action_rc != 0 {
+                errors.push(format!(
+                    "the reload command failed (exit {}): {}",
+                    o.action_rc, o.action_out
+                ));
+            }
+            match &o.check {
+                Some(c) => {
+                    errors.extend(c.hba_errors.iter().cloned());
+                    errors.extend(c.settings_errors.iter().cloned());
+                    pending = c.pending_restart.clone();
+                }
+                None => errors.push(format!(
+                    "the server does not answer after the reload: {}",
+                    o.check_text
+                )),
+            }
+            errors.extend(reload_rejections(&o.log));
+            if !o.healthy {
+                errors.push(format!(
+                    "the server did not accept connections within {timeout}s after the reload"
+                ));
+            }
+            lines = o.log.clone();
+            if !errors.is_empty() {
+                plan.result.insert("pending_restart".into(), json!(pending));
+                return Ok(run.rollback(args, errors, &o, plan).await);
+            }
+        }
+        let restart_for = pending.clone();
+        if state == "restarted" || (state == "applied" && !pending.is_empty()) {
+            let o = run.act(Action::Restart, log_from).await?;
+            action = "restarted";
+            let mut errors = Vec::new();
+            if o.action_rc != 0 {
+                errors.push(format!(
+                    "the restart failed (exit {}): {}",
+                    o.action_rc, o.action_out
+                ));
+            }
+            if !o.healthy {
+                errors.push(format!(
+                    "the server did not come back within {timeout}s after the restart"
+                ));
+            }
+            if let Some(c) = &o.check {
+                pending = c.pending_restart.clone();
+                plan.result.insert(
+                    "postmaster_start_time".into(),
+                    json!(c.postmaster_start_time),
+                );
+            }
+            lines = o.log.clone();
+            if !errors.is_empty() {
+                plan.result
+                    .insert("pending_restart".into(), json!(restart_for));
+                let first = Outcome {
+                    ls0: log_from.or(o.ls0),
+                    ..o
+                };
+                return Ok(run.rollback(args, errors, &first, plan).await);
+            }
+        }
+        plan.changed = action != "none";
+        plan.result.insert("action".into(), json!(action));
+        plan.result.insert("pending_restart".into(), json!(pending));
+        plan.result
+            .insert("restarted_for".into(), json!(restart_for));
+        plan.result.insert("errors".into(), json!([]));
+        plan.result
+            .insert("log_lines".into(), json!(Run::tail(&lines)));
+        if let Some(ms) = reload_ms {
+            plan.result.insert("reload_ms".into(), json!(ms));
+        }
+        plan.result.insert(
+            "duration_ms".into(),
+            json!(started.elapsed().as_millis() as u64),
+        );
+        Ok(plan)
+    }
+}
