@@ -100,6 +100,7 @@ fn keywords_behave_like_ansible() {
         assert_eq!(read(&format!("delegated-{h}")), format!("{h}\n"));
         assert!(base.join(format!("omit-{h}")).exists());
     }
+    assert_eq!(read("dir-w2/hello.txt"), "hello\n");
     assert_eq!(read("w1-x"), "0=x\n");
     assert_eq!(read("w1-y"), "1=y\n");
     assert!(!base.join("w2-x").exists());

@@ -23,64 +23,65 @@ const ARGS: &[Arg] = &[
     FILE_ATTRS[2],
 ];
 
-/// Where the file goes: `dest`, or `dest/<basename of src>` when `dest` is a directory.
-pub async fn resolve_dest(
-    ctx: &ModuleCtx<'_>,
-    dest: &str,
-    src: Option<&str>,
-) -> Result<String, String> {
-    let base = src.and_then(|s| {
-        std::path::Path::new(s)
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-    });
-    if dest.ends_with('/') {
-        return match base {
-            Some(b) => Ok(format!("{dest}{b}")),
-            None => Err(format!(
-                "dest '{dest}' must be a file path when content is given"
-            )),
-        };
+/// `dest/` (a trailing slash) names a directory: the file keeps `src`'s name in it.
+pub fn resolve_dest(dest: &str, src: Option<&str>) -> Result<String, String> {
+    if !dest.ends_with('/') {
+        return Ok(dest.to_string());
     }
-    if let Some(b) = base {
-        let st = common::read(
-            ctx,
-            dest,
-            Want {
-                follow: true,
-                ..Want::default()
-            },
-        )
-        .await?;
-        if st.kind == FileKind::Directory {
-            return Ok(format!("{}/{b}", dest.trim_end_matches('/')));
-        }
+    match src.and_then(|s| std::path::Path::new(s).file_name()) {
+        Some(b) => Ok(format!("{dest}{}", b.to_string_lossy())),
+        None => Err(format!(
+            "dest '{dest}' must be a file path when content is given"
+        )),
     }
-    Ok(dest.to_string())
 }
 
 /// Plan writing `data` to `dest` with the usual copy semantics (`force`, `backup`, attributes).
+/// When `dest` turns out to be a directory and the content came from a file (`src_name`), the
+/// file goes into it under that name, as Ansible does; that costs a second stat only then.
 pub async fn plan_content(
     ctx: &ModuleCtx<'_>,
     args: &Args,
     dest: &str,
+    src_name: Option<&str>,
     data: Vec<u8>,
 ) -> Result<Plan, String> {
     let spec = AttrSpec::from_args(args)?;
     let follow = args.bool("follow", false);
-    let st = common::read(
-        ctx,
-        dest,
-        Want {
-            checksum: true,
-            follow,
-            content: false,
-        },
-    )
-    .await?;
-    if st.kind == FileKind::Directory {
-        return Ok(Plan::fail(format!("dest '{dest}' is a directory")));
+    let want = Want {
+        checksum: true,
+        follow,
+        content: false,
+    };
+    let mut dest = dest.to_string();
+    let mut st = common::read(ctx, &dest, want).await?;
+    if st.kind != FileKind::Directory && src_name.is_some() && !follow && st.kind == FileKind::Link
+    {
+        // A link to a directory counts as the directory.
+        let target = common::read(
+            ctx,
+            &dest,
+            Want {
+                follow: true,
+                ..want
+            },
+        )
+        .await?;
+        if target.kind == FileKind::Directory {
+            st = target;
+        }
     }
+    if st.kind == FileKind::Directory {
+        let Some(name) = src_name.and_then(|s| std::path::Path::new(s).file_name()) else {
+            return Ok(Plan::fail(format!("dest '{dest}' is a directory")));
+        };
+        dest = format!("{}/{}", dest.trim_end_matches('/'), name.to_string_lossy());
+        st = common::read(ctx, &dest, want).await?;
+        if st.kind == FileKind::Directory {
+            return Ok(Plan::fail(format!("dest '{dest}' is a directory")));
+        }
+    }
+    let dest = dest.as_str();
     if st.exists() && !args.bool("force", true) {
         let mut plan = Plan::ok();
         plan.result = common::file_result(dest, &st, &AttrSpec::default(), None);
@@ -149,8 +150,8 @@ impl Module for Copy {
                 let data = st
                     .content
                     .ok_or_else(|| format!("Source {src} not found"))?;
-                let dest = resolve_dest(ctx, &dest, Some(src)).await?;
-                return plan_content(ctx, args, &dest, data).await;
+                let dest = resolve_dest(&dest, Some(src))?;
+                return plan_content(ctx, args, &dest, Some(src), data).await;
             }
             let path = common::find_src(ctx, src, "files")?;
             if path.is_dir() {
@@ -160,8 +161,8 @@ impl Module for Copy {
             }
             let data = std::fs::read(&path)
                 .map_err(|e| format!("could not read {}: {e}", path.display()))?;
-            let dest = resolve_dest(ctx, &dest, Some(src)).await?;
-            let mut plan = plan_content(ctx, args, &dest, data).await?;
+            let dest = resolve_dest(&dest, Some(src))?;
+            let mut plan = plan_content(ctx, args, &dest, Some(src), data).await?;
             plan.result
                 .insert("src".into(), path.display().to_string().into());
             return Ok(plan);
@@ -172,7 +173,7 @@ impl Module for Copy {
             // Ansible writes structured content as JSON.
             Some(other) => other.to_string().into_bytes(),
         };
-        let dest = resolve_dest(ctx, &dest, None).await?;
-        plan_content(ctx, args, &dest, content).await
+        let dest = resolve_dest(&dest, None)?;
+        plan_content(ctx, args, &dest, None, content).await
     }
 }

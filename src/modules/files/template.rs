@@ -66,8 +66,8 @@ impl Module for Template {
         if let Some(nl) = args.str("newline_sequence").filter(|n| *n != "\n") {
             out = out.replace('\n', nl);
         }
-        let dest = resolve_dest(ctx, &args.req("dest")?, None).await?;
-        plan_content(ctx, args, &dest, out.into_bytes()).await
+        let dest = resolve_dest(&args.req("dest")?, None)?;
+        plan_content(ctx, args, &dest, None, out.into_bytes()).await
     }
 }
 
