@@ -89,7 +89,6 @@ pub async fn plan_content(
             .insert("msg".into(), "file already exists".into());
         return Ok(plan);
     }
-    let mut st = st;
     // Editors need the old text for the diff; fetch it only when the content differs.
     if st.exists()
         && st.sha256.as_deref() != Some(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)))
