@@ -7,6 +7,7 @@ pub mod inventory;
 pub mod modules;
 pub mod pki;
 pub mod playbook;
+pub mod postgres;
 pub mod report;
 pub mod template;
 pub mod template_filters;

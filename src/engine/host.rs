@@ -53,9 +53,12 @@ impl HostState {
         for r in items {
             if let (Some(b), Some(p)) = (
                 r.get("backup_file").and_then(Value::as_str),
-                r.get("dest").or_else(|| r.get("path")).and_then(Value::as_str),
+                r.get("dest")
+                    .or_else(|| r.get("path"))
+                    .and_then(Value::as_str),
             ) {
-                self.backups.push(serde_json::json!({"path": p, "backup": b}));
+                self.backups
+                    .push(serde_json::json!({"path": p, "backup": b}));
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod control;
 pub mod edit;
 pub mod files;
+pub mod postgres;
 pub mod registry;
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! Module names, including fully qualified ones (`ansible.builtin.copy`).
-use super::{commands, control, files, Module};
+use super::{commands, control, files, postgres, Module};
 
 static MODULES: &[&dyn Module] = &[
     &files::copy::Copy,
@@ -15,6 +15,8 @@ static MODULES: &[&dyn Module] = &[
     &control::assert::Assert,
     &control::fail::Fail,
     &control::set_fact::SetFact,
+    &postgres::pg_conf::PgConf,
+    &postgres::pg_hba::PgHba,
 ];
 
 /// Collections whose module names resolve to ours.

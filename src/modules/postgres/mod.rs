@@ -1,0 +1,3 @@
+//! PostgreSQL modules.
+pub mod pg_conf;
+pub mod pg_hba;
