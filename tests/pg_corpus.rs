@@ -11,9 +11,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use castellan::postgres::conf::{ConfFile, LineKind};
-use castellan::postgres::hba::{
-    apply, HbaEdit, HbaFile, Position, RecordKind, RuleSpec, Want,
-};
+use castellan::postgres::hba::{apply, HbaEdit, HbaFile, Position, RecordKind, RuleSpec, Want};
 
 fn corpus(hba: bool) -> Vec<(String, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pg");
@@ -98,7 +96,10 @@ fn postgresql_conf_corpus_edits() {
         }
         let out = f.render();
         let g = ConfFile::parse(&out);
-        assert_eq!(g.get("ssl_cert_file"), Some("/etc/ssl/it's here/server.crt"));
+        assert_eq!(
+            g.get("ssl_cert_file"),
+            Some("/etc/ssl/it's here/server.crt")
+        );
         assert_eq!(g.get("datestyle"), Some("iso, ymd"));
         for k in ["ssl", "ssl_cert_file", "port", "datestyle"] {
             assert_eq!(g.active(k).len(), 1, "{name}: {k} once");
@@ -191,10 +192,17 @@ fn pg_hba_corpus_edits() {
         );
         let out = f.render();
         let g = HbaFile::parse(&out);
-        assert_eq!(g.errors().len(), HbaFile::parse(&text).errors().len(), "{name}");
+        assert_eq!(
+            g.errors().len(),
+            HbaFile::parse(&text).errors().len(),
+            "{name}"
+        );
         // Our rules come before every remaining host rule.
         let first_ssl = g.rules().position(|r| r.conn_type == "hostssl").unwrap();
-        let first_host = g.rules().position(|r| r.conn_type.starts_with("host")).unwrap();
+        let first_host = g
+            .rules()
+            .position(|r| r.conn_type.starts_with("host"))
+            .unwrap();
         assert_eq!(first_ssl, first_host, "{name}:\n{out}");
         // No plain TCP rule for a remote address is left.
         assert!(

@@ -243,7 +243,7 @@ pub fn tokenize(line: &str) -> (Vec<Vec<Token>>, Option<usize>) {
                 }
                 i += 1;
             }
-            if !(saw_quote || !buf.is_empty()) {
+            if !saw_quote && buf.is_empty() {
                 break;
             }
             field.push(Token {
