@@ -578,7 +578,8 @@ impl ConfFile {
     /// Sets `name` to `value`: the last active line for it gets the new value in place (its
     /// spacing and trailing comment kept), and earlier active duplicates are commented out with
     /// [`DUPLICATE_NOTE`]. With no active line, the new line goes right after the last
-    /// commented-out `#name = ...` line, or at the end of the file.
+    /// commented-out `#name = ...` line (and the indented comment lines that continue it), or
+    /// at the end of the file.
     pub fn set(&mut self, name: &str, value: &str) -> Result<SetOutcome, String> {
         if !is_valid_name(name) {
             return Err(format!("invalid parameter name `{name}`"));
@@ -630,8 +631,16 @@ impl ConfFile {
         });
         match commented {
             Some(i) => {
-                self.terminate(i);
-                self.lines.insert(i + 1, parse_line(&line));
+                // Skip the indented comment lines that continue the default's comment.
+                let mut at = i;
+                while self.lines.get(at + 1).is_some_and(|l| {
+                    matches!(l.kind, LineKind::Comment { commented: None })
+                        && l.raw.starts_with([' ', '\t'])
+                }) {
+                    at += 1;
+                }
+                self.terminate(at);
+                self.lines.insert(at + 1, parse_line(&line));
                 out.action = "inserted after the commented-out default";
             }
             None => {
@@ -796,6 +805,14 @@ mod tests {
         );
         assert_eq!(o.action, "inserted after the commented-out default");
         assert_eq!(o.before, None);
+        // After the indented comment lines that go with the default.
+        let text =
+            "#listen_addresses = 'localhost'\t# what\n\t\t\t\t\t# more\n  # and more\n# - next -\n";
+        let (t, _) = set(text, "listen_addresses", "*");
+        assert_eq!(
+            t,
+            "#listen_addresses = 'localhost'\t# what\n\t\t\t\t\t# more\n  # and more\nlisten_addresses = '*'\n# - next -\n"
+        );
         // The last commented-out line is used.
         let (t, _) = set("#port = 1\n#port = 2\nx = 1\n", "port", "3");
         assert_eq!(t, "#port = 1\n#port = 2\nport = 3\nx = 1\n");

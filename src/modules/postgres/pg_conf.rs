@@ -224,8 +224,11 @@ impl crate::modules::Module for PgConf {
     }
 
     fn validate(&self, args: &Args) -> Result<(), String> {
-        let templated = |k: &str| args.str(k).is_some_and(crate::template::is_template);
-        if templated("settings") || templated("state") {
+        let templated = args
+            .map
+            .values()
+            .any(|v| crate::template::is_template(&v.to_string()));
+        if templated {
             return Ok(());
         }
         wanted(args).map(|_| ())
