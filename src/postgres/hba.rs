@@ -532,6 +532,11 @@ impl HbaFile {
             let prev = &self.records[at - 1].raw;
             let mut raw = prev.clone();
             if eol_of(&raw).is_empty() {
+                // A last line ending with a backslash but no newline is not a continuation:
+                // keep it so (a space stops the backslash from joining the next line).
+                if raw.ends_with('\\') {
+                    raw.push(' ');
+                }
                 raw.push_str(self.newline);
             }
             // A trailing backslash (only possible at the end of the file) would swallow the
@@ -1256,6 +1261,14 @@ host    all             all             0.0.0.0/0               md5
         let (t, _) = run("local all all trust \\\n", &e);
         let f = HbaFile::parse(&t);
         assert_eq!(f.rules().count(), 2, "{t:?}");
+        // Without the newline it stays a (invalid) token, not a continuation of the new line.
+        let (t, _) = run("host all all 0.0.0.0/0 md5 \\", &e);
+        let f = HbaFile::parse(&t);
+        assert!(
+            matches!(&f.records[0].kind, RecordKind::Invalid(_)),
+            "{t:?}"
+        );
+        assert_eq!(f.rules().count(), 1, "{t:?}");
     }
 
     #[test]
