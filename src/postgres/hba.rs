@@ -1056,21 +1056,6 @@ pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
     }
     let ours: HashSet<RuleKey> = wanted.iter().map(|(_, r)| r.key()).collect();
 
-    if edit.block_plain {
-        for i in 0..file.records.len() {
-            let Some(rule) = file.records[i].rule() else {
-                continue;
-            };
-            let plain = matches!(rule.conn_type.as_str(), "host" | "hostnossl");
-            let remote = rule.address.as_ref().is_some_and(|a| !a.is_loopback());
-            let ours_present = edit.state == Want::Present && ours.contains(&rule.key());
-            if plain && remote && rule.method != "reject" && !ours_present {
-                report.blocked.push(file.records[i].text());
-                file.comment_out(i);
-            }
-        }
-    }
-
     match edit.state {
         Want::Absent => {
             let mut i = 0;
@@ -1121,6 +1106,22 @@ pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
             }
         }
     }
+    // After the rules: a new hostssl rule takes the place of the first plain one it blocks.
+    if edit.block_plain {
+        for i in 0..file.records.len() {
+            let Some(rule) = file.records[i].rule() else {
+                continue;
+            };
+            let plain = matches!(rule.conn_type.as_str(), "host" | "hostnossl");
+            let remote = rule.address.as_ref().is_some_and(|a| !a.is_loopback());
+            let ours_present = edit.state == Want::Present && ours.contains(&rule.key());
+            if plain && remote && rule.method != "reject" && !ours_present {
+                report.blocked.push(file.records[i].text());
+                file.comment_out(i);
+            }
+        }
+    }
+
     warn_existing(file, edit.server_version, &mut report);
     Ok(report)
 }

@@ -277,3 +277,50 @@ mod tests {
         assert_eq!(summary(&HbaReport::default()), "no change");
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::modules::postgres::pg_conf::plan_tests::plan_with;
+
+    #[tokio::test]
+    async fn refuses_clientcert_1_on_15_and_writes_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let hba = dir.path().join("pg_hba.conf");
+        let text = "local all all peer\nhost all all 0.0.0.0/0 md5\n";
+        std::fs::write(&hba, text).unwrap();
+        let path = hba.to_str().unwrap();
+        let p = plan_with(
+            &PgHba,
+            MODULE_ARGS,
+            json!({"path": path, "type": "hostssl", "address": "0.0.0.0/0", "method": "md5",
+                   "options": "clientcert=1", "server_version": 150004}),
+        )
+        .await;
+        assert!(p.failed.unwrap().contains("removed in PostgreSQL 14"));
+        assert!(p.ops.is_empty());
+        let p = plan_with(
+            &PgHba,
+            MODULE_ARGS,
+            json!({"path": path, "type": "hostssl", "address": "0.0.0.0/0", "method": "md5",
+                   "options": "clientcert=1", "server_version": 130004, "block_plain": true,
+                   "backup": true}),
+        )
+        .await;
+        assert!(p.failed.is_none(), "{:?}", p.failed);
+        let Some(Op::Write {
+            content, backup, ..
+        }) = p.ops.first()
+        else {
+            panic!("{:?}", p.ops)
+        };
+        assert!(backup);
+        let out = String::from_utf8(content.to_vec()).unwrap();
+        assert_eq!(
+            out,
+            "local all all peer\nhostssl all             all             0.0.0.0/0               md5 clientcert=verify-ca\n#host all all 0.0.0.0/0 md5\n"
+        );
+        assert_eq!(p.result["blocked"], json!(["host all all 0.0.0.0/0 md5"]));
+        assert_eq!(p.result["added"].as_array().unwrap().len(), 1);
+    }
+}
