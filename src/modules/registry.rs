@@ -21,6 +21,8 @@ static MODULES: &[&dyn Module] = &[
     &postgres::pg_facts::PgFacts,
     &postgres::pg_service::PgService,
     &postgres::pg_verify::PgVerify,
+    &postgres::pg_conf::PgConf,
+    &postgres::pg_hba::PgHba,
 ];
 
 /// Collections whose module names resolve to ours.

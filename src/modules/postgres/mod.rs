@@ -1,4 +1,6 @@
-//! PostgreSQL modules (issue 5). Shared logic lives in `crate::postgres`.
+//! PostgreSQL modules. Shared logic lives in `crate::postgres`.
+pub mod pg_conf;
 pub mod pg_facts;
+pub mod pg_hba;
 pub mod pg_service;
 pub mod pg_verify;
