@@ -194,7 +194,7 @@ impl Service {
 pub const CHECK_SQL: &str = "SELECT json_build_object(\
 'conf_load_time', pg_conf_load_time(), \
 'postmaster_start_time', pg_postmaster_start_time(), \
-'hba_errors', (SELECT coalesce(json_agg(format('pg_hba.conf line %s: %s', line_number, error) ORDER BY line_number), '[]'::json) FROM pg_hba_file_rules WHERE error IS NOT NULL), \
+'hba_errors', (SELECT coalesce(json_agg(format('pg_hba.conf line %s: %s', line_number, coalesce(error, 'rejected (see the server log)')) ORDER BY line_number), '[]'::json) FROM pg_hba_file_rules WHERE error IS NOT NULL OR type IS NULL), \
 'settings_errors', (SELECT coalesce(json_agg(format('%s line %s: %s%s', sourcefile, sourceline, coalesce(name || ': ', ''), error) ORDER BY seqno), '[]'::json) FROM pg_file_settings WHERE error IS NOT NULL AND (name IS NULL OR name NOT IN (SELECT name FROM pg_settings WHERE pending_restart))), \
 'pending_restart', (SELECT coalesce(json_agg(name ORDER BY name), '[]'::json) FROM pg_settings WHERE pending_restart))";
 
