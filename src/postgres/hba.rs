@@ -36,20 +36,6 @@ pub enum Address {
     Host(String),
 }
 
-impl Address {
-    /// Whether the address only covers the loopback interface (`127.0.0.0/8`, `::1`, `localhost`).
-    pub fn is_loopback(&self) -> bool {
-        match self {
-            Address::Net { ip, prefix } => match ip {
-                IpAddr::V4(v4) => v4.octets()[0] == 127 && *prefix >= 8,
-                IpAddr::V6(v6) => v6.is_loopback() && *prefix == 128,
-            },
-            Address::Host(h) => h == "localhost",
-            Address::Keyword(_) => false,
-        }
-    }
-}
-
 /// A parsed rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -893,8 +879,8 @@ pub struct HbaEdit {
     pub rules: Vec<RuleSpec>,
     pub state: Want,
     pub position: Position,
-    /// Comment out `host`/`hostnossl` rules for non-loopback addresses (not `reject` ones), so
-    /// only TLS remains for TCP connections.
+    /// Comment out `host`/`hostnossl` rules (not `reject` ones), loopback included, so only TLS
+    /// remains for TCP connections; `local` (Unix socket) lines stay for administration.
     pub block_plain: bool,
     /// Server major version (or `server_version_num`), for `clientcert`.
     pub server_version: Option<i64>,
@@ -1113,9 +1099,8 @@ pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
                 continue;
             };
             let plain = matches!(rule.conn_type.as_str(), "host" | "hostnossl");
-            let remote = rule.address.as_ref().is_some_and(|a| !a.is_loopback());
             let ours_present = edit.state == Want::Present && ours.contains(&rule.key());
-            if plain && remote && rule.method != "reject" && !ours_present {
+            if plain && rule.method != "reject" && !ours_present {
                 report.blocked.push(file.records[i].text());
                 file.comment_out(i);
             }
@@ -1389,7 +1374,7 @@ host    all             all             0.0.0.0/0               md5
     }
 
     #[test]
-    fn block_plain_comments_out_remote_plain_rules() {
+    fn block_plain_comments_out_every_plain_tcp_rule() {
         let text = "local all all peer\nhost all all 127.0.0.1/32 md5\nhost all all ::1/128 md5\n\
                     host all all 0.0.0.0/0 md5\nhostnossl all all 10.0.0.0/8 md5\nhost all bad 0.0.0.0/0 reject\n\
                     hostssl all all 0.0.0.0/0 md5\nhost all all samenet md5\nhost all all localhost md5\n";
@@ -1398,11 +1383,11 @@ host    all             all             0.0.0.0/0               md5
         let (t, r) = run(text, &e);
         assert_eq!(
             t,
-            "local all all peer\nhost all all 127.0.0.1/32 md5\nhost all all ::1/128 md5\n\
+            "local all all peer\n#host all all 127.0.0.1/32 md5\n#host all all ::1/128 md5\n\
              #host all all 0.0.0.0/0 md5\n#hostnossl all all 10.0.0.0/8 md5\nhost all bad 0.0.0.0/0 reject\n\
-             hostssl all all 0.0.0.0/0 md5\n#host all all samenet md5\nhost all all localhost md5\n"
+             hostssl all all 0.0.0.0/0 md5\n#host all all samenet md5\n#host all all localhost md5\n"
         );
-        assert_eq!(r.blocked.len(), 3);
+        assert_eq!(r.blocked.len(), 6);
         let (_, r) = run(&t, &e);
         assert!(!r.changed());
         // Continuation records are commented line by line.
