@@ -204,11 +204,10 @@ fn pg_hba_corpus_edits() {
             .position(|r| r.conn_type.starts_with("host"))
             .unwrap();
         assert_eq!(first_ssl, first_host, "{name}:\n{out}");
-        // No plain TCP rule for a remote address is left.
+        // No plain TCP rule is left (loopback included), but `reject` rules stay.
         assert!(
-            !g.rules().any(|r| r.conn_type == "host"
-                && r.method != "reject"
-                && r.address.as_ref().is_some_and(|a| !a.is_loopback())),
+            !g.rules().any(|r| matches!(r.conn_type.as_str(), "host" | "hostnossl")
+                && r.method != "reject"),
             "{name}:\n{out}"
         );
         let mut h = g.clone();
