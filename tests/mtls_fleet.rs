@@ -201,6 +201,44 @@ fn enable_mtls_on_a_fleet() {
         );
     }
 
+    // `certs status` sees what the servers serve: our certificates, 824 days left.
+    let status = |warn: &str| {
+        Command::new(env!("CARGO_BIN_EXE_castellan"))
+            .args([
+                "certs",
+                "status",
+                "-i",
+                &format!("{DIR}/inventory.yml"),
+                "--output",
+                "json",
+            ])
+            .args(["--pki-dir", pki.to_str().unwrap(), "--warn-days", warn])
+            .output()
+            .unwrap()
+    };
+    let out = status("30");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for k in 1..=HOSTS {
+        let h = &st["hosts"][format!("db{k}")];
+        assert_eq!(h["matches_pki"], true, "{h}");
+        assert!(h["days_left"].as_i64().unwrap() >= 823, "{h}");
+        assert!(h["sans"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(format!("IP:{}", addr(k)))));
+    }
+    assert_eq!(
+        status("1000").status.code(),
+        Some(2),
+        "expiring within 1000 days must warn"
+    );
+
     // A second run changes nothing and reloads nothing.
     let before: Vec<_> = (1..=HOSTS).map(times).collect();
     let (out, doc) = enable(&pki, &[]);

@@ -206,8 +206,9 @@ fn pg_hba_corpus_edits() {
         assert_eq!(first_ssl, first_host, "{name}:\n{out}");
         // No plain TCP rule is left (loopback included), but `reject` rules stay.
         assert!(
-            !g.rules().any(|r| matches!(r.conn_type.as_str(), "host" | "hostnossl")
-                && r.method != "reject"),
+            !g.rules()
+                .any(|r| matches!(r.conn_type.as_str(), "host" | "hostnossl")
+                    && r.method != "reject"),
             "{name}:\n{out}"
         );
         let mut h = g.clone();

@@ -1,4 +1,5 @@
 //! The command line: clap definitions and dispatch. Errors map to DESIGN.md's exit codes.
+pub mod certs;
 pub mod extra_vars;
 pub mod inventory;
 pub mod playbook;
@@ -35,6 +36,42 @@ pub enum Command {
     /// Local CA work: create a CA, issue, revoke and list certificates (no hosts needed)
     #[command(subcommand)]
     Pki(crate::pki::cli::PkiCommand),
+    /// What the servers serve: certificates, expiry, whether they match the PKI
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertsCommand {
+    /// Probe every server's TLS certificate (no login): expiry, issuer, SANs, match with the PKI.
+    /// Exit 2 when one expires within --warn-days or differs from the PKI, 3 when one is unreachable.
+    Status(CertsStatusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CertsStatusArgs {
+    /// Inventory file or directory (repeatable)
+    #[arg(
+        short = 'i',
+        long = "inventory",
+        value_name = "INVENTORY",
+        required = true
+    )]
+    pub inventory: Vec<PathBuf>,
+    /// Only these hosts (a pattern, default all)
+    #[arg(short = 'l', long = "limit", value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// Warn (exit 2) when a certificate expires within this many days
+    #[arg(long = "warn-days", default_value_t = 30)]
+    pub warn_days: i64,
+    /// The PKI directory to compare with (default: the hosts' `pki_dir` variable)
+    #[arg(long = "pki-dir", value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+    /// Seconds to wait for each server
+    #[arg(long = "timeout", default_value_t = 5)]
+    pub timeout: u64,
+    #[arg(long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,6 +152,7 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Playbook(args) => playbook::run(args),
         Command::Inventory(args) => inventory::run(args),
+        Command::Certs(CertsCommand::Status(args)) => certs::run(args),
         Command::Pki(cmd) => {
             return match crate::pki::cli::run(cmd, false) {
                 Ok(code) => code,

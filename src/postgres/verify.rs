@@ -62,6 +62,7 @@ pub struct CertInfo {
     /// RFC 3339.
     pub not_after: Option<String>,
     pub subject: String,
+    pub issuer: String,
     pub sans: Vec<String>,
 }
 
@@ -72,10 +73,12 @@ impl CertInfo {
             sha256,
             not_after: None,
             subject: String::new(),
+            issuer: String::new(),
             sans: Vec::new(),
         };
         if let Ok((_, c)) = x509_parser::parse_x509_certificate(der) {
             info.subject = c.subject().to_string();
+            info.issuer = c.issuer().to_string();
             info.not_after = c
                 .validity()
                 .not_after
@@ -553,6 +556,7 @@ mod tests {
             sha256: String::new(),
             not_after: None,
             subject: "CN=db1".into(),
+            issuer: "CN=ca".into(),
             sans: vec![],
         };
         let e = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
