@@ -153,8 +153,8 @@ fn print_table(statuses: &[HostStatus], warn_days: i64) {
         .unwrap_or(4)
         .max(4);
     println!(
-        "{:<w$}  {:>9}  {:<25}  {:<8}  {}",
-        "HOST", "DAYS LEFT", "NOT AFTER", "PKI", "SUBJECT / ERROR"
+        "{:<w$}  {:>9}  {:<25}  {:<8}  SUBJECT / ERROR",
+        "HOST", "DAYS LEFT", "NOT AFTER", "PKI"
     );
     for s in statuses {
         match &s.result {
