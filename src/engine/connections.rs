@@ -88,9 +88,8 @@ impl Pool {
             .drain()
             .filter_map(|(_, c)| c.get().cloned())
             .collect();
-        for c in conns {
-            c.close().await;
-        }
+        // In parallel: each close waits for its master to exit.
+        futures::future::join_all(conns.iter().map(|c| c.close())).await;
         // Masters opened but not yet registered (a connect racing an interrupt) too.
         crate::connection::ssh::close_all().await;
     }
