@@ -206,12 +206,11 @@ impl Runner<'_> {
             }
         }
         for o in outcomes {
-            self.apply_outcome(task, o, task.run_once);
+            self.apply_outcome(task, o);
         }
     }
 
-    fn apply_outcome(&mut self, task: &Task, o: Outcome, quiet_copy: bool) {
-        let _ = quiet_copy;
+    fn apply_outcome(&mut self, task: &Task, o: Outcome) {
         let status = o.result.status;
         self.stats.record(&o.host, status, o.result.ignored);
         let Some(hs) = self.hosts.get_mut(&o.host) else {
@@ -263,14 +262,13 @@ impl Runner<'_> {
             return self.finish(
                 task,
                 host,
-                vec![ItemRun::failed("internal: not a module task")],
-                false,
+                ItemRun::failed("internal: not a module task"),
                 None,
             );
         };
         let vars = match self.task_vars(pc, task, host, active) {
             Ok(v) => v,
-            Err(e) => return self.finish(task, host, vec![ItemRun::failed(e)], false, None),
+            Err(e) => return self.finish(task, host, ItemRun::failed(e), None),
         };
         let delegated = task.delegate_to.is_some();
         let conn: Arc<dyn Connection> = if delegated || module.runs_on_control_node() {
@@ -283,7 +281,7 @@ impl Runner<'_> {
                         ConnError::Unreachable(m) => ItemRun::unreachable(m),
                         ConnError::Failed(m) => ItemRun::failed(m),
                     };
-                    return self.finish(task, host, vec![run], false, None);
+                    return self.finish(task, host, run, None);
                 }
             }
         };
@@ -304,46 +302,24 @@ impl Runner<'_> {
         let Some(items) = task.loop_.as_ref() else {
             let ctx = match Context::from_value(Value::Object(vars.clone())) {
                 Ok(c) => c,
-                Err(e) => {
-                    return self.finish(
-                        task,
-                        host,
-                        vec![ItemRun::failed(e.to_string())],
-                        false,
-                        None,
-                    )
-                }
+                Err(e) => return self.finish(task, host, ItemRun::failed(e.to_string()), None),
             };
             match eval_all(self, &task.when, &ctx) {
                 Ok(true) => {}
                 Ok(false) => return self.skipped(task, host),
-                Err(e) => return self.finish(task, host, vec![ItemRun::failed(e)], false, None),
+                Err(e) => return self.finish(task, host, ItemRun::failed(e), None),
             }
             let run = self
                 .run_item(
                     pc, task, *module, args, &conn, become_on, check, show_diff, &vars, ctx,
                 )
                 .await;
-            return self.finish(
-                task,
-                host,
-                vec![run],
-                false,
-                delegated.then(|| "localhost".to_string()),
-            );
+            return self.finish(task, host, run, delegated.then(|| "localhost".to_string()));
         };
         // A loop: the list is rendered once, `when` is evaluated per item.
         let ctx = match Context::from_value(Value::Object(vars.clone())) {
             Ok(c) => c,
-            Err(e) => {
-                return self.finish(
-                    task,
-                    host,
-                    vec![ItemRun::failed(e.to_string())],
-                    false,
-                    None,
-                )
-            }
+            Err(e) => return self.finish(task, host, ItemRun::failed(e.to_string()), None),
         };
         let list = match self.templar.render_value(items, &ctx) {
             Ok(Value::Array(a)) => a,
@@ -352,22 +328,13 @@ impl Runner<'_> {
                 return self.finish(
                     task,
                     host,
-                    vec![ItemRun::failed(format!(
+                    ItemRun::failed(format!(
                     "Invalid data passed to 'loop', it requires a list, got this instead: {other}"
-                ))],
-                    false,
+                )),
                     None,
                 )
             }
-            Err(e) => {
-                return self.finish(
-                    task,
-                    host,
-                    vec![ItemRun::failed(format!("loop: {e}"))],
-                    false,
-                    None,
-                )
-            }
+            Err(e) => return self.finish(task, host, ItemRun::failed(format!("loop: {e}")), None),
         };
         let mut runs = Vec::new();
         let mut labels = Vec::new();
@@ -729,17 +696,7 @@ impl Runner<'_> {
         }
     }
 
-    fn finish(
-        &self,
-        task: &Task,
-        host: &str,
-        mut runs: Vec<ItemRun>,
-        _loop: bool,
-        delegated: Option<String>,
-    ) -> Outcome {
-        let run = runs
-            .pop()
-            .unwrap_or_else(|| ItemRun::failed("internal: no result"));
+    fn finish(&self, task: &Task, host: &str, run: ItemRun, delegated: Option<String>) -> Outcome {
         let mut r = HostResult::new(host, run.status);
         r.msg = if task.no_log && run.msg.is_some() {
             Some("<redacted>".into())

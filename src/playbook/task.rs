@@ -139,8 +139,10 @@ impl Loader<'_> {
             }
             v
         });
-        if let Some(l) = &loop_label {
-            let _ = l;
+        if let Some(label) = node.get("loop_control").and_then(|lc| lc.get("label")) {
+            if let Some(text) = label.as_str() {
+                self.use_template(label, text, &locals)?;
+            }
         }
         let own_vars = match node.get("vars") {
             Some(v) => self.vars_map(v, &locals)?,
