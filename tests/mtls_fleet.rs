@@ -156,6 +156,26 @@ fn enable_mtls_on_a_fleet() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = tmp.path().join("pki");
 
+    // A dry run first: nothing on the control node, nothing on the hosts.
+    let conf_files = |k: usize| {
+        ["postgresql.conf", "pg_hba.conf"]
+            .map(|f| std::fs::read(format!("/etc/postgresql/15/f{NET}db{k}/{f}")).unwrap())
+    };
+    let before: Vec<_> = (1..=HOSTS).map(conf_files).collect();
+    let (out, _) = enable(&pki, &["--check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!pki.exists(), "--check created the PKI");
+    assert_eq!(
+        (1..=HOSTS).map(conf_files).collect::<Vec<_>>(),
+        before,
+        "--check changed a host"
+    );
+
     // Acceptance 1: the playbook turns mTLS on everywhere.
     let (out, doc) = enable(&pki, &[]);
     assert_eq!(
