@@ -304,14 +304,18 @@ fn postgres_15_accepts_the_edited_files() {
     assert_eq!(doc["stats"]["pg1"]["changed"], 2, "{report}");
 
     let hba_after = fs::read_to_string(&hba_path).unwrap();
-    let ssl_pos = hba_after.find("hostssl").expect("hostssl rules");
-    let host_pos = hba_after
-        .lines()
-        .filter(|l| l.starts_with("host "))
-        .map(|l| hba_after.find(l).unwrap())
-        .min()
-        .expect("loopback host rules are kept");
-    assert!(ssl_pos < host_pos, "{hba_after}");
+    assert!(hba_after.contains("\nhostssl"), "{hba_after}");
+    // block_plain: no plain TCP rule is left active, loopback included; `local` lines stay.
+    assert!(
+        !hba_after
+            .lines()
+            .any(|l| l.starts_with("host ") || l.starts_with("host\t")),
+        "{hba_after}"
+    );
+    assert!(
+        hba_after.lines().any(|l| l.starts_with("local")),
+        "{hba_after}"
+    );
     assert!(
         hba_after.contains("#host    all             all             0.0.0.0/0"),
         "{hba_after}"
