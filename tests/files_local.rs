@@ -337,3 +337,48 @@ fn become_user_on_the_local_connection_writes_as_that_user() {
     assert!(errors.contains("Permission denied"), "{errors}");
     assert_eq!(errors.lines().count(), 2, "{errors}");
 }
+
+#[test]
+fn every_editor_backs_up_the_old_file_as_it_was() {
+    let t = open_tempdir();
+    let b = t.path();
+    let user = other_user();
+    let uid = uid_of(user);
+    for m in ["line", "block", "ini", "copy"] {
+        let d = b.join(m);
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("f.conf"), "old = 1\n").unwrap();
+        std::os::unix::fs::chown(d.join("f.conf"), Some(uid), None).unwrap();
+        fs::set_permissions(d.join("f.conf"), fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let tasks = r#"    - lineinfile: {path: "{{ base }}/line/f.conf", line: "new = 2", backup: yes}
+      register: line
+    - blockinfile: {path: "{{ base }}/block/f.conf", block: "new = 2", backup: yes}
+      register: block
+    - ini_file: {path: "{{ base }}/ini/f.conf", option: new, value: "2", backup: yes}
+      register: ini
+    - copy: {content: "new = 2\n", dest: "{{ base }}/copy/f.conf", backup: yes}
+      register: copied
+    - copy:
+        content: "{{ line.backup_file }}\n{{ block.backup_file }}\n{{ ini.backup_file }}\n{{ copied.backup_file }}\n"
+        dest: "{{ base }}/backups"
+"#;
+    let out = play(b, "", tasks);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let list = fs::read_to_string(b.join("backups")).unwrap();
+    let backups: Vec<&str> = list.lines().collect();
+    assert_eq!(backups.len(), 4, "{list}");
+    for (m, bk) in ["line", "block", "ini", "copy"].iter().zip(&backups) {
+        let f = b.join(m).join("f.conf");
+        assert!(bk.starts_with(&format!("{}.", f.display())), "{bk}");
+        let bm = fs::symlink_metadata(bk).unwrap();
+        assert!(bm.is_file(), "{m}");
+        assert_eq!((bm.mode() & 0o7777, bm.uid()), (0o600, uid), "{m}");
+        assert_eq!(fs::read_to_string(bk).unwrap(), "old = 1\n", "{m}");
+        // The file itself was replaced (a new inode), not written in place.
+        let fm = fs::metadata(&f).unwrap();
+        assert_ne!(fm.ino(), bm.ino(), "{m}");
+        assert_eq!((fm.mode() & 0o7777, fm.uid()), (0o600, uid), "{m}");
+        assert_ne!(fs::read_to_string(&f).unwrap(), "old = 1\n", "{m}");
+    }
+}
