@@ -183,6 +183,7 @@ async fn private_write_is_never_visible_with_another_mode() {
                     content,
                     attrs: attrs.clone(),
                     backup: false,
+                    follow: false,
                 },
                 None,
             )
@@ -216,6 +217,7 @@ async fn private_write_is_never_visible_with_another_mode() {
                 content: Arc::new(b"new".to_vec()),
                 attrs: Attrs::default(),
                 backup: true,
+                follow: false,
             },
             None,
         )
@@ -238,6 +240,7 @@ async fn private_write_is_never_visible_with_another_mode() {
                 content: Arc::new(b"x".to_vec()),
                 attrs: Attrs::default(),
                 backup: false,
+                follow: false,
             },
             None,
         )
@@ -291,6 +294,7 @@ async fn secret_never_appears_in_process_arguments() {
                     ..Attrs::default()
                 },
                 backup: false,
+                follow: false,
             },
             None,
         )
@@ -337,6 +341,7 @@ async fn file_ops_match_local_semantics() {
             content: Arc::new(b"mine".to_vec()),
             attrs: Attrs::default(),
             backup: false,
+            follow: false,
         },
         Some(user),
     )

@@ -133,28 +133,55 @@ fn temp_name(dir: &Path, base: &str) -> std::path::PathBuf {
     ))
 }
 
-/// The name Ansible gives a backup: `path.PID.YYYY-MM-DD@HH:MM:SS~`.
-pub fn backup_name(path: &str) -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let fmt = time::macros::format_description!("[year]-[month]-[day]@[hour]:[minute]:[second]");
-    let stamp = now.format(&fmt).unwrap_or_else(|_| "backup".into());
-    format!("{path}.{}.{stamp}~", std::process::id())
-}
-
 fn resolve_ids(attrs: &Attrs) -> Result<(Option<u32>, Option<u32>), ConnError> {
     let uid = attrs.owner.as_deref().map(lookup_uid).transpose()?;
     let gid = attrs.group.as_deref().map(lookup_gid).transpose()?;
     Ok((uid, gid))
 }
 
-/// Atomic write: a 0600 temp file in the destination directory, chown, chmod, fsync, rename.
+/// Where a symbolic link at `path` leads, followed link by link (it may not exist: writing it
+/// creates it, as Ansible's `os.path.realpath`); `path` itself when it is not a link.
+fn resolve_link(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&p)?;
+                p = match p.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(nix::libc::ELOOP))
+}
+
+/// Atomic write: a 0600 temp file in the destination directory, chown, chmod, fsync, backup
+/// (a hard link, see [`super::backup`]), rename. See [`Op::Write`] for `follow` and for the
+/// attributes kept.
 pub fn write_atomic(
     path: &str,
     content: &[u8],
     attrs: &Attrs,
     backup: bool,
+    follow: bool,
 ) -> Result<Option<String>, ConnError> {
-    let dest = Path::new(path);
+    let resolved;
+    let dest = if follow {
+        resolved = resolve_link(Path::new(path)).map_err(|e| {
+            failed(
+                "cannot write",
+                path,
+                format!("cannot resolve the link: {e}"),
+            )
+        })?;
+        resolved.as_path()
+    } else {
+        Path::new(path)
+    };
+    let shown = dest.to_string_lossy();
     let dir = dest
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -169,7 +196,9 @@ pub fn write_atomic(
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    let existing = fs::metadata(dest).ok();
+    // Attributes are kept from a regular file only (through a link, as Ansible's atomic_move
+    // does): never from a link's own 0777, nor from a directory.
+    let existing = fs::metadata(dest).ok().filter(|m| m.is_file());
     let (uid, gid) = resolve_ids(attrs)?;
     let mode = attrs.mode.unwrap_or_else(|| {
         existing
@@ -179,28 +208,30 @@ pub fn write_atomic(
     let uid = uid.or(existing.as_ref().map(|m| m.uid()));
     let gid = gid.or(existing.as_ref().map(|m| m.gid()));
 
-    let backup_file = if backup && existing.is_some() {
-        let name = backup_name(path);
-        fs::copy(dest, &name).map_err(|e| failed("cannot back up", path, e))?;
-        Some(name)
-    } else {
-        None
-    };
-
     let tmp = temp_name(dir, &base);
-    let result = (|| -> std::io::Result<()> {
+    let mut backup_file = None;
+    let result = (|| -> Result<(), ConnError> {
+        let io = |e: std::io::Error| failed("cannot write", &shown, e);
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(content)?;
+            .open(&tmp)
+            .map_err(io)?;
+        f.write_all(content).map_err(io)?;
         if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::fchown(&f, uid, gid)?;
+            std::os::unix::fs::fchown(&f, uid, gid).map_err(io)?;
         }
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        fs::rename(&tmp, dest)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io)?;
+        f.sync_all().map_err(io)?;
+        if backup && fs::symlink_metadata(dest).is_ok() {
+            let names = super::backup::Suffixes::now();
+            let name = super::backup::link(dest, &names)
+                .map_err(|e| failed("cannot back up", &shown, e))?;
+            backup_file = Some(name);
+        }
+        fs::rename(&tmp, dest).map_err(io)?;
         if let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
         }
@@ -208,9 +239,13 @@ pub fn write_atomic(
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(failed("cannot write", path, e));
+        if let Some(b) = &backup_file {
+            // Still a name of the live file, not a backup of anything.
+            let _ = fs::remove_file(b);
+        }
+        return Err(e);
     }
-    Ok(backup_file)
+    Ok(backup_file.map(|b| b.to_string_lossy().into_owned()))
 }
 
 fn current_umask() -> u32 {
@@ -407,30 +442,94 @@ pub async fn run_local(req: &ExecRequest) -> Result<ExecOutput, ConnError> {
     })
 }
 
+/// `become_user` when it names another user than the one running castellan.
+fn other_user(become_user: Option<&str>) -> Option<&str> {
+    become_user.filter(|u| !is_current_user(u))
+}
+
+/// Run a file script of [`super::ssh_script`] as `user` (`runuser` as root, else `sudo -n`),
+/// exactly as the SSH connection runs it on a host; a non-zero exit is the script's message.
+async fn run_script_as(
+    user: &str,
+    what: &str,
+    script: String,
+    stdin: Option<Vec<u8>>,
+) -> Result<ExecOutput, ConnError> {
+    let out = run_local(&ExecRequest {
+        shell: Some(script),
+        stdin,
+        become_user: Some(user.to_string()),
+        ..ExecRequest::default()
+    })
+    .await?;
+    if out.rc != 0 {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let err = err.trim();
+        return Err(ConnError::Failed(if err.is_empty() {
+            format!("{what} as {user} failed (exit code {})", out.rc)
+        } else {
+            err.to_string()
+        }));
+    }
+    Ok(out)
+}
+
+fn quote_err(e: super::quote::QuoteError) -> ConnError {
+    ConnError::Failed(e.to_string())
+}
+
 #[async_trait]
 impl Connection for LocalConnection {
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError> {
         run_local(req).await
     }
 
+    /// As another user (`become_user`), the state is read by that user, as Ansible does.
     async fn stat(
         &self,
         path: &str,
         want: Want,
-        _become_user: Option<&str>,
+        become_user: Option<&str>,
     ) -> Result<FileState, ConnError> {
-        stat_path(path, want)
+        let Some(user) = other_user(become_user) else {
+            return stat_path(path, want);
+        };
+        let script = super::ssh_script::stat_script(path, want).map_err(quote_err)?;
+        let out = run_script_as(user, &format!("stat {path}"), script, None).await?;
+        super::ssh_script::parse_stat(&out.stdout, want).map_err(ConnError::Failed)
     }
 
-    async fn apply(&self, op: &Op, _become_user: Option<&str>) -> Result<OpOutput, ConnError> {
+    /// As another user (`become_user`), file changes are made by that user (with that user's
+    /// rights, owned by that user), as Ansible does; commands run as that user too.
+    async fn apply(&self, op: &Op, become_user: Option<&str>) -> Result<OpOutput, ConnError> {
         let mut out = OpOutput::default();
+        if let Op::Exec(req) = op {
+            let mut req = req.clone();
+            if req.become_user.is_none() {
+                req.become_user = become_user.map(str::to_string);
+            }
+            out.exec = Some(run_local(&req).await?);
+            return Ok(out);
+        }
+        if let Some(user) = other_user(become_user) {
+            let Some(job) = super::ssh_script::file_job(op) else {
+                return Ok(out);
+            };
+            let job = job.map_err(quote_err)?;
+            let res = run_script_as(user, &op.describe(), job.script, job.stdin).await?;
+            if matches!(op, Op::Write { .. }) {
+                out.backup_file = super::ssh_script::backup_made(&res.stdout);
+            }
+            return Ok(out);
+        }
         match op {
             Op::Write {
                 path,
                 content,
                 attrs,
                 backup,
-            } => out.backup_file = write_atomic(path, content, attrs, *backup)?,
+                follow,
+            } => out.backup_file = write_atomic(path, content, attrs, *backup, *follow)?,
             Op::SetAttrs {
                 path,
                 attrs,
@@ -440,7 +539,7 @@ impl Connection for LocalConnection {
             Op::Remove { path } => remove(path)?,
             Op::Symlink { src, path, force } => symlink(src, path, *force)?,
             Op::Touch { path, attrs } => touch(path, attrs)?,
-            Op::Exec(req) => out.exec = Some(run_local(req).await?),
+            Op::Exec(_) => {}
         }
         Ok(out)
     }
@@ -459,7 +558,7 @@ mod tests {
             mode: Some(0o600),
             ..Attrs::default()
         };
-        write_atomic(ps, b"secret", &attrs, false).unwrap();
+        write_atomic(ps, b"secret", &attrs, false, false).unwrap();
         let st = stat_path(
             ps,
             Want {
@@ -470,7 +569,7 @@ mod tests {
         .unwrap();
         assert_eq!(st.mode, 0o600);
         assert_eq!(st.kind, FileKind::File);
-        let b = write_atomic(ps, b"secret2", &Attrs::default(), true).unwrap();
+        let b = write_atomic(ps, b"secret2", &Attrs::default(), true, false).unwrap();
         assert!(b.is_some());
         assert_eq!(fs::read(ps).unwrap(), b"secret2");
         // Mode kept when not given.
@@ -486,7 +585,14 @@ mod tests {
 
     #[test]
     fn write_into_missing_dir_fails_cleanly() {
-        let e = write_atomic("/nonexistent-dir-xyz/f", b"x", &Attrs::default(), false).unwrap_err();
+        let e = write_atomic(
+            "/nonexistent-dir-xyz/f",
+            b"x",
+            &Attrs::default(),
+            false,
+            false,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("does not exist"));
     }
 }

@@ -21,12 +21,18 @@ impl Attrs {
 #[derive(Debug, Clone)]
 pub enum Op {
     /// Replace `path` with `content` atomically (temp file 0600 in the same directory, chown,
-    /// chmod, fsync, rename). `backup` keeps the old file as `path.PID.DATE~`.
+    /// chmod, fsync, rename). Attributes not given are kept from the regular file being replaced
+    /// (found through a symbolic link, as Ansible's `atomic_move` does), never from a link
+    /// itself or a directory. `follow`: a symbolic link at `path` is followed and the file it
+    /// points to is replaced (Ansible's `follow: yes`, and what lineinfile/blockinfile always
+    /// do); else the link itself is replaced by a regular file. `backup` keeps the file being
+    /// replaced under a new name beside it (see [`super::backup`]).
     Write {
         path: String,
         content: Arc<Vec<u8>>,
         attrs: Attrs,
         backup: bool,
+        follow: bool,
     },
     /// chown/chmod an existing path.
     SetAttrs {

@@ -25,7 +25,7 @@ use openssh::{Session, Stdio};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
-use super::ssh_script::{self, RemoteUser, BACKUP_TAG};
+use super::ssh_script::{self, RemoteUser};
 use super::{ConnError, Connection, ExecOutput, ExecRequest, FileState, Op, OpOutput, Want};
 
 /// Concurrent channels (commands) per host: below sshd's default `MaxSessions 10`.
@@ -763,80 +763,29 @@ impl Connection for SshConnection {
 
     async fn apply(&self, op: &Op, become_user: Option<&str>) -> Result<OpOutput, ConnError> {
         let i = &self.inner;
-        let what = op.describe();
         let mut res = OpOutput::default();
-        match op {
-            Op::Write {
-                path,
-                content,
-                attrs,
-                backup,
-            } => {
-                let bk = backup.then(|| super::local::backup_name(path));
-                let out = i
-                    .run_ok(
-                        &what,
-                        ssh_script::write_script(path, attrs, bk.as_deref()),
-                        become_user,
-                        Some(content.as_slice()),
-                    )
-                    .await?;
-                let made = String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .any(|l| l == BACKUP_TAG);
-                res.backup_file = bk.filter(|_| made);
+        if let Op::Exec(req) = op {
+            let mut req = req.clone();
+            if req.become_user.is_none() {
+                req.become_user = become_user.map(str::to_string);
             }
-            Op::SetAttrs {
-                path,
-                attrs,
-                follow,
-            } => {
-                i.run_ok(
-                    &what,
-                    ssh_script::set_attrs_script(path, attrs, *follow),
-                    become_user,
-                    None,
-                )
-                .await?;
-            }
-            Op::Mkdir { path, attrs } => {
-                i.run_ok(
-                    &what,
-                    ssh_script::mkdir_script(path, attrs),
-                    become_user,
-                    None,
-                )
-                .await?;
-            }
-            Op::Remove { path } => {
-                i.run_ok(&what, ssh_script::remove_script(path), become_user, None)
-                    .await?;
-            }
-            Op::Symlink { src, path, force } => {
-                i.run_ok(
-                    &what,
-                    ssh_script::symlink_script(src, path, *force),
-                    become_user,
-                    None,
-                )
-                .await?;
-            }
-            Op::Touch { path, attrs } => {
-                i.run_ok(
-                    &what,
-                    ssh_script::touch_script(path, attrs),
-                    become_user,
-                    None,
-                )
-                .await?;
-            }
-            Op::Exec(req) => {
-                let mut req = req.clone();
-                if req.become_user.is_none() {
-                    req.become_user = become_user.map(str::to_string);
-                }
-                res.exec = Some(i.exec(&req).await?);
-            }
+            res.exec = Some(i.exec(&req).await?);
+            return Ok(res);
+        }
+        let Some(job) = ssh_script::file_job(op) else {
+            return Ok(res);
+        };
+        let job = job.map_err(quote_err)?;
+        let out = i
+            .run_ok(
+                &op.describe(),
+                Ok(job.script),
+                become_user,
+                job.stdin.as_deref(),
+            )
+            .await?;
+        if matches!(op, Op::Write { .. }) {
+            res.backup_file = ssh_script::backup_made(&out.stdout);
         }
         Ok(res)
     }

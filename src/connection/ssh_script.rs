@@ -1,7 +1,8 @@
 //! The remote side of the SSH connection: pure builders of the POSIX `sh` scripts that carry out one
 //! operation each (one round trip), and the parsers of what they print.
 //!
-//! Targets need only `sh` and GNU coreutils (`stat -c`, `mktemp`, `sha256sum`, `mv -T`, `sync FILE`).
+//! Targets need only `sh` and GNU coreutils (`stat -c`, `mktemp`, `sha256sum`, `mv -T`, `sync FILE`,
+//! `head -c`, `wc -c`, `ln -P`, `readlink -f`).
 //! Every path, name and argument goes through [`quote_str`] (the one audited quoting function); file
 //! content never appears in a script or a command line: it travels on stdin.
 //!
@@ -11,12 +12,13 @@
 //! real files.
 use std::path::Path;
 
+use super::backup::Suffixes;
 use super::quote::{quote_str, QuoteError};
-use super::{Attrs, ExecRequest, FileKind, FileState, Want};
+use super::{Attrs, ExecRequest, FileKind, FileState, Op, Want};
 
 /// First word of the header line the stat script prints.
 const STAT_TAG: &str = "castellan-stat";
-/// Line the write script prints when it made a backup.
+/// What the write script prints, followed by a space and the name, when it made a backup.
 pub const BACKUP_TAG: &str = "castellan-backup";
 
 /// How to run a script as another user.
@@ -244,26 +246,45 @@ pub fn parse_stat(out: &[u8], want: Want) -> Result<FileState, String> {
     Ok(st)
 }
 
-/// Atomic write, content on stdin: a `mktemp` file (0600, under `umask 077`) in the destination
-/// directory, `cat` into it, chown, chmod, `sync`, optional `cp -p` backup of the old file, `mv -fT`
-/// over the destination, `sync` of the directory. Any failure removes the temp file and exits 1 with
-/// a message; a hang-up (connection lost) does too. Prints [`BACKUP_TAG`] when it made the backup.
+/// Atomic write. Stdin carries the content, then its SHA-256 in hex on a line of its own (see
+/// [`write_input`]); the script text carries only the expected size, so not even a digest of
+/// secret content shows in the process table. A `mktemp` file (0600, under `umask 077`) in the
+/// destination directory gets exactly `size` bytes (`head -c`); a short stream (connection lost,
+/// sender killed) or a wrong digest fails before anything is renamed, and so does a full disk.
+/// Then chown, chmod, `sync`, the backup (a hard link, see [`super::backup`]), `mv -fT` over the
+/// destination, `sync` of the directory. With `follow`, a symbolic link at `path` is resolved
+/// (`readlink -f`) and its target is written instead. Attributes not given come from the regular
+/// file being replaced (`stat -L`, as Ansible's `atomic_move`), else `0666 & ~umask`. Any
+/// failure removes the temp file (and a backup link made for it) and exits 1 with a message; a
+/// hang-up does too. Prints `castellan-backup NAME` (no newline) when it made the backup.
 pub fn write_script(
     path: &str,
     attrs: &Attrs,
-    backup_name: Option<&str>,
+    follow: bool,
+    size: usize,
+    backup: Option<&Suffixes>,
 ) -> Result<String, QuoteError> {
     let (dir, base) = split_path(path);
     Ok(format!(
-        r#"{HELPERS}{vars}dest={dest}; d={d}; b={b}; bk={bk}
+        r#"{HELPERS}{vars}dest={dest}; d={d}; b={b}; s1={s1}; s2={s2}
+if [ {follow} = 1 ] && [ -L "$dest" ]; then
+  r=$(readlink -f -- "$dest" && printf x) || f "cannot write $dest: cannot resolve the symbolic link"
+  dest=${{r%??}}; d=${{dest%/*}}; b=${{dest##*/}}; [ -n "$d" ] || d=/
+fi
 [ -d "$d" ] || f "Destination directory $d does not exist"
 u=$(umask); umask 077
-tmp=
+tmp=; bk=
 trap '[ -z "$tmp" ] || rm -f -- "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
-tmp=$(mktemp -- "$d/.$b.castellan-tmp-XXXXXX") || f "cannot write $dest: cannot create a temporary file in $d"
-cat > "$tmp" || f "cannot write $dest: writing the temporary file failed"
-if [ -e "$dest" ]; then
+e=$(mktemp -- "$d/.$b.castellan-tmp-XXXXXX" 2>&1) || f "cannot write $dest: cannot create a temporary file in $d: ${{e##*: }}"
+tmp=$e
+e=$(head -c {size} 2>&1 >"$tmp") || f "cannot write $dest: ${{e##*: }}"
+n=$(wc -c <"$tmp") || exit 1
+[ "$n" -eq {size} ] || f "cannot write $dest: the content stream ended after $n of {size} bytes (connection lost?); $dest is unchanged"
+IFS= read -r want || :
+h=$(sha256sum <"$tmp") || exit 1
+[ "${{h%% *}}" = "$want" ] || f "cannot write $dest: the content arrived damaged (SHA-256 mismatch); $dest is unchanged"
+if [ -f "$dest" ]; then
   cur=$(stat -L -c '%u %g %a' -- "$dest") || exit 1
   set -- $cur
   [ -n "$o" ] || o=$1; [ -n "$g" ] || g=$2; [ -n "$m" ] || m=$3
@@ -272,20 +293,90 @@ fi
 ch '' "$tmp"
 cm "$tmp"
 sync -- "$tmp" 2>/dev/null || :
-if [ -n "$bk" ] && [ -e "$dest" ]; then
-  e=$(cp -p -- "$dest" "$bk" 2>&1) || f "cannot back up $dest: ${{e#cp: }}"
-  printf '{BACKUP_TAG}\n'
+if [ -n "$s1" ] && {{ [ -e "$dest" ] || [ -L "$dest" ]; }}; then
+  if ln -P -- "$dest" "$dest$s1" 2>/dev/null; then bk=$dest$s1
+  else
+    e=$(ln -P -- "$dest" "$dest$s2" 2>&1) || f "cannot back up $dest: ${{e#ln: }}"
+    bk=$dest$s2
+  fi
 fi
-e=$(mv -fT -- "$tmp" "$dest" 2>&1) || f "cannot write $dest: ${{e#mv: }}"
+e=$(mv -fT -- "$tmp" "$dest" 2>&1) || {{ [ -z "$bk" ] || rm -f -- "$bk"; f "cannot write $dest: ${{e#mv: }}"; }}
 tmp=
+[ -z "$bk" ] || printf '{BACKUP_TAG} %s' "$bk"
 sync -- "$d" 2>/dev/null || :
 "#,
         vars = attr_vars(attrs)?,
         dest = quote_str(path)?,
         d = quote_str(&dir)?,
         b = quote_str(&base)?,
-        bk = opt(backup_name)?,
+        s1 = opt(backup.map(|s| s.usual.as_str()))?,
+        s2 = opt(backup.map(|s| s.fallback.as_str()))?,
+        follow = u8::from(follow),
     ))
+}
+
+/// The stdin of [`write_script`]: the content, then its SHA-256 in hex and a newline.
+pub fn write_input(content: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(content));
+    let mut v = Vec::with_capacity(content.len() + digest.len() + 1);
+    v.extend_from_slice(content);
+    v.extend_from_slice(digest.as_bytes());
+    v.push(b'\n');
+    v
+}
+
+/// The backup [`write_script`] made, from its stdout.
+pub fn backup_made(stdout: &[u8]) -> Option<String> {
+    let name = stdout.strip_prefix(format!("{BACKUP_TAG} ").as_bytes())?;
+    Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// A file operation as one script and its stdin.
+#[derive(Debug)]
+pub struct FileJob {
+    pub script: String,
+    pub stdin: Option<Vec<u8>>,
+}
+
+/// The script of a file operation (`None` for [`Op::Exec`], which is not one). A write's
+/// backup names are taken now.
+pub fn file_job(op: &Op) -> Option<Result<FileJob, QuoteError>> {
+    let script = |s: Result<String, QuoteError>| {
+        Some(s.map(|script| FileJob {
+            script,
+            stdin: None,
+        }))
+    };
+    match op {
+        Op::Write {
+            path,
+            content,
+            attrs,
+            backup,
+            follow,
+        } => {
+            let names = backup.then(Suffixes::now);
+            Some(
+                write_script(path, attrs, *follow, content.len(), names.as_ref()).map(|script| {
+                    FileJob {
+                        script,
+                        stdin: Some(write_input(content)),
+                    }
+                }),
+            )
+        }
+        Op::SetAttrs {
+            path,
+            attrs,
+            follow,
+        } => script(set_attrs_script(path, attrs, *follow)),
+        Op::Mkdir { path, attrs } => script(mkdir_script(path, attrs)),
+        Op::Remove { path } => script(remove_script(path)),
+        Op::Symlink { src, path, force } => script(symlink_script(src, path, *force)),
+        Op::Touch { path, attrs } => script(touch_script(path, attrs)),
+        Op::Exec(_) => None,
+    }
 }
 
 fn set_attrs_body(follow: bool) -> &'static str {
@@ -508,6 +599,27 @@ mod tests {
         assert!(a.sha256.is_some() && a.content.is_none());
     }
 
+    /// Run the write script of `p` with `content` (and its digest) on stdin.
+    fn write(
+        p: &str,
+        attrs: &Attrs,
+        follow: bool,
+        backup: Option<&Suffixes>,
+        content: &[u8],
+    ) -> (i32, Vec<u8>, String) {
+        let script = write_script(p, attrs, follow, content.len(), backup).unwrap();
+        sh(&script, &write_input(content))
+    }
+
+    fn names_in(d: &str) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
     fn write_creates_private_file_then_keeps_attrs_and_backs_up() {
         let (_t, d) = tricky_dir();
@@ -517,38 +629,35 @@ mod tests {
             mode: Some(0o600),
             ..Attrs::default()
         };
-        let (rc, out, err) = sh(&write_script(&p, &attrs, None).unwrap(), &secret);
+        let (rc, out, err) = write(&p, &attrs, false, None, &secret);
         assert_eq!(rc, 0, "{err}");
         assert!(out.is_empty());
         assert_eq!(fs::read(&p).unwrap(), secret);
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
-        // Mode kept; backup made.
-        let bk = format!("{p}.bak~");
-        let (rc, out, err) = sh(
-            &write_script(&p, &Attrs::default(), Some(&bk)).unwrap(),
-            b"two",
-        );
+        // Mode kept; backup made (the old inode, under Ansible's name).
+        let names = Suffixes::now();
+        let ino = fs::metadata(&p).unwrap().ino();
+        let (rc, out, err) = write(&p, &Attrs::default(), false, Some(&names), b"two");
         assert_eq!(rc, 0, "{err}");
-        assert_eq!(out, format!("{BACKUP_TAG}\n").as_bytes());
+        let bk = format!("{p}{}", names.usual);
+        assert_eq!(backup_made(&out).as_deref(), Some(bk.as_str()));
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read(&bk).unwrap(), secret);
+        assert_eq!(fs::metadata(&bk).unwrap().ino(), ino);
+        assert_eq!(fs::metadata(&bk).unwrap().mode() & 0o7777, 0o600);
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
         // New file without a mode: 0666 & ~umask, like local.
         let q = format!("{d}/plain");
-        let (rc, _, err) = sh(
-            &format!(
-                "umask 022\n{}",
-                write_script(&q, &Attrs::default(), None).unwrap()
-            ),
-            b"x",
-        );
+        let script = write_script(&q, &Attrs::default(), false, 1, None).unwrap();
+        let (rc, _, err) = sh(&format!("umask 022\n{script}"), &write_input(b"x"));
         assert_eq!(rc, 0, "{err}");
         assert_eq!(fs::metadata(&q).unwrap().mode() & 0o7777, 0o644);
+        // Empty content is content too.
+        let (rc, _, err) = write(&q, &Attrs::default(), false, None, b"");
+        assert_eq!(rc, 0, "{err}");
+        assert_eq!(fs::read(&q).unwrap(), b"");
         // No temp file left, nothing injected.
-        let names: Vec<String> = fs::read_dir(&d)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let names = names_in(&d);
         assert!(
             names.iter().all(|n| !n.contains("castellan-tmp")),
             "{names:?}"
@@ -557,10 +666,127 @@ mod tests {
     }
 
     #[test]
+    fn a_short_or_damaged_stream_is_never_installed() {
+        let (_t, d) = tricky_dir();
+        let p = format!("{d}/server.key");
+        fs::write(&p, "OLD KEY\n").unwrap();
+        let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let script = write_script(&p, &Attrs::default(), false, content.len(), None).unwrap();
+        let full = write_input(&content);
+        let cases: [(&str, Vec<u8>, &str); 5] = [
+            ("nothing", Vec::new(), "ended after 0 of 200000 bytes"),
+            (
+                "half",
+                full[..100_000].to_vec(),
+                "ended after 100000 of 200000 bytes",
+            ),
+            ("no digest", content.clone(), "SHA-256 mismatch"),
+            (
+                "cut digest",
+                full[..full.len() - 10].to_vec(),
+                "SHA-256 mismatch",
+            ),
+            (
+                "damaged",
+                [&[0xffu8][..], &full[1..]].concat(),
+                "SHA-256 mismatch",
+            ),
+        ];
+        for (what, input, msg) in cases {
+            let (rc, out, err) = sh(&script, &input);
+            assert_eq!(rc, 1, "{what}: {err}");
+            assert!(err.contains(msg), "{what}: {err}");
+            assert!(err.contains("is unchanged"), "{what}: {err}");
+            assert!(out.is_empty());
+            assert_eq!(fs::read(&p).unwrap(), b"OLD KEY\n", "{what}");
+            assert_eq!(names_in(&d), ["server.key"], "{what}: no temp file left");
+        }
+        let (rc, _, err) = sh(&script, &full);
+        assert_eq!(rc, 0, "{err}");
+        assert_eq!(fs::read(&p).unwrap(), content);
+    }
+
+    #[test]
+    fn the_backup_never_writes_through_a_planted_name() {
+        let (_t, d) = tricky_dir();
+        let p = format!("{d}/server.key");
+        fs::write(&p, "OLD KEY\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        let victim = format!("{d}/victim");
+        fs::write(&victim, "victim\n").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
+        let names = Suffixes::now();
+        std::os::unix::fs::symlink(&victim, format!("{p}{}", names.usual)).unwrap();
+        let (rc, out, err) = write(&p, &Attrs::default(), false, Some(&names), b"NEW\n");
+        assert_eq!(rc, 0, "{err}");
+        let bk = format!("{p}{}", names.fallback);
+        assert_eq!(backup_made(&out).as_deref(), Some(bk.as_str()));
+        assert_eq!(fs::read(&bk).unwrap(), b"OLD KEY\n");
+        assert_eq!(fs::metadata(&bk).unwrap().mode() & 0o7777, 0o600);
+        assert_eq!(fs::read(&victim).unwrap(), b"victim\n");
+        assert_eq!(fs::metadata(&victim).unwrap().mode() & 0o7777, 0o644);
+        // Both names taken: the write fails, nothing is written through, nothing is left.
+        fs::remove_file(&bk).unwrap();
+        std::os::unix::fs::symlink(&victim, &bk).unwrap();
+        let (rc, _, err) = write(&p, &Attrs::default(), false, Some(&names), b"NEWER\n");
+        assert_eq!(rc, 1);
+        assert!(err.starts_with(&format!("cannot back up {p}: ")), "{err}");
+        assert_eq!(fs::read(&p).unwrap(), b"NEW\n");
+        assert_eq!(fs::read(&victim).unwrap(), b"victim\n");
+        assert!(names_in(&d).iter().all(|n| !n.contains("castellan-tmp")));
+    }
+
+    #[test]
+    fn follow_writes_the_target_and_no_follow_replaces_the_link() {
+        let (_t, d) = tricky_dir();
+        let real = format!("{d}/real.key");
+        let link = format!("{d}/server.key");
+        fs::write(&real, "OLD\n").unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::symlink("real.key", &link).unwrap();
+        let names = Suffixes::now();
+        let (rc, out, err) = write(&link, &Attrs::default(), true, Some(&names), b"NEW\n");
+        assert_eq!(rc, 0, "{err}");
+        // The backup is beside the file that was replaced.
+        assert_eq!(
+            backup_made(&out),
+            Some(format!("{real}{}", names.usual)),
+            "{err}"
+        );
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(&real).unwrap(), b"NEW\n");
+        assert_eq!(fs::metadata(&real).unwrap().mode() & 0o7777, 0o640);
+        // Not followed: a regular file with the target's mode (never the link's 0777).
+        let (rc, out, err) = write(&link, &Attrs::default(), false, Some(&names), b"OWN\n");
+        assert_eq!(rc, 0, "{err}");
+        let bk = format!("{link}{}", names.usual);
+        assert_eq!(backup_made(&out).as_deref(), Some(bk.as_str()));
+        assert_eq!(fs::read_link(&bk).unwrap(), Path::new("real.key"));
+        let m = fs::symlink_metadata(&link).unwrap();
+        assert!(m.is_file());
+        assert_eq!(m.mode() & 0o7777, 0o640);
+        assert_eq!(fs::read(&link).unwrap(), b"OWN\n");
+        assert_eq!(fs::read(&real).unwrap(), b"NEW\n");
+        // A dangling link followed: its target is created.
+        let dl = format!("{d}/dl");
+        std::os::unix::fs::symlink("made", &dl).unwrap();
+        let (rc, _, err) = write(&dl, &Attrs::default(), true, None, b"M");
+        assert_eq!(rc, 0, "{err}");
+        assert_eq!(fs::read(format!("{d}/made")).unwrap(), b"M");
+        assert!(fs::symlink_metadata(&dl).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
     fn write_failures_are_clean() {
         let (_t, d) = tricky_dir();
-        let (rc, _, err) = sh(
-            &write_script("/nonexistent-dir-xyz/f", &Attrs::default(), None).unwrap(),
+        let (rc, _, err) = write(
+            "/nonexistent-dir-xyz/f",
+            &Attrs::default(),
+            false,
+            None,
             b"x",
         );
         assert_eq!(rc, 1);
@@ -570,7 +796,7 @@ mod tests {
             owner: Some("no-such-user-xyz".into()),
             ..Attrs::default()
         };
-        let (rc, _, err) = sh(&write_script(&p, &attrs, None).unwrap(), b"x");
+        let (rc, _, err) = write(&p, &attrs, false, None, b"x");
         assert_eq!(rc, 1);
         assert!(
             err.contains("chown failed: failed to look up user no-such-user-xyz"),
@@ -580,7 +806,7 @@ mod tests {
             group: Some("no-such-group-xyz".into()),
             ..Attrs::default()
         };
-        let (rc, _, err) = sh(&write_script(&p, &attrs, None).unwrap(), b"x");
+        let (rc, _, err) = write(&p, &attrs, false, None, b"x");
         assert_eq!(rc, 1);
         assert!(
             err.contains("failed to look up group no-such-group-xyz"),
@@ -588,7 +814,7 @@ mod tests {
         );
         // A directory in the way.
         fs::create_dir(&p).unwrap();
-        let (rc, _, err) = sh(&write_script(&p, &Attrs::default(), None).unwrap(), b"x");
+        let (rc, _, err) = write(&p, &Attrs::default(), false, None, b"x");
         assert_eq!(rc, 1, "{err}");
         assert!(err.starts_with(&format!("cannot write {p}: ")), "{err}");
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);

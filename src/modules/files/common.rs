@@ -72,7 +72,8 @@ pub fn sha1_hex(data: &[u8]) -> String {
 }
 
 /// Plan replacing the content of `path` (current state `st`, with content or checksum read).
-/// Returns the ops and the diff; no ops when content and attributes already match.
+/// Returns the ops and the diff; no ops when content and attributes already match. A symbolic
+/// link at `path` is replaced, not followed (see [`plan_write_follow`]).
 pub fn plan_write(
     path: &str,
     st: &FileState,
@@ -80,7 +81,25 @@ pub fn plan_write(
     spec: &AttrSpec,
     backup: bool,
 ) -> (Vec<Op>, Option<Diff>) {
+    plan_write_follow(path, st, new, spec, backup, false)
+}
+
+/// [`plan_write`], deciding whether a symbolic link at `path` is followed: `follow` writes the
+/// file it points to (then `st` is that file's state, read with `follow`), else the link is
+/// replaced by a regular file. A `st` that is a link (read without `follow`, see
+/// [`link_replacement`]) is always replaced, and its own mode (lstat's 0777) is never used:
+/// without `mode:`, the connection keeps the mode of the regular file the link pointed to.
+pub fn plan_write_follow(
+    path: &str,
+    st: &FileState,
+    new: Vec<u8>,
+    spec: &AttrSpec,
+    backup: bool,
+    follow: bool,
+) -> (Vec<Op>, Option<Diff>) {
+    let is_link = st.kind == crate::connection::FileKind::Link;
     let same = st.exists()
+        && !is_link
         && match (&st.content, &st.sha256) {
             (Some(c), _) => *c == new,
             (None, Some(h)) => *h == hex::encode(sha2::Sha256::digest(&new)),
@@ -112,7 +131,7 @@ pub fn plan_write(
                     .mode
                     .as_ref()
                     .and_then(|m| m.apply(st.mode, false))
-                    .or(Some(st.mode));
+                    .or((!is_link).then_some(st.mode));
             }
             a
         } else {
@@ -130,9 +149,28 @@ pub fn plan_write(
             content: Arc::new(new),
             attrs,
             backup: backup && st.exists(),
+            follow,
         });
     }
     (ops, diff)
+}
+
+/// The state a write that replaces the symbolic link `link` (read without `follow`) starts
+/// from, given `target`, the state read through it: the attributes of the regular file it points
+/// to (Ansible's `atomic_move` takes them with stat(2)), or a new file when it points to nothing
+/// or to something else than a regular file. Never the link's own attributes.
+pub fn link_replacement(link: &FileState, target: &FileState) -> FileState {
+    if target.kind != crate::connection::FileKind::File {
+        return FileState::default();
+    }
+    FileState {
+        kind: crate::connection::FileKind::Link,
+        link_target: link.link_target.clone(),
+        sha256: None,
+        sha1: None,
+        content: None,
+        ..target.clone()
+    }
 }
 
 /// Read a path's state with content (for editors) or checksums (for copy).
@@ -206,12 +244,25 @@ pub fn file_result(
     m
 }
 
-/// The shared plan of the text editors: read the file, run the pure editor on its content,
-/// then write the result atomically (or only fix attributes).
+/// Whether an editor writes through a symbolic link at its path: Ansible's lineinfile and
+/// blockinfile always write to the realpath (they have no `follow`); community.general's
+/// ini_file has `follow`, default no (the link is replaced by a regular file).
+pub fn editor_follows(args: &Args, spec: &[crate::modules::Arg]) -> bool {
+    if spec.iter().any(|a| a.name == "follow") {
+        args.bool("follow", false)
+    } else {
+        true
+    }
+}
+
+/// The shared plan of the text editors: read the file (through a link), run the pure editor on
+/// its content, then write the result atomically (or only fix attributes); `follow` as
+/// [`editor_follows`].
 pub async fn plan_edit<A: serde::de::DeserializeOwned>(
     ctx: &ModuleCtx<'_>,
     args: &Args,
     content_args: &[&str],
+    follow: bool,
     editor: impl Fn(Option<&str>, &A) -> Result<crate::modules::edit::Edit, String>,
 ) -> Result<crate::modules::Plan, String> {
     use crate::modules::Plan;
@@ -254,12 +305,13 @@ pub async fn plan_edit<A: serde::de::DeserializeOwned>(
     };
     let mut plan = Plan::ok();
     if edit.changed {
-        let (ops, diff) = plan_write(
+        let (ops, diff) = plan_write_follow(
             &path,
             &st,
             edit.content.into_bytes(),
             &spec,
             args.bool("backup", false),
+            follow,
         );
         plan.ops = ops;
         plan.diff = diff;
@@ -296,7 +348,8 @@ macro_rules! editor_module {
                 ctx: &crate::modules::ModuleCtx<'_>,
                 args: &crate::modules::Args,
             ) -> Result<crate::modules::Plan, String> {
-                super::common::plan_edit(ctx, args, $content_args, $edit).await
+                let follow = super::common::editor_follows(args, $spec);
+                super::common::plan_edit(ctx, args, $content_args, follow, $edit).await
             }
         }
     };

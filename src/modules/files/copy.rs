@@ -36,7 +36,8 @@ pub fn resolve_dest(dest: &str, src: Option<&str>) -> Result<String, String> {
     }
 }
 
-/// Plan writing `data` to `dest` with the usual copy semantics (`force`, `backup`, attributes).
+/// Plan writing `data` to `dest` with the usual copy semantics (`force`, `backup`, attributes,
+/// `follow`: default no, a symbolic link at `dest` is replaced, as Ansible's copy and template).
 /// When `dest` turns out to be a directory and the content came from a file (`src_name`), the
 /// file goes into it under that name, as Ansible does; that costs a second stat only then.
 pub async fn plan_content(
@@ -55,9 +56,10 @@ pub async fn plan_content(
     };
     let mut dest = dest.to_string();
     let mut st = common::read(ctx, &dest, want).await?;
-    if st.kind != FileKind::Directory && src_name.is_some() && !follow && st.kind == FileKind::Link
-    {
-        // A link to a directory counts as the directory.
+    if !follow && st.kind == FileKind::Link {
+        // Not followed (Ansible's default): the link is replaced by a regular file that takes
+        // the attributes of the file it pointed to. A link to a directory counts as the
+        // directory when the content comes from a file.
         let target = common::read(
             ctx,
             &dest,
@@ -67,9 +69,11 @@ pub async fn plan_content(
             },
         )
         .await?;
-        if target.kind == FileKind::Directory {
-            st = target;
-        }
+        st = if target.kind == FileKind::Directory && src_name.is_some() {
+            target
+        } else {
+            common::link_replacement(&st, &target)
+        };
     }
     if st.kind == FileKind::Directory {
         let Some(name) = src_name.and_then(|s| std::path::Path::new(s).file_name()) else {
@@ -90,7 +94,7 @@ pub async fn plan_content(
         return Ok(plan);
     }
     // Editors need the old text for the diff; fetch it only when the content differs.
-    if st.exists()
+    if st.kind == FileKind::File
         && st.sha256.as_deref() != Some(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)))
     {
         st = common::read(
@@ -105,7 +109,8 @@ pub async fn plan_content(
         .await?;
     }
     let result = common::file_result(dest, &st, &spec, Some(&data));
-    let (ops, diff) = common::plan_write(dest, &st, data, &spec, args.bool("backup", false));
+    let (ops, diff) =
+        common::plan_write_follow(dest, &st, data, &spec, args.bool("backup", false), follow);
     Ok(Plan {
         ops,
         diff,

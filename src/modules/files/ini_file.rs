@@ -490,6 +490,7 @@ const MODULE_ARGS: &[crate::modules::Arg] = {
         Arg::new("allow_no_value", Kind::Bool),
         Arg::new("modify_inactive_option", Kind::Bool),
         Arg::new("create", Kind::Bool),
+        Arg::new("follow", Kind::Bool),
         crate::modules::args::FILE_ATTRS[0],
         crate::modules::args::FILE_ATTRS[1],
         crate::modules::args::FILE_ATTRS[2],
