@@ -5,10 +5,9 @@ mod secret_scan;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use base64::Engine as _;
+use secret_scan::ps::PsWatch;
 use secret_scan::Needles;
 
 fn castellan(args: &[&str]) -> Output {
@@ -286,63 +285,6 @@ fn loop_items_holding_keys_are_redacted() {
     }
 }
 
-/// Every command line in the process table (all of /proc), as `ps -eo args` shows it.
-fn cmdlines() -> Vec<Vec<u8>> {
-    let mut v = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return v;
-    };
-    for e in rd.flatten() {
-        if e.file_name().to_string_lossy().parse::<u32>().is_err() {
-            continue;
-        }
-        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
-            if !c.is_empty() {
-                v.push(c);
-            }
-        }
-    }
-    v
-}
-
-/// Watch the process table until dropped: every distinct command line seen, and the count of
-/// snapshots taken.
-pub struct PsWatch {
-    stop: Arc<AtomicBool>,
-    handle: Option<std::thread::JoinHandle<(std::collections::HashSet<Vec<u8>>, usize)>>,
-}
-
-impl PsWatch {
-    pub fn start() -> PsWatch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = Arc::clone(&stop);
-        let handle = std::thread::spawn(move || {
-            let mut seen = std::collections::HashSet::new();
-            let mut n = 0;
-            while !s.load(Ordering::Relaxed) {
-                seen.extend(cmdlines());
-                n += 1;
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            (seen, n)
-        });
-        PsWatch {
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    pub fn finish(mut self) -> (Vec<Vec<u8>>, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        let (seen, n) = self
-            .handle
-            .take()
-            .map(|h| h.join().unwrap())
-            .unwrap_or_default();
-        (seen.into_iter().collect(), n)
-    }
-}
-
 /// Defect 13 on the local connection: the text of a `shell` task (here a `no_log` one with a
 /// secret in it) is not on any command line while it runs; stdin, `executable` and become work.
 #[test]
@@ -383,7 +325,7 @@ fn shell_text_is_not_in_the_process_table() {
     let (pb, inv) = write_playbook(base, &body);
     let watch = PsWatch::start();
     let out = castellan(&["playbook", &pb, "-i", &inv, "-vvv"]);
-    let (lines, snaps) = watch.finish();
+    let seen = watch.finish();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let read = |n: &str| std::fs::read_to_string(base.join(n)).unwrap_or_default();
     assert_eq!(read("from-shell"), marker);
@@ -397,20 +339,21 @@ fn shell_text_is_not_in_the_process_table() {
     assert_eq!(read("who-nobody"), "nobody\n");
     // The watcher saw the task running (its `sleep`), so it would have seen its shell.
     assert!(
-        lines.iter().any(|l| l.starts_with(b"sleep\x001.5")),
-        "the process watcher never saw the task's sleep ({snaps} snapshots)"
+        seen.saw(&["sleep", "1.5"]),
+        "the process watcher never saw the task's sleep ({} snapshots)",
+        seen.snapshots
     );
     let mut needles = Needles::new();
     needles.add_literal("shell no_log text", marker);
-    let joined: Vec<u8> = lines.join(&b'\n');
     println!(
-        "{snaps} process-table snapshots, {} distinct command lines",
-        lines.len()
+        "{} process-table snapshots, {} distinct command lines",
+        seen.snapshots,
+        seen.lines.len()
     );
     assert_no_leak(
         &needles,
         &[
-            ("process table", &joined),
+            ("process table", &seen.text()),
             ("stdout", &out.stdout),
             ("stderr", &out.stderr),
         ],

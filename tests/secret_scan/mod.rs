@@ -11,6 +11,8 @@
 //! Windows that also occur in public material (the certificates, which carry the public key and
 //! the algorithm identifiers that the private key repeats) are not secret and are left out.
 #![allow(dead_code)]
+pub mod ps;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use base64::Engine as _;
@@ -169,9 +171,9 @@ impl Needles {
             return;
         }
         let slot = self.by_len.entry(w.len()).or_default();
-        if !slot.contains_key(&w) {
+        if let std::collections::hash_map::Entry::Vacant(e) = slot.entry(w) {
             *self.per_kind.entry(kind).or_default() += 1;
-            slot.insert(w, (kind, name.to_string()));
+            e.insert((kind, name.to_string()));
         }
     }
 
