@@ -174,8 +174,11 @@ fn is_url_b64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=')
 }
 
+/// Which bytes belong to a base64 alphabet.
+type CharClass = fn(u8) -> bool;
+
 /// Runs of at least 64 characters of one base64 alphabet (line breaks inside are skipped).
-fn runs(content: &[u8], is_char: fn(u8) -> bool) -> Vec<Vec<u8>> {
+fn runs(content: &[u8], is_char: CharClass) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut run = Vec::new();
     for &b in content.iter().chain(std::iter::once(&b' ')) {
@@ -203,7 +206,7 @@ fn lenient(alphabet: &base64::alphabet::Alphabet) -> base64::engine::GeneralPurp
 /// Base64 text (a run of at least 64 characters, line breaks allowed) that decodes to a DER
 /// key: a key pasted without its PEM armour, or `{{ key | b64encode }}`.
 fn has_base64_secret(content: &[u8]) -> bool {
-    let passes: [(fn(u8) -> bool, &base64::alphabet::Alphabet); 2] = [
+    let passes: [(CharClass, &base64::alphabet::Alphabet); 2] = [
         (is_std_b64, &base64::alphabet::STANDARD),
         (is_url_b64, &base64::alphabet::URL_SAFE),
     ];
