@@ -2,7 +2,8 @@
 //! PostgreSQL hosts with `--diff -vvv --output json`, then a playbook that copies a DER key
 //! (`client.pk8`) and a PEM key over other keys with `--diff`, writes and prints a `no_log`
 //! value, loops over key content and runs `no_log` shell tasks with a secret in their text,
-//! in the text and the JSON output. Everything it produced is scanned: stdout, stderr, the
+//! in the text and the JSON output, then a run that fails with a handler pending (so that
+//! `.castellan/` holds state). Everything they produced is scanned: stdout, stderr, the
 //! JSON reports, every file under the `.castellan/` state directories, the hosts' sshd and
 //! PostgreSQL logs, and the process table watched every 5 ms during the runs (the hosts are on
 //! this machine). No window of any private key of the PKI and no `no_log` value may appear.
@@ -107,6 +108,27 @@ fn state_dirs(dir: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
+/// A run that fails after a key was pushed and a handler notified: the notification (and
+/// whatever a rollback needs) is kept in `.castellan/` for the next run; it must hold no secret.
+const PENDING_PLAYBOOK: &str = r#"- name: pending
+  hosts: postgres
+  vars_files: [keys.yml]
+  tasks:
+    - name: a key pushed, a handler notified
+      copy: {src: "{{ pki_dir }}/client/postgres/client.key", dest: "{{ fleet_root }}/pending.key", mode: "0600", backup: yes}
+      notify: reload with a secret
+    - name: a no_log value pushed, a handler notified
+      copy: {content: "{{ nolog_value }}", dest: "{{ fleet_root }}/pending.token", mode: "0600", backup: yes}
+      notify: reload with a secret
+      no_log: true
+    - name: the host fails before the handler runs
+      fail: {msg: "stop here"}
+  handlers:
+    - name: reload with a secret
+      shell: "echo '{{ nolog_value }}' > /dev/null"
+      no_log: true
+"#;
+
 const SECRETS_PLAYBOOK: &str = r#"# Everything here handles a secret; nothing of it may be printed.
 - name: secrets
   hosts: postgres
@@ -209,6 +231,21 @@ fn nothing_secret_leaks_on_a_fleet() {
         ok(&format!("secrets playbook ({run})"), &out);
         runs.push((run, out));
     }
+    // 3. A failed run that leaves a pending handler in its playbook's `.castellan/`.
+    let pending = base.join("pending.yml");
+    std::fs::write(&pending, PENDING_PLAYBOOK).unwrap();
+    let out = castellan(&[
+        "playbook",
+        pending.to_str().unwrap(),
+        "-i",
+        &inv,
+        "-e",
+        &pki_var,
+        "--diff",
+        "-vvv",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    runs.push(("pending", out));
     let seen = watch.finish();
 
     // The runs did what they say (so that there was something to leak).
@@ -275,8 +312,8 @@ fn nothing_secret_leaks_on_a_fleet() {
         ("enable-mtls stderr".into(), mtls.stderr.clone()),
     ];
     for (run, out) in &runs {
-        captures.push((format!("secrets {run} stdout"), out.stdout.clone()));
-        captures.push((format!("secrets {run} stderr"), out.stderr.clone()));
+        captures.push((format!("{run} run stdout"), out.stdout.clone()));
+        captures.push((format!("{run} run stderr"), out.stderr.clone()));
     }
     let mut dirs = Vec::new();
     state_dirs(&repo("playbooks"), &mut dirs);
@@ -286,7 +323,15 @@ fn nothing_secret_leaks_on_a_fleet() {
             captures.push((format!("state file {}", p.display()), b));
         }
     }
-    let state_files = captures.len() - 6;
+    let state_files = captures
+        .iter()
+        .filter(|(n, _)| n.starts_with("state file"))
+        .count();
+    assert!(
+        state_files > 0,
+        "the failed run left no state in {}/.castellan",
+        base.display()
+    );
     for k in 1..=HOSTS {
         for log in ["sshd.log", "postgresql.log"] {
             let p = format!("{DIR}/hosts/db{k}/{log}");
