@@ -377,11 +377,23 @@ fn is_current_user(user: &str) -> bool {
     }
 }
 
-/// Run a command locally (also used by the SSH connection's tests as a reference).
+/// Run a command locally (also used by the SSH connection's tests as a reference). A shell
+/// script goes over stdin to a fixed bootstrap ([`super::stdin_script`]), so its text is on no
+/// command line; a program's own arguments are its own.
 pub async fn run_local(req: &ExecRequest) -> Result<ExecOutput, ConnError> {
-    let mut argv: Vec<String> = match &req.shell {
-        Some(script) => vec!["/bin/sh".into(), "-c".into(), script.clone()],
-        None => req.argv.clone(),
+    let (mut argv, input): (Vec<String>, Option<Vec<u8>>) = match &req.shell {
+        Some(script) => (
+            vec![
+                req.executable.clone().unwrap_or_else(|| "/bin/sh".into()),
+                "-c".into(),
+                super::stdin_script::BOOTSTRAP.into(),
+            ],
+            Some(
+                super::stdin_script::frame(script, req.stdin.as_deref())
+                    .map_err(|e| ConnError::Failed(e.to_string()))?,
+            ),
+        ),
+        None => (req.argv.clone(), req.stdin.clone()),
     };
     if let Some(user) = req.become_user.as_deref().filter(|u| !is_current_user(u)) {
         let mut wrapped: Vec<String> = if Uid::effective().is_root() {
@@ -403,7 +415,7 @@ pub async fn run_local(req: &ExecRequest) -> Result<ExecOutput, ConnError> {
     };
     let mut cmd = tokio::process::Command::new(prog);
     cmd.args(args)
-        .stdin(if req.stdin.is_some() {
+        .stdin(if input.is_some() {
             std::process::Stdio::piped()
         } else {
             std::process::Stdio::null()
@@ -425,8 +437,7 @@ pub async fn run_local(req: &ExecRequest) -> Result<ExecOutput, ConnError> {
         }
         Err(e) => return Err(ConnError::Failed(format!("cannot run {prog}: {e}"))),
     };
-    if let (Some(data), Some(mut stdin)) = (&req.stdin, child.stdin.take()) {
-        let data = data.clone();
+    if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
         tokio::spawn(async move {
             let _ = stdin.write_all(&data).await;
         });

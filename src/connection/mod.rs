@@ -7,6 +7,7 @@ pub mod op;
 pub mod quote;
 pub mod ssh;
 pub mod ssh_script;
+pub mod stdin_script;
 
 use async_trait::async_trait;
 

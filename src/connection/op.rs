@@ -78,11 +78,14 @@ pub struct OpOutput {
     pub exec: Option<ExecOutput>,
 }
 
-/// A command to run: either an argv (no shell) or a shell script for `/bin/sh -c`.
+/// A command to run: either an argv (no shell) or a shell script. Connections send the text
+/// over stdin, never on a command line ([`super::stdin_script`]).
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
     pub argv: Vec<String>,
     pub shell: Option<String>,
+    /// The POSIX shell that runs `shell` (`/bin/sh` when unset): `shell`'s `executable`.
+    pub executable: Option<String>,
     pub chdir: Option<String>,
     pub stdin: Option<Vec<u8>>,
     pub become_user: Option<String>,

@@ -26,6 +26,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use super::ssh_script::{self, RemoteUser};
+use super::stdin_script;
 use super::{ConnError, Connection, ExecOutput, ExecRequest, FileState, Op, OpOutput, Want};
 
 /// Concurrent channels (commands) per host: below sshd's default `MaxSessions 10`.
@@ -676,6 +677,17 @@ impl Inner {
         become_user: Option<&str>,
         stdin: Option<&[u8]>,
     ) -> Result<ExecOutput, ConnError> {
+        self.run_in("/bin/sh", script, become_user, stdin).await
+    }
+
+    /// [`Self::run`] with `shell -c SCRIPT`.
+    async fn run_in(
+        &self,
+        shell: &str,
+        script: &str,
+        become_user: Option<&str>,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, ConnError> {
         let m = self.master().await?;
         let mut as_user = None;
         if let Some(user) = become_user {
@@ -696,8 +708,8 @@ impl Inner {
                 .await?;
             as_user = who.become_method(user).map(|method| (user, method, who));
         }
-        let line =
-            ssh_script::command_line(script, as_user.map(|(u, m, _)| (u, m))).map_err(quote_err)?;
+        let line = ssh_script::command_line_in(shell, script, as_user.map(|(u, m, _)| (u, m)))
+            .map_err(quote_err)?;
         let out = self.raw(&m, &line, stdin).await?;
         if let Some((user, _, who)) = as_user {
             let err = String::from_utf8_lossy(&out.stderr);
@@ -730,10 +742,19 @@ impl Inner {
         Ok(out)
     }
 
+    /// The command's text goes over stdin: the remote command line (and sudo's log) holds
+    /// only the fixed bootstrap ([`stdin_script`]).
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError> {
         let script = ssh_script::exec_script(req).map_err(quote_err)?;
-        self.run(&script, req.become_user.as_deref(), req.stdin.as_deref())
-            .await
+        let input = stdin_script::frame(&script, req.stdin.as_deref()).map_err(quote_err)?;
+        let shell = req.executable.as_deref().unwrap_or("/bin/sh");
+        self.run_in(
+            shell,
+            stdin_script::BOOTSTRAP,
+            req.become_user.as_deref(),
+            Some(&input),
+        )
+        .await
     }
 }
 

@@ -35,7 +35,17 @@ pub fn command_line(
     script: &str,
     as_user: Option<(&str, BecomeMethod)>,
 ) -> Result<String, QuoteError> {
-    let sh = format!("/bin/sh -c {}", quote_str(script)?);
+    command_line_in("/bin/sh", script, as_user)
+}
+
+/// [`command_line`] with another shell (`SHELL -c SCRIPT`). Commands use it with the fixed
+/// [`super::stdin_script::BOOTSTRAP`]: their text travels on stdin.
+pub fn command_line_in(
+    shell: &str,
+    script: &str,
+    as_user: Option<(&str, BecomeMethod)>,
+) -> Result<String, QuoteError> {
+    let sh = format!("{} -c {}", quote_str(shell)?, quote_str(script)?);
     Ok(match as_user {
         None => sh,
         Some((user, BecomeMethod::Sudo)) => format!("sudo -n -u {} -- {sh}", quote_str(user)?),
@@ -43,8 +53,10 @@ pub fn command_line(
     })
 }
 
-/// The script that runs an [`ExecRequest`] (without become: see [`command_line`]).
-/// A missing program gives rc 2 and `[Errno 2] No such file or directory: PROG`, as locally.
+/// The script that runs an [`ExecRequest`] (without become: see [`command_line`]). It is sent
+/// over stdin ([`super::stdin_script`]) and run by the request's shell, so a `shell` script is
+/// part of it as it is. A missing program gives rc 2 and `[Errno 2] No such file or directory:
+/// PROG`, as locally.
 pub fn exec_script(req: &ExecRequest) -> Result<String, QuoteError> {
     let mut s = String::new();
     if let Some(dir) = &req.chdir {
@@ -54,7 +66,7 @@ pub fn exec_script(req: &ExecRequest) -> Result<String, QuoteError> {
         ));
     }
     match &req.shell {
-        Some(script) => s.push_str(&format!("exec /bin/sh -c {}", quote_str(script)?)),
+        Some(script) => s.push_str(script),
         None => {
             let Some(prog) = req.argv.first() else {
                 s.push_str("printf 'no command given\\n' >&2; exit 2");
@@ -967,6 +979,10 @@ mod tests {
         assert_eq!(
             command_line("id", Some(("a b", BecomeMethod::Runuser))).unwrap(),
             "runuser -u 'a b' -- /bin/sh -c id"
+        );
+        assert_eq!(
+            command_line_in("/bin/bash", "id", Some(("pg", BecomeMethod::Sudo))).unwrap(),
+            "sudo -n -u pg -- /bin/bash -c id"
         );
         let (rc, out, _) = sh(
             &format!("exec {}", command_line("printf %s \"$0\"", None).unwrap()),

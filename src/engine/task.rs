@@ -14,7 +14,7 @@ use crate::modules::args::normalize;
 use crate::modules::{Module, ModuleCtx, Plan};
 use crate::playbook::keywords::OMIT;
 use crate::playbook::{Action, Cond, Task};
-use crate::report::{diff, HostResult, Status};
+use crate::report::{diff, secret, HostResult, Status};
 
 /// Which expensive magic variables a task reads.
 pub struct Needs {
@@ -152,6 +152,28 @@ fn label_of(item: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// The label printed for a loop item: nothing of the item for a `no_log` task, and never key
+/// material (a default label is the item itself; a custom one may quote it).
+fn shown_label(task: &Task, item: &Value, label: String) -> String {
+    let from_item = task.loop_label.is_none() && secret::value_is_secret(item);
+    if task.no_log || from_item || secret::is_secret_text(&label) {
+        diff::REDACTED.to_string()
+    } else {
+        label
+    }
+}
+
+/// A message as reported: `no_log` hides it, key material in it is redacted.
+fn shown_msg(task: &Task, msg: Option<String>) -> Option<String> {
+    msg.map(|m| {
+        if task.no_log || secret::is_secret_text(&m) {
+            diff::REDACTED.to_string()
+        } else {
+            m
+        }
+    })
 }
 
 impl Runner<'_> {
@@ -353,7 +375,7 @@ impl Runner<'_> {
                 Ok(c) => c,
                 Err(e) => {
                     runs.push(ItemRun::failed(e.to_string()));
-                    labels.push(label_of(item));
+                    labels.push(shown_label(task, item, label_of(item)));
                     continue;
                 }
             };
@@ -364,7 +386,7 @@ impl Runner<'_> {
                     .unwrap_or_else(|_| label_of(item)),
                 None => label_of(item),
             };
-            labels.push(label);
+            labels.push(shown_label(task, item, label));
             let run = match eval_all(self, &task.when, &ictx) {
                 Ok(true) => {
                     self.run_item(pc, task, *module, args, &conn, become_on, check, show_diff, &ivars, ictx)
@@ -688,28 +710,27 @@ impl Runner<'_> {
         }
     }
 
-    fn censor(task: &Task, v: Value) -> Value {
+    /// The result as reported (JSON `result`, `-v`, `debug`): censored for `no_log`, and every
+    /// string holding key material redacted (loop items in `results[].item`, a key in `stdout`).
+    /// The registered variable itself keeps the values for later tasks.
+    fn censor(task: &Task, v: &Value) -> Value {
         if task.no_log {
             json!({"censored": "the output has been hidden due to the fact that 'no_log: true' was specified for this result", "changed": v.get("changed").cloned().unwrap_or(json!(false))})
         } else {
-            v
+            secret::scrub(v)
         }
     }
 
     fn finish(&self, task: &Task, host: &str, run: ItemRun, delegated: Option<String>) -> Outcome {
         let mut r = HostResult::new(host, run.status);
-        r.msg = if task.no_log && run.msg.is_some() {
-            Some("<redacted>".into())
-        } else {
-            run.msg.clone()
-        };
+        r.msg = shown_msg(task, run.msg.clone());
         r.diff = run.diff.clone();
         r.attempts = run.attempts;
         r.ignored = run.status == Status::Failed && task.ignore_errors;
         r.delegated = delegated;
         r.show = task.module_name() == "debug" && run.status == Status::Ok;
         let register = Value::Object(run.result.clone());
-        r.detail = Self::censor(task, register.clone());
+        r.detail = Self::censor(task, &register);
         Outcome {
             host: host.to_string(),
             changed: run.status == Status::Changed,
@@ -743,15 +764,14 @@ impl Runner<'_> {
         let mut facts = Map::new();
         let mut results = Vec::new();
         for (run, label) in runs.into_iter().zip(labels) {
-            let label = if task.no_log {
-                "<redacted>".to_string()
-            } else {
-                label
-            };
             r.items.push((
                 label,
                 run.status,
-                if task.no_log { None } else { run.msg.clone() },
+                if task.no_log {
+                    None
+                } else {
+                    shown_msg(task, run.msg.clone())
+                },
                 run.diff.clone(),
             ));
             facts.extend(run.facts);
@@ -767,7 +787,7 @@ impl Runner<'_> {
             "skipped": status == Status::Skipped,
             "msg": if status == Status::Failed { "One or more items failed" } else { "All items completed" },
         });
-        r.detail = Self::censor(task, register.clone());
+        r.detail = Self::censor(task, &register);
         Outcome {
             host: host.to_string(),
             changed: status == Status::Changed,

@@ -34,15 +34,12 @@ impl Module for Shell {
 
     async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
         let cmd = args.req("cmd")?;
-        let req = match args.str("executable") {
-            Some(exe) => ExecRequest {
-                argv: vec![exe.to_string(), "-c".into(), cmd],
-                ..ExecRequest::default()
-            },
-            None => ExecRequest {
-                shell: Some(cmd),
-                ..ExecRequest::default()
-            },
+        // The text goes over stdin to the shell (`executable` or /bin/sh), never on its
+        // command line.
+        let req = ExecRequest {
+            shell: Some(cmd),
+            executable: args.string("executable"),
+            ..ExecRequest::default()
         };
         super::plan_exec(ctx, args, req).await
     }

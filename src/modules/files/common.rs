@@ -9,6 +9,7 @@ use sha1::Digest as _;
 use super::mode::ModeSpec;
 use crate::connection::{Attrs, FileState, Op, Want};
 use crate::modules::{Args, Diff, ModuleCtx};
+use crate::report::diff;
 
 /// The `owner`, `group` and `mode` a task asks for.
 #[derive(Debug, Clone, Default)]
@@ -59,12 +60,6 @@ impl AttrSpec {
             }),
         }
     }
-}
-
-/// Private key material must never be shown, not even in a diff.
-pub fn is_secret(content: &[u8]) -> bool {
-    let needle = b"PRIVATE KEY";
-    content.windows(needle.len()).any(|w| w == needle)
 }
 
 pub fn sha1_hex(data: &[u8]) -> String {
@@ -138,12 +133,12 @@ pub fn plan_write_follow(
             spec.for_new(false)
         };
         let before = st.content.clone().unwrap_or_default();
-        diff = Some(Diff {
-            path: path.to_string(),
-            secret: is_secret(&before) || is_secret(&new),
-            before: String::from_utf8_lossy(&before).into_owned(),
-            after: String::from_utf8_lossy(&new).into_owned(),
-        });
+        // Key material, binary content and private files are never shown (report::diff).
+        let private = [attrs.mode, st.exists().then_some(st.mode)]
+            .into_iter()
+            .flatten()
+            .any(diff::is_private_mode);
+        diff = Some(diff::content(path, &before, &new, private));
         ops.push(Op::Write {
             path: path.to_string(),
             content: Arc::new(new),

@@ -1,11 +1,14 @@
 //! `copy`: put a file from the control node (`src`) or inline `content` on the host.
 //! SHA-256 is compared first: nothing is sent when the file is already right.
+use std::os::unix::fs::PermissionsExt;
+
 use async_trait::async_trait;
 
 use super::common::{self, AttrSpec};
 use crate::connection::{FileKind, Want};
 use crate::modules::args::FILE_ATTRS;
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::report::diff;
 
 pub struct Copy;
 
@@ -119,6 +122,14 @@ pub async fn plan_content(
     })
 }
 
+/// A source file that is private (not readable by group or others) is never diffed.
+fn private_source(mut plan: Plan, private: bool) -> Plan {
+    if let Some(d) = plan.diff.as_mut().filter(|_| private) {
+        *d = diff::content(&d.path, b"", b"", true);
+    }
+    plan
+}
+
 #[async_trait]
 impl Module for Copy {
     fn name(&self) -> &'static str {
@@ -151,11 +162,13 @@ impl Module for Copy {
                     },
                 )
                 .await?;
+                let private = st.exists() && diff::is_private_mode(st.mode);
                 let data = st
                     .content
                     .ok_or_else(|| format!("Source {src} not found"))?;
                 let dest = resolve_dest(&dest, Some(src))?;
-                return plan_content(ctx, args, &dest, Some(src), data).await;
+                let plan = plan_content(ctx, args, &dest, Some(src), data).await?;
+                return Ok(private_source(plan, private));
             }
             let path = common::find_src(ctx, src, "files")?;
             if path.is_dir() {
@@ -165,8 +178,14 @@ impl Module for Copy {
             }
             let data = std::fs::read(&path)
                 .map_err(|e| format!("could not read {}: {e}", path.display()))?;
+            // The PKI writes keys 0600: a private source is a secret wherever it goes.
+            let private = std::fs::metadata(&path)
+                .is_ok_and(|m| diff::is_private_mode(m.permissions().mode()));
             let dest = resolve_dest(&dest, Some(src))?;
-            let mut plan = plan_content(ctx, args, &dest, Some(src), data).await?;
+            let mut plan = private_source(
+                plan_content(ctx, args, &dest, Some(src), data).await?,
+                private,
+            );
             plan.result
                 .insert("src".into(), path.display().to_string().into());
             return Ok(plan);
