@@ -8,7 +8,8 @@
 //!   connection kills it too.
 //! * Host keys are checked strictly by default; `accept_new_host_keys` switches to
 //!   `StrictHostKeyChecking=accept-new`, but only together with a known_hosts file of our own
-//!   (`castellan_known_hosts`): the user's `~/.ssh/known_hosts` is never written unasked.
+//!   (`castellan_known_hosts`): the user's `~/.ssh/known_hosts` is never written unasked, and
+//!   `UpdateHostKeys=no` stops ssh from adding the other host key types a server offers.
 //! * The remote scripts live in [`super::ssh_script`]; at most [`MAX_CHANNELS`] run at once per host
 //!   (sshd's `MaxSessions` defaults to 10).
 //! * A master that dies (host killed, network gone) makes every later call return
@@ -214,6 +215,11 @@ pub fn master_args(p: &SshParams, ctl: &Path, log: &Path) -> Vec<OsString> {
     };
     a.push("-o".into());
     a.push(format!("StrictHostKeyChecking={strict}").into());
+    // ssh's default (`UpdateHostKeys=yes` with the default known_hosts) would append every host
+    // key type the server offers to ~/.ssh/known_hosts: we never write it unasked. An explicit
+    // `-o UpdateHostKeys=...` in `ansible_ssh_common_args` comes first and so still wins.
+    a.push("-o".into());
+    a.push("UpdateHostKeys=no".into());
     if let Some(kh) = &p.known_hosts {
         a.push("-o".into());
         a.push(path_option("UserKnownHostsFile", kh));
@@ -923,6 +929,7 @@ mod tests {
         let a = strs(&master_args(&p, Path::new("/c/ctl"), Path::new("/c/log")));
         assert!(a.contains(&"StrictHostKeyChecking=yes".to_string()));
         assert!(!a.iter().any(|s| s.starts_with("UserKnownHostsFile")));
+        assert!(a.contains(&"UpdateHostKeys=no".to_string()));
         assert_eq!(&a[a.len() - 2..], ["--", "h1"]);
         p.accept_new_host_keys = true;
         let a = strs(&master_args(&p, Path::new("/c/ctl"), Path::new("/c/log")));
