@@ -157,7 +157,7 @@ pub fn run(cli: Cli) -> i32 {
             return match crate::pki::cli::run(cmd, false) {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", crate::error::printable(&e.to_string()));
                     e.exit_code()
                 }
             }
@@ -166,7 +166,7 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::error::printable(&e.to_string()));
             e.exit_code()
         }
     }
