@@ -36,10 +36,56 @@ pub struct Preflight<'a> {
 /// The connection types castellan runs (Ansible's `smart` and `paramiko` mean ssh here).
 const CONNECTIONS: [&str; 4] = ["ssh", "smart", "paramiko", "local"];
 
+/// The variables that decide how a host is reached and how tasks become another user.
+const CONNECTION_VARS: [&str; 18] = [
+    "ansible_connection",
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_port",
+    "ansible_ssh_port",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+    "castellan_known_hosts",
+    "castellan_accept_new_host_keys",
+    "ansible_ssh_timeout",
+    "ansible_timeout",
+    "ansible_become",
+    "ansible_become_user",
+    "ansible_become_method",
+];
+
+/// The root names each template string reads, computed once per distinct string (hosts share
+/// most of their values through groups).
+#[derive(Default)]
+struct Reads(HashMap<String, Vec<String>>);
+
+impl Reads {
+    /// The root names a value's templates read (a template with a syntax error reads nothing
+    /// here: using it fails where it is used).
+    fn of(&mut self, v: &Value, templar: &Templar, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if is_template(s) => {
+                let names = self
+                    .0
+                    .entry(s.clone())
+                    .or_insert_with(|| templar.check(s).unwrap_or_default());
+                out.extend(names.iter().cloned());
+            }
+            Value::Array(items) => items.iter().for_each(|i| self.of(i, templar, out)),
+            Value::Object(m) => m.values().for_each(|i| self.of(i, templar, out)),
+            _ => {}
+        }
+    }
+}
+
 /// Run every check; the first problem is the error.
 pub fn check(p: &Preflight) -> Result<()> {
-    let groups = p.inventory.groups_var();
     let implicit = p.inventory.implicit_localhost();
+    let mut reads = Reads::default();
     for book in p.playbooks {
         for play in &book.plays {
             // A bad pattern was reported already, with the play's location.
@@ -49,13 +95,33 @@ pub fn check(p: &Preflight) -> Result<()> {
                 .unwrap_or_default();
             for name in hosts {
                 let host = p.inventory.host(&name).unwrap_or(&implicit);
-                let (vars, locs) = static_vars(p, play, &book.dir, host, &groups);
-                check_cycles(&vars, &locs, p.templar)?;
-                check_connection(&name, vars, &locs, p.templar)?;
+                let (vars, locs) = static_vars(p, play, &book.dir, host);
+                let edges = references(&vars, p.templar, &mut reads);
+                check_cycles(&vars, &edges, &locs)?;
+                check_connection(&name, &vars, &edges, &locs, p.templar)?;
             }
         }
     }
     Ok(())
+}
+
+/// For each variable whose value has templates: the variables it reads.
+fn references<'v>(
+    vars: &'v Map<String, Value>,
+    templar: &Templar,
+    reads: &mut Reads,
+) -> HashMap<&'v str, Vec<String>> {
+    let mut edges = HashMap::new();
+    for (k, v) in vars {
+        if !has_template(v) {
+            continue;
+        }
+        let mut names = Vec::new();
+        reads.of(v, templar, &mut names);
+        names.retain(|n| vars.contains_key(n));
+        edges.insert(k.as_str(), names);
+    }
+    edges
 }
 
 /// The variables a host has when the play starts, in the engine's precedence order (role
@@ -66,7 +132,6 @@ fn static_vars(
     play: &Play,
     playbook_dir: &Path,
     host: &Host,
-    groups: &Value,
 ) -> (Map<String, Value>, VarLocs) {
     let mut vars = Map::new();
     let mut locs = VarLocs::new();
@@ -95,7 +160,6 @@ fn static_vars(
         ("inventory_hostname", json!(host.name)),
         ("inventory_hostname_short", json!(short)),
         ("group_names", json!(group_names)),
-        ("groups", groups.clone()),
         ("inventory_dir", json!(host.inventory_dir)),
         ("inventory_file", json!(host.inventory_file)),
         ("playbook_dir", json!(playbook_dir)),
@@ -114,33 +178,13 @@ fn at(locs: &VarLocs, var: &str, msg: String) -> Error {
     }
 }
 
-/// The root names a value's templates read (a template with a syntax error reads nothing here:
-/// using it fails where it is used).
-fn reads(v: &Value, templar: &Templar, out: &mut Vec<String>) {
-    match v {
-        Value::String(s) if is_template(s) => {
-            if let Ok(names) = templar.check(s) {
-                out.extend(names);
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| reads(i, templar, out)),
-        Value::Object(m) => m.values().for_each(|i| reads(i, templar, out)),
-        _ => {}
-    }
-}
-
 /// A variable whose value reads itself, directly or through other variables, can never be
 /// rendered: refuse it at the first variable of the loop.
-fn check_cycles(vars: &Map<String, Value>, locs: &VarLocs, templar: &Templar) -> Result<()> {
-    let mut edges: HashMap<&str, Vec<String>> = HashMap::new();
-    for (k, v) in vars {
-        let mut names = Vec::new();
-        reads(v, templar, &mut names);
-        names.retain(|n| vars.contains_key(n));
-        if !names.is_empty() {
-            edges.insert(k, names);
-        }
-    }
+fn check_cycles(
+    vars: &Map<String, Value>,
+    edges: &HashMap<&str, Vec<String>>,
+    locs: &VarLocs,
+) -> Result<()> {
     // Depth-first search; 1 = on the current path, 2 = done.
     let mut state: HashMap<&str, u8> = HashMap::new();
     fn visit<'a>(
@@ -175,7 +219,7 @@ fn check_cycles(vars: &Map<String, Value>, locs: &VarLocs, templar: &Templar) ->
             continue;
         }
         let mut path = Vec::new();
-        if let Some(cycle) = visit(k, &edges, &mut state, &mut path) {
+        if let Some(cycle) = visit(k, edges, &mut state, &mut path) {
             let first = &cycle[0];
             let how = if cycle.len() == 2 {
                 "directly".to_string()
@@ -195,13 +239,34 @@ fn check_cycles(vars: &Map<String, Value>, locs: &VarLocs, templar: &Templar) ->
 /// The host's connection and become variables, as far as they are known before the run.
 fn check_connection(
     name: &str,
-    mut vars: Map<String, Value>,
+    all: &Map<String, Value>,
+    edges: &HashMap<&str, Vec<String>>,
     locs: &VarLocs,
     templar: &Templar,
 ) -> Result<()> {
-    let errors = resolve(&mut vars, templar);
-    // A value that still needs run-time data is checked when the host is first used.
-    vars.retain(|k, v| !errors.contains_key(k) && !has_template(v));
+    // Only the connection variables and what their templates read need rendering.
+    let mut wanted: Vec<&str> = CONNECTION_VARS
+        .into_iter()
+        .filter(|k| all.contains_key(*k))
+        .collect();
+    let mut i = 0;
+    while i < wanted.len() {
+        for n in edges.get(wanted[i]).into_iter().flatten() {
+            if !wanted.contains(&n.as_str()) {
+                wanted.push(n);
+            }
+        }
+        i += 1;
+    }
+    let mut vars: Map<String, Value> = wanted
+        .iter()
+        .filter_map(|k| all.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    if wanted.iter().any(|k| edges.contains_key(k)) {
+        let errors = resolve(&mut vars, templar);
+        // A value that still needs run-time data is checked when the host is first used.
+        vars.retain(|k, v| !errors.contains_key(k) && !has_template(v));
+    }
     let host_err = |var: &str, msg: String| at(locs, var, format!("host `{name}`: {msg}"));
 
     if let Some(c) = vars.get("ansible_connection") {
