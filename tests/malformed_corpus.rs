@@ -378,3 +378,36 @@ fn only_targeted_hosts_and_statically_known_values_are_checked() {
     assert!(t.path().join("local1").exists());
     assert!(!marker.exists());
 }
+
+/// Numbers on the command line have bounds too: out of range is a usage error (exit 5).
+#[test]
+fn out_of_range_command_line_numbers_are_usage_errors() {
+    let root = std::fs::canonicalize(corpus_dir()).unwrap();
+    let pb = root.join("_common/playbook.yml").display().to_string();
+    let inv = root.join("_common/inventory.yml").display().to_string();
+    let (trip, marker) = tripwire();
+    for args in [
+        vec!["playbook", &pb, "-i", &inv, "-f", "0"],
+        vec!["playbook", &pb, "-i", &inv, "-f", "5000"],
+        vec!["playbook", &pb, "-i", &inv, "-f", "99999999999999999999"],
+        vec!["certs", "status", "-i", &inv, "--timeout", "0"],
+        vec![
+            "certs",
+            "status",
+            "-i",
+            &inv,
+            "--timeout",
+            "18446744073709551615",
+        ],
+    ] {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let run = run_castellan(&args, &trip.path().join("bin"), &root);
+        assert_eq!(
+            run.out.status.code(),
+            Some(5),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&run.out.stderr)
+        );
+    }
+    assert!(!marker.exists());
+}
