@@ -33,7 +33,18 @@ static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
 fn trap_listener() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
-        let l = TcpListener::bind(TRAP_ADDR).expect("bind the trap listener on 127.14.0.1:22");
+        // Another run of this test may hold the address for a few seconds: wait for it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let l = loop {
+            match TcpListener::bind(TRAP_ADDR) {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("waiting for {TRAP_ADDR}: {e}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("bind the trap listener on {TRAP_ADDR}: {e}"),
+            }
+        };
         std::thread::spawn(move || {
             for c in l.incoming() {
                 if c.is_ok() {
