@@ -92,3 +92,28 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// An error message safe for a terminal: control characters (an escape sequence or a NUL from a
+/// malformed input file) are shown as `\u{1b}`, never sent raw; line breaks and tabs stay.
+pub fn printable(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    for c in msg.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(
+            super::printable("a\u{1b}[31mb\0c\nd\te"),
+            "a\\u{1b}[31mb\\u{0}c\nd\te"
+        );
+    }
+}

@@ -40,6 +40,9 @@ impl Templar {
                 return Ok(Arc::clone(t));
             }
         }
+        if let Some(problem) = nesting_problem(src) {
+            return Err(problem);
+        }
         let mut tera = Tera::default();
         template_filters::register(&mut tera);
         tera.add_raw_template(NAME, src)
@@ -121,6 +124,105 @@ impl Templar {
         let out = self.render_str(&cond_template(expr), ctx)?;
         Ok(out == "true")
     }
+}
+
+/// Deepest nesting of brackets inside a tag, and of blocks (`if`, `for`...), a template may have:
+/// tera's parser recurses once per level, and a few thousand levels overflow the stack.
+pub const MAX_TEMPLATE_NESTING: usize = 64;
+/// Most operators in one tag: tera nests `a + b + c ...` one level per operator, and some
+/// thousands overflow the stack too.
+pub const MAX_TEMPLATE_OPERATORS: usize = 512;
+
+/// Too deep a template, found by a scan that never recurses; None when it is fine.
+fn nesting_problem(src: &str) -> Option<String> {
+    const OPENERS: [&str; 6] = ["if", "for", "macro", "filter", "block", "raw"];
+    let b = src.as_bytes();
+    let (mut i, mut blocks) = (0, 0usize);
+    let too_deep = |what: &str| {
+        Some(format!(
+            "template syntax error: {what} nested more than {MAX_TEMPLATE_NESTING} levels deep"
+        ))
+    };
+    while i + 1 < b.len() {
+        if b[i] != b'{' || !matches!(b[i + 1], b'{' | b'%' | b'#') {
+            i += 1;
+            continue;
+        }
+        let kind = b[i + 1];
+        let close: &[u8] = match kind {
+            b'{' => b"}}",
+            b'%' => b"%}",
+            _ => b"#}",
+        };
+        let start = i + 2;
+        let mut j = start;
+        let mut quote: Option<u8> = None;
+        let mut brackets = 0usize;
+        let mut operators = 0usize;
+        let mut word = 0usize;
+        while j < b.len() {
+            let c = b[j];
+            if quote.is_none() && kind != b'#' {
+                if c.is_ascii_alphanumeric() || c == b'_' {
+                    if word == 0 {
+                        word = j;
+                    }
+                } else if word > 0 {
+                    if matches!(&b[word..j], b"and" | b"or" | b"not" | b"in" | b"is") {
+                        operators += 1;
+                    }
+                    word = 0;
+                }
+                if b"+-*/%<>=!".contains(&c) {
+                    operators += 1;
+                }
+                if operators > MAX_TEMPLATE_OPERATORS {
+                    return Some(format!(
+                        "template syntax error: more than {MAX_TEMPLATE_OPERATORS} operators in one tag"
+                    ));
+                }
+            }
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None if kind == b'#' => {}
+                None => match c {
+                    b'"' | b'\'' | b'`' => quote = Some(c),
+                    b'(' | b'[' | b'{' => {
+                        brackets += 1;
+                        if brackets > MAX_TEMPLATE_NESTING {
+                            return too_deep("brackets are");
+                        }
+                    }
+                    b')' | b']' | b'}' if brackets > 0 => brackets -= 1,
+                    _ => {}
+                },
+            }
+            if quote.is_none() && brackets == 0 && b[j..].starts_with(close) {
+                break;
+            }
+            j += 1;
+        }
+        if kind == b'%' {
+            let body = String::from_utf8_lossy(&b[start..j.min(b.len())]);
+            let word = body
+                .trim_start_matches('-')
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if OPENERS.contains(&word.as_str()) {
+                blocks += 1;
+                if blocks > MAX_TEMPLATE_NESTING {
+                    return too_deep("blocks are");
+                }
+            } else if word.starts_with("end") {
+                blocks = blocks.saturating_sub(1);
+            }
+        }
+        i = j + 2;
+    }
+    None
 }
 
 /// `{% if EXPR %}true{% else %}false{% endif %}`; an expression that is itself wrapped in
@@ -388,6 +490,34 @@ mod tests {
             .unwrap();
         assert_eq!(vars, vec!["hostvars", "item", "prefix", "users", "y"]);
         assert_eq!(t.check_cond("z is defined and w").unwrap(), vec!["w"]);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursion() {
+        let t = Templar::new();
+        let deep = format!("{{{{ {}x{} }}}}", "(".repeat(5000), ")".repeat(5000));
+        let e = t.check(&deep).unwrap_err();
+        assert!(e.contains("nested more than 64 levels"), "{e}");
+        let blocks = "{% if x %}".repeat(5000) + &"{% endif %}".repeat(5000);
+        assert!(t.check(&blocks).unwrap_err().contains("blocks are nested"));
+        let chain = format!("{{{{ {} }}}}", vec!["x"; 8000].join(" + "));
+        assert!(t
+            .check(&chain)
+            .unwrap_err()
+            .contains("more than 512 operators"));
+        let chain = format!("{{% if {} %}}y{{% endif %}}", vec!["x"; 8000].join(" and "));
+        assert!(t
+            .check(&chain)
+            .unwrap_err()
+            .contains("more than 512 operators"));
+        // Brackets in strings and text outside tags do not count; moderate nesting is fine.
+        let ok = format!("{}{{{{ \"{}\" ~ x }}}}", "(".repeat(500), "(".repeat(500));
+        assert!(t.check(&ok).is_ok(), "{:?}", t.check(&ok));
+        let ok = format!("{{{{ {}x{} + 1 }}}}", "(".repeat(60), ")".repeat(60));
+        assert!(t.check(&ok).is_ok(), "{:?}", t.check(&ok));
+        assert!(t
+            .check_cond(&format!("{}x{} == 1", "(".repeat(60), ")".repeat(60)))
+            .is_ok());
     }
 
     #[test]

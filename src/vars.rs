@@ -7,7 +7,22 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::error::Location;
 use crate::template::{context, is_template, Templar};
+use crate::yaml::Node;
+
+/// Where each variable of a layer was written (the position of its value), for errors found
+/// after the layers were merged.
+pub type VarLocs = std::collections::HashMap<String, Location>;
+
+/// The positions of the values of a mapping node (a `vars:` section, a vars file).
+pub fn locs_of(node: &Node) -> VarLocs {
+    node.as_map()
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| (k.key_string(), v.loc.clone()))
+        .collect()
+}
 
 /// Every layer that may hold variables for one task on one host.
 #[derive(Default)]
@@ -52,7 +67,8 @@ impl Layers<'_> {
     }
 }
 
-fn has_template(v: &Value) -> bool {
+/// Does a value hold a template anywhere inside?
+pub fn has_template(v: &Value) -> bool {
     match v {
         Value::String(s) => is_template(s),
         Value::Array(a) => a.iter().any(has_template),

@@ -99,7 +99,23 @@ impl Node {
             NodeValue::Null => Value::Null,
             NodeValue::Bool(b) => Value::Bool(*b),
             NodeValue::Int(i) => Value::Number((*i).into()),
-            NodeValue::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            // JSON has no infinity or NaN: keep them as YAML spells them, so a knob that needs a
+            // number refuses them rather than seeing null.
+            NodeValue::Float(f) => Number::from_f64(*f).map_or_else(
+                || {
+                    Value::String(
+                        if f.is_nan() {
+                            ".nan"
+                        } else if *f > 0.0 {
+                            ".inf"
+                        } else {
+                            "-.inf"
+                        }
+                        .into(),
+                    )
+                },
+                Value::Number,
+            ),
             NodeValue::Str(s) | NodeValue::Unsafe(s) => Value::String(s.clone()),
             NodeValue::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             NodeValue::Map(entries) => {
@@ -118,16 +134,61 @@ impl Node {
     }
 }
 
+/// Deepest nesting of collections accepted: real playbooks and inventories stay far below; a
+/// deeper document is an attack on the stack (every later pass over the tree recurses).
+pub const MAX_DEPTH: usize = 128;
+/// Most nodes that aliases may copy in one file: anchors are expanded, so a few lines of nested
+/// aliases ("billion laughs") would otherwise build billions of nodes.
+pub const MAX_ALIAS_NODES: usize = 250_000;
+
+/// Read a text file: its bytes must be UTF-8. An invalid byte is reported at its
+/// `file:line:column` (as a hex value: raw bytes are never printed).
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::read(path, &e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let good = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        // The prefix is valid UTF-8 by definition.
+        let prefix = std::str::from_utf8(&bytes[..good]).unwrap_or_default();
+        let line = prefix.matches('\n').count() + 1;
+        let col = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Error::invalid(
+            &Location::new(&Arc::new(path.to_path_buf()), line, col),
+            format!(
+                "the file is not valid UTF-8 (byte 0x{:02X}); save it as UTF-8",
+                bytes[good]
+            ),
+        )
+    })
+}
+
 /// Read and parse a YAML file; returns the documents it holds.
 pub fn load_file(path: &Path) -> Result<Vec<Node>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, &e))?;
+    let text = read_text(path)?;
     parse_str(&text, path)
 }
 
-/// Parse the first document of a YAML file; an empty file gives `Null`.
+/// Parse a YAML file that holds one document (as Ansible's loader requires); an empty file gives
+/// `Null`, a second document is an error.
 pub fn load_file_single(path: &Path) -> Result<Node> {
-    let docs = load_file(path)?;
-    Ok(docs.into_iter().next().unwrap_or_else(|| Node {
+    let text = read_text(path)?;
+    parse_single(&text, path)
+}
+
+/// Parse text that must hold at most one document.
+pub fn parse_single(text: &str, path: &Path) -> Result<Node> {
+    let (mut docs, starts) = parse_with_starts(text, path)?;
+    if docs.len() > 1 {
+        let loc = starts
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| docs[1].loc.clone());
+        return Err(Error::invalid(
+            &loc,
+            "expected a single YAML document, found another one here",
+        ));
+    }
+    Ok(docs.pop().unwrap_or_else(|| Node {
         loc: Location::file_start(path),
         value: NodeValue::Null,
     }))
@@ -135,42 +196,109 @@ pub fn load_file_single(path: &Path) -> Result<Node> {
 
 /// Parse YAML text; `path` is used for locations only.
 pub fn parse_str(text: &str, path: &Path) -> Result<Vec<Node>> {
+    parse_with_starts(text, path).map(|(docs, _)| docs)
+}
+
+/// The documents and where each starts (its `---`, or its first node).
+fn parse_with_starts(text: &str, path: &Path) -> Result<(Vec<Node>, Vec<Location>)> {
     let file = Arc::new(path.to_path_buf());
+    check_characters(text, &file)?;
     let mut builder = Builder {
         file: Arc::clone(&file),
         docs: Vec::new(),
+        doc_starts: Vec::new(),
         stack: Vec::new(),
         anchors: std::collections::HashMap::new(),
+        alias_nodes: 0,
         error: None,
     };
     let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, true) {
-        let m = e.marker();
-        return Err(Error::invalid(
-            &Location::new(&file, m.line(), m.col() + 1),
-            format!("YAML syntax error: {}", e.info()),
-        ));
-    }
+    let parsed = parser.load(&mut builder, true);
+    // An error the builder found comes first in the text: report it before the parser's.
     if let Some(err) = builder.error {
         return Err(err);
     }
-    Ok(builder.docs)
+    if let Err(e) = parsed {
+        let m = e.marker();
+        let info = match e.info() {
+            "recursion limit exceeded" => {
+                "the document is nested too deeply (recursion limit exceeded)"
+            }
+            other => other,
+        };
+        return Err(Error::invalid(
+            &Location::new(&file, m.line(), m.col() + 1),
+            format!("YAML syntax error: {info}"),
+        ));
+    }
+    Ok((builder.docs, builder.doc_starts))
+}
+
+/// YAML allows no control characters but tab, line feed and carriage return (and NEL): report
+/// the first other one by its code, never as the raw byte.
+fn check_characters(text: &str, file: &Arc<PathBuf>) -> Result<()> {
+    let (mut line, mut col) = (1, 1);
+    for c in text.chars() {
+        if c == '\n' {
+            line += 1;
+            col = 1;
+            continue;
+        }
+        if c.is_control() && !matches!(c, '\t' | '\r' | '\u{85}') {
+            let name = if c == '\0' { " (NUL)" } else { "" };
+            return Err(Error::invalid(
+                &Location::new(file, line, col),
+                format!(
+                    "control character U+{:04X}{name} is not allowed in YAML",
+                    c as u32
+                ),
+            ));
+        }
+        col += 1;
+    }
+    Ok(())
 }
 
 enum Frame {
     Seq(Location, usize, Vec<Node>),
-    Map(Location, usize, Vec<(Node, Node)>, Option<Node>),
+    /// A mapping: its entries, the key waiting for its value, and the keys written in it (not
+    /// merged in with `<<`), to refuse duplicates.
+    Map(
+        Location,
+        usize,
+        Vec<(Node, Node)>,
+        Option<Node>,
+        Vec<(String, usize)>,
+    ),
 }
 
 struct Builder {
     file: Arc<PathBuf>,
     docs: Vec<Node>,
+    doc_starts: Vec<Location>,
     stack: Vec<Frame>,
-    anchors: std::collections::HashMap<usize, Node>,
+    /// Anchored nodes and their size in nodes.
+    anchors: std::collections::HashMap<usize, (Node, usize)>,
+    /// Nodes copied by aliases so far.
+    alias_nodes: usize,
     error: Option<Error>,
 }
 
 use std::path::PathBuf;
+
+/// How many nodes a tree holds.
+fn size(n: &Node) -> usize {
+    match &n.value {
+        NodeValue::Seq(items) => 1 + items.iter().map(size).sum::<usize>(),
+        NodeValue::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| size(k) + size(v))
+                .sum::<usize>()
+        }
+        _ => 1,
+    }
+}
 
 impl Builder {
     fn loc(&self, mark: &Marker) -> Location {
@@ -179,25 +307,46 @@ impl Builder {
 
     fn push_node(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let n = size(&node);
+            self.anchors.insert(anchor, (node.clone(), n));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
             Some(Frame::Seq(_, _, items)) => items.push(node),
-            Some(Frame::Map(_, _, entries, key)) => match key.take() {
+            Some(Frame::Map(_, _, entries, key, written)) => match key.take() {
                 None => *key = Some(node),
                 Some(k) => {
                     if k.as_str() == Some("<<") && matches!(k.value, NodeValue::Str(_)) {
                         merge_into(entries, node);
                     } else {
-                        // Last duplicate wins, as in PyYAML; keep the position of the last one.
                         let name = k.key_string();
+                        if let Some((_, line)) = written.iter().find(|(w, _)| *w == name) {
+                            // PyYAML keeps the last one silently: a typo'd copy of a key would
+                            // replace the first without a word. Refuse it.
+                            self.error = Some(k.error(format!(
+                                "duplicate key `{name}` (first defined on line {line})"
+                            )));
+                            return;
+                        }
+                        written.push((name.clone(), k.loc.line));
+                        // A written key replaces one merged in with `<<`.
                         entries.retain(|(ek, _)| ek.key_string() != name);
                         entries.push((k, node));
                     }
                 }
             },
         }
+    }
+
+    fn open(&mut self, frame: Frame, loc: &Location) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.error = Some(Error::invalid(
+                loc,
+                format!("the document is nested more than {MAX_DEPTH} levels deep"),
+            ));
+            return;
+        }
+        self.stack.push(frame);
     }
 }
 
@@ -226,10 +375,13 @@ impl MarkedEventReceiver for Builder {
         }
         let loc = self.loc(&mark);
         match ev {
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(loc, anchor, Vec::new())),
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(loc, anchor, Vec::new(), None))
+            Event::SequenceStart(anchor, _) => {
+                self.open(Frame::Seq(loc.clone(), anchor, Vec::new()), &loc)
             }
+            Event::MappingStart(anchor, _) => self.open(
+                Frame::Map(loc.clone(), anchor, Vec::new(), None, Vec::new()),
+                &loc,
+            ),
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
                     Some(Frame::Seq(loc, anchor, items)) => (
@@ -239,7 +391,7 @@ impl MarkedEventReceiver for Builder {
                         },
                         anchor,
                     ),
-                    Some(Frame::Map(loc, anchor, entries, _)) => (
+                    Some(Frame::Map(loc, anchor, entries, _, _)) => (
                         Node {
                             // A block mapping's start event is marked after its first key:
                             // point at the first key instead.
@@ -264,18 +416,26 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::Alias(id) => match self.anchors.get(&id) {
-                Some(node) => {
+                Some((node, n)) => {
+                    self.alias_nodes += n;
+                    if self.alias_nodes > MAX_ALIAS_NODES {
+                        self.error = Some(Error::invalid(
+                            &loc,
+                            format!(
+                                "aliases expand to more than {MAX_ALIAS_NODES} nodes \
+                                 (nested aliases, \"billion laughs\"?)"
+                            ),
+                        ));
+                        return;
+                    }
                     let mut node = node.clone();
                     node.loc = loc;
                     self.push_node(node, 0);
                 }
                 None => self.error = Some(Error::invalid(&loc, "alias to an unknown anchor")),
             },
-            Event::Nothing
-            | Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentStart
-            | Event::DocumentEnd => {}
+            Event::DocumentStart => self.doc_starts.push(loc),
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
     }
 }
@@ -447,6 +607,95 @@ mod tests {
         let s = e.to_string();
         assert!(s.starts_with("bad.yml:"), "{s}");
         assert_eq!(e.exit_code(), 4);
+    }
+
+    fn err(text: &str) -> String {
+        parse_single(text, Path::new("t.yml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_but_merged_keys_may_be_overridden() {
+        let e = err("a: 1\nb: 2\na: 3\n");
+        assert!(
+            e.starts_with("t.yml:3:1: duplicate key `a` (first defined on line 1)"),
+            "{e}"
+        );
+        let e = err("- name: x\n  command: a\n  command: b\n");
+        assert!(e.starts_with("t.yml:3:3: duplicate key `command`"), "{e}");
+        let n = one("b: &b {x: 1}\nc:\n  <<: *b\n  x: 2\n");
+        assert_eq!(n.to_json()["c"]["x"], Value::from(2));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_stack_suffers() {
+        let deep = format!("x: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let e = err(&deep);
+        assert!(e.contains("nested too deeply"), "{e}");
+        // Block nesting reaches the builder's own limit.
+        let mut block = String::new();
+        for i in 0..200 {
+            block.push_str(&format!("{}k{i}:\n", "  ".repeat(i)));
+        }
+        block.push_str(&format!("{}v: 1\n", "  ".repeat(200)));
+        let e = err(&block);
+        assert!(e.contains("nested more than 128 levels"), "{e}");
+        let ok = format!("x: {}{}\n", "[".repeat(100), "]".repeat(100));
+        assert!(parse_single(&ok, Path::new("t.yml")).is_ok());
+    }
+
+    #[test]
+    fn nested_aliases_cannot_blow_up_memory() {
+        let mut text = String::from("a: &a [1,1,1,1,1,1,1,1,1,1]\n");
+        let mut prev = 'a';
+        for name in ['b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j'] {
+            let refs = vec![format!("*{prev}"); 10].join(",");
+            text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+            prev = name;
+        }
+        let started = std::time::Instant::now();
+        let e = err(&text);
+        assert!(e.contains("aliases expand to more than"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn control_characters_and_bad_utf8_are_located_not_printed() {
+        let e = err("a: 1\nb: \"x\0y\"\n");
+        assert_eq!(
+            e,
+            "t.yml:2:6: control character U+0000 (NUL) is not allowed in YAML"
+        );
+        assert!(err("a: \u{1b}[31m\n").contains("U+001B"));
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("v.yml");
+        std::fs::write(&f, b"a: 1\nb: caf\xe9\n").unwrap();
+        let e = load_file_single(&f).unwrap_err().to_string();
+        assert!(
+            e.ends_with("v.yml:2:7: the file is not valid UTF-8 (byte 0xE9); save it as UTF-8"),
+            "{e}"
+        );
+        assert_eq!(load_file_single(&f).unwrap_err().exit_code(), 4);
+    }
+
+    #[test]
+    fn a_second_document_is_an_error() {
+        let e = err("a: 1\n---\nb: 2\n");
+        assert!(
+            e.starts_with("t.yml:2:1: expected a single YAML document"),
+            "{e}"
+        );
+        assert!(parse_single("", Path::new("t.yml")).unwrap().is_null());
+        assert!(parse_single("---\na: 1\n", Path::new("t.yml")).is_ok());
+    }
+
+    #[test]
+    fn infinity_and_nan_stay_visible_in_json() {
+        let j = one("a: .inf\nb: -.inf\nc: .nan\n").to_json();
+        assert_eq!(j["a"], Value::from(".inf"));
+        assert_eq!(j["b"], Value::from("-.inf"));
+        assert_eq!(j["c"], Value::from(".nan"));
     }
 
     #[test]

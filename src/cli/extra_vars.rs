@@ -4,26 +4,43 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::vars::{locs_of, VarLocs};
 use crate::yaml;
 
 pub fn parse(items: &[String]) -> Result<Map<String, Value>> {
+    parse_located(items).map(|(m, _)| m)
+}
+
+/// The extra variables, and where those read from a file (`-e @vars.yml`) or an inline mapping
+/// were written; `key=value` ones have no position.
+pub fn parse_located(items: &[String]) -> Result<(Map<String, Value>, VarLocs)> {
     let mut out = Map::new();
+    let mut locs = VarLocs::new();
     for item in items {
         let item = item.trim();
         if let Some(file) = item.strip_prefix('@') {
             let node = yaml::load_file_single(Path::new(file))?;
             match node.to_json() {
-                Value::Object(m) => out.extend(m),
+                Value::Object(m) => {
+                    for k in m.keys() {
+                        locs.remove(k);
+                    }
+                    out.extend(m);
+                    locs.extend(locs_of(&node));
+                }
                 Value::Null => {}
                 _ => return Err(node.error("extra vars file must hold a mapping")),
             }
         } else if item.starts_with('{') {
-            let node = yaml::parse_str(item, Path::new("<-e>"))?
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::Usage("empty -e value".into()))?;
+            let node = yaml::parse_single(item, Path::new("<-e>"))?;
             match node.to_json() {
-                Value::Object(m) => out.extend(m),
+                Value::Object(m) => {
+                    for k in m.keys() {
+                        locs.remove(k);
+                    }
+                    out.extend(m);
+                    locs.extend(locs_of(&node));
+                }
                 _ => return Err(Error::Usage(format!("-e {item}: expected a mapping"))),
             }
         } else {
@@ -37,10 +54,11 @@ pub fn parse(items: &[String]) -> Result<Map<String, Value>> {
                 };
                 // Like Ansible, key=value extra vars are strings.
                 out.insert(k.to_string(), Value::String(v.to_string()));
+                locs.remove(k);
             }
         }
     }
-    Ok(out)
+    Ok((out, locs))
 }
 
 #[cfg(test)]

@@ -67,8 +67,8 @@ pub struct CertsStatusArgs {
     /// The PKI directory to compare with (default: the hosts' `pki_dir` variable)
     #[arg(long = "pki-dir", value_name = "DIR")]
     pub pki_dir: Option<PathBuf>,
-    /// Seconds to wait for each server
-    #[arg(long = "timeout", default_value_t = 5)]
+    /// Seconds to wait for each server (1 to 3600)
+    #[arg(long = "timeout", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
     #[arg(long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -111,8 +111,8 @@ pub struct PlaybookArgs {
     /// Extra variables: `key=value ...`, `@vars.yml`, or inline YAML/JSON (repeatable; highest precedence)
     #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
     pub extra_vars: Vec<String>,
-    /// How many hosts to work on at once
-    #[arg(short = 'f', long = "forks", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    /// How many hosts to work on at once (1 to 1000: each SSH host holds a master process)
+    #[arg(short = 'f', long = "forks", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub forks: u32,
     /// Output format: an Ansible-like text stream, or one JSON document on stdout
     #[arg(long = "output", value_enum, default_value_t = Output::Text)]
@@ -157,7 +157,7 @@ pub fn run(cli: Cli) -> i32 {
             return match crate::pki::cli::run(cmd, false) {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", crate::error::printable(&e.to_string()));
                     e.exit_code()
                 }
             }
@@ -166,7 +166,7 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::error::printable(&e.to_string()));
             e.exit_code()
         }
     }

@@ -7,7 +7,7 @@ use crate::engine::{RunOptions, Runner};
 use crate::error::{Error, Result};
 use crate::inventory::Inventory;
 use crate::playbook::keywords::MAGIC_VARS;
-use crate::playbook::{load_playbook, varcheck, Playbook};
+use crate::playbook::{load_playbook, preflight, varcheck, Playbook};
 use crate::report::json::JsonReporter;
 use crate::report::text::TextReporter;
 use crate::report::Reporter;
@@ -24,6 +24,7 @@ pub struct Loaded {
 pub fn load_and_check(
     args: &PlaybookArgs,
     extra: &serde_json::Map<String, serde_json::Value>,
+    extra_locs: &crate::vars::VarLocs,
 ) -> Result<Loaded> {
     let inventory = Inventory::load(&args.inventory)?;
     let templar = Templar::new();
@@ -60,6 +61,14 @@ pub fn load_and_check(
             .select(l)
             .map_err(|e| Error::Usage(format!("--limit: {e}")))?;
     }
+    preflight::check(&preflight::Preflight {
+        inventory: &inventory,
+        playbooks: &playbooks,
+        extra,
+        extra_locs,
+        limit: args.limit.as_deref(),
+        templar: &templar,
+    })?;
     Ok(Loaded {
         inventory,
         playbooks,
@@ -68,8 +77,8 @@ pub fn load_and_check(
 }
 
 pub fn run(args: PlaybookArgs) -> Result<i32> {
-    let extra = super::extra_vars::parse(&args.extra_vars)?;
-    let loaded = load_and_check(&args, &extra)?;
+    let (extra, extra_locs) = super::extra_vars::parse_located(&args.extra_vars)?;
+    let loaded = load_and_check(&args, &extra, &extra_locs)?;
     if args.syntax_check {
         for p in &args.playbooks {
             println!("playbook: {}", p.display());

@@ -8,7 +8,8 @@
 //!   connection kills it too.
 //! * Host keys are checked strictly by default; `accept_new_host_keys` switches to
 //!   `StrictHostKeyChecking=accept-new`, but only together with a known_hosts file of our own
-//!   (`castellan_known_hosts`): the user's `~/.ssh/known_hosts` is never written unasked.
+//!   (`castellan_known_hosts`): the user's `~/.ssh/known_hosts` is never written unasked, and
+//!   `UpdateHostKeys=no` stops ssh from adding the other host key types a server offers.
 //! * The remote scripts live in [`super::ssh_script`]; at most [`MAX_CHANNELS`] run at once per host
 //!   (sshd's `MaxSessions` defaults to 10).
 //! * A master that dies (host killed, network gone) makes every later call return
@@ -36,6 +37,30 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest control socket path we accept: `sun_path` is 108 bytes and ssh binds a temporary name
 /// 17 bytes longer before renaming it.
 const MAX_CTL_PATH: usize = 90;
+
+/// Longest connection timeout (`ansible_timeout`) accepted, in seconds: one hour.
+pub const MAX_CONNECT_TIMEOUT_S: f64 = 3600.0;
+
+/// A connection variable with a bad value: which variable, and the message (which names it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamError {
+    pub var: String,
+    pub msg: String,
+}
+
+/// A user name for ssh (`ansible_user`) or for become: a name, not an option or a list.
+pub fn check_user_name(user: &str) -> Result<(), String> {
+    if user.is_empty()
+        || user.len() > 256
+        || user.starts_with('-')
+        || user.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "invalid user name {user:?} (a login name: no spaces, not starting with `-`)"
+        ));
+    }
+    Ok(())
+}
 
 /// How to reach one host: Ansible's connection variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,46 +108,73 @@ impl SshParams {
         name: &str,
         vars: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<SshParams, String> {
-        let text = |key: &str| -> Result<Option<String>, String> {
+        Self::from_vars_checked(name, vars).map_err(|e| e.msg)
+    }
+
+    /// [`SshParams::from_vars`], saying which variable is wrong: the check run for every
+    /// targeted host before any is contacted points at where that variable was written.
+    pub fn from_vars_checked(
+        name: &str,
+        vars: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<SshParams, ParamError> {
+        let bad = |var: &str, msg: String| ParamError {
+            var: var.to_string(),
+            msg: format!("{var}: {msg}"),
+        };
+        let text = |key: &str| -> Result<Option<String>, ParamError> {
             match vars.get(key) {
                 None | Some(serde_json::Value::Null) => Ok(None),
                 Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
                 Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
-                Some(other) => Err(format!("{key}: expected a string, got {other}")),
+                Some(other) => Err(bad(key, format!("expected a string, got {other}"))),
             }
         };
-        let first = |keys: &[&str]| -> Result<Option<String>, String> {
+        // The first of `keys` that is set, and which one it was.
+        let first = |keys: &[&'static str]| -> Result<Option<(&'static str, String)>, ParamError> {
             for k in keys {
                 if let Some(v) = text(k)? {
-                    return Ok(Some(v));
+                    return Ok(Some((k, v)));
                 }
             }
             Ok(None)
         };
-        let mut p = SshParams::new(
-            first(&["ansible_host", "ansible_ssh_host"])?.unwrap_or_else(|| name.to_string()),
-        );
-        if p.host.is_empty() || p.host.starts_with('-') {
-            return Err(format!("ansible_host: invalid host name {:?}", p.host));
+        let host = first(&["ansible_host", "ansible_ssh_host"])?;
+        let host_var = host.as_ref().map_or("ansible_host", |(k, _)| k);
+        let mut p = SshParams::new(host.map_or_else(|| name.to_string(), |(_, h)| h));
+        if p.host.is_empty()
+            || p.host.starts_with('-')
+            || p.host.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(bad(host_var, format!("invalid host name {:?}", p.host)));
         }
-        if let Some(port) = first(&["ansible_port", "ansible_ssh_port"])? {
+        if let Some((key, port)) = first(&["ansible_port", "ansible_ssh_port"])? {
             p.port = Some(
                 port.trim()
                     .parse::<u16>()
                     .ok()
                     .filter(|&n| n > 0)
-                    .ok_or_else(|| format!("ansible_port: expected a port number, got {port:?}"))?,
+                    .ok_or_else(|| {
+                        bad(
+                            key,
+                            format!("expected a port number from 1 to 65535, got {port:?}"),
+                        )
+                    })?,
             );
         }
-        p.user = first(&["ansible_user", "ansible_ssh_user"])?.filter(|u| !u.is_empty());
+        if let Some((key, user)) = first(&["ansible_user", "ansible_ssh_user"])? {
+            if !user.is_empty() {
+                check_user_name(&user).map_err(|m| bad(key, m))?;
+                p.user = Some(user);
+            }
+        }
         p.private_key = first(&["ansible_ssh_private_key_file", "ansible_private_key_file"])?
-            .filter(|k| !k.is_empty())
-            .map(|k| expand_tilde(&k));
+            .filter(|(_, k)| !k.is_empty())
+            .map(|(_, k)| expand_tilde(&k));
         for key in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
             if let Some(args) = text(key)? {
                 p.common_args.extend(
                     shlex::split(&args)
-                        .ok_or_else(|| format!("{key}: unbalanced quotes in {args:?}"))?,
+                        .ok_or_else(|| bad(key, format!("unbalanced quotes in {args:?}")))?,
                 );
             }
         }
@@ -130,17 +182,28 @@ impl SshParams {
             .filter(|k| !k.is_empty())
             .map(|k| expand_tilde(&k));
         if let Some(v) = vars.get("castellan_accept_new_host_keys") {
-            p.accept_new_host_keys = truthy(v).ok_or_else(|| {
-                format!("castellan_accept_new_host_keys: expected a boolean, got {v}")
+            p.accept_new_host_keys = bool_var(v).ok_or_else(|| {
+                bad(
+                    "castellan_accept_new_host_keys",
+                    format!("expected a boolean, got {v}"),
+                )
             })?;
         }
-        if let Some(t) = first(&["ansible_ssh_timeout", "ansible_timeout"])? {
+        if let Some((key, t)) = first(&["ansible_ssh_timeout", "ansible_timeout"])? {
             let secs: f64 = t
                 .trim()
                 .parse()
                 .ok()
-                .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                .ok_or_else(|| format!("ansible_timeout: expected seconds, got {t:?}"))?;
+                .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= MAX_CONNECT_TIMEOUT_S)
+                .ok_or_else(|| {
+                    bad(
+                        key,
+                        format!(
+                            "expected a number of seconds above 0 and up to \
+                             {MAX_CONNECT_TIMEOUT_S}, got {t:?}"
+                        ),
+                    )
+                })?;
             p.connect_timeout = Duration::from_secs_f64(secs);
         }
         Ok(p)
@@ -151,7 +214,8 @@ impl SshParams {
     }
 }
 
-fn truthy(v: &serde_json::Value) -> Option<bool> {
+/// A boolean connection variable (`yes`, `no`, `true`, `1`...); None for anything else.
+pub fn bool_var(v: &serde_json::Value) -> Option<bool> {
     match v {
         serde_json::Value::Bool(b) => Some(*b),
         serde_json::Value::Number(n) => n.as_i64().map(|n| n != 0),
@@ -215,6 +279,11 @@ pub fn master_args(p: &SshParams, ctl: &Path, log: &Path) -> Vec<OsString> {
     };
     a.push("-o".into());
     a.push(format!("StrictHostKeyChecking={strict}").into());
+    // ssh's default (`UpdateHostKeys=yes` with the default known_hosts) would append every host
+    // key type the server offers to ~/.ssh/known_hosts: we never write it unasked. An explicit
+    // `-o UpdateHostKeys=...` in `ansible_ssh_common_args` comes first and so still wins.
+    a.push("-o".into());
+    a.push("UpdateHostKeys=no".into());
     if let Some(kh) = &p.known_hosts {
         a.push("-o".into());
         a.push(path_option("UserKnownHostsFile", kh));
@@ -875,12 +944,38 @@ mod tests {
             json!({"ansible_ssh_common_args": "-o 'x"}),
             json!({"ansible_host": "-oProxyCommand=x"}),
             json!({"castellan_accept_new_host_keys": "maybe"}),
+            json!({"ansible_timeout": 1e300}),
+            json!({"ansible_timeout": "inf"}),
+            json!({"ansible_timeout": ".inf"}),
+            json!({"ansible_timeout": 3601}),
+            json!({"ansible_timeout": 0}),
+            json!({"ansible_user": "-oProxyCommand=sh"}),
+            json!({"ansible_user": "a b"}),
+            json!({"ansible_host": "a b"}),
         ] {
             assert!(
                 SshParams::from_vars("h", &vars(bad.clone())).is_err(),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_that_holds_them() {
+        let e = SshParams::from_vars_checked("h", &vars(json!({"ansible_ssh_timeout": 86400})))
+            .unwrap_err();
+        assert_eq!(e.var, "ansible_ssh_timeout");
+        assert!(e
+            .msg
+            .starts_with("ansible_ssh_timeout: expected a number of seconds"));
+        let e =
+            SshParams::from_vars_checked("h", &vars(json!({"ansible_ssh_port": "x"}))).unwrap_err();
+        assert_eq!(e.var, "ansible_ssh_port");
+        let e = SshParams::from_vars_checked("h", &vars(json!({"ansible_user": ["root"]})))
+            .unwrap_err();
+        assert_eq!(e.var, "ansible_user");
+        let p = SshParams::from_vars("h", &vars(json!({"ansible_timeout": 3600}))).unwrap();
+        assert_eq!(p.connect_timeout, Duration::from_secs(3600));
     }
 
     fn strs(a: &[OsString]) -> Vec<String> {
@@ -893,6 +988,7 @@ mod tests {
         let a = strs(&master_args(&p, Path::new("/c/ctl"), Path::new("/c/log")));
         assert!(a.contains(&"StrictHostKeyChecking=yes".to_string()));
         assert!(!a.iter().any(|s| s.starts_with("UserKnownHostsFile")));
+        assert!(a.contains(&"UpdateHostKeys=no".to_string()));
         assert_eq!(&a[a.len() - 2..], ["--", "h1"]);
         p.accept_new_host_keys = true;
         let a = strs(&master_args(&p, Path::new("/c/ctl"), Path::new("/c/log")));

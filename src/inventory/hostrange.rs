@@ -36,6 +36,9 @@ fn is_port(s: &str) -> bool {
 }
 
 const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// Most host names one pattern may expand to: `db[0:99999999]` is a typo, not a fleet, and would
+/// take gigabytes.
+pub(super) const MAX_RANGE_HOSTS: usize = 65_536;
 
 /// Expand every `[begin:end(:step)]` range in a host name; a name without `[` is returned as is.
 pub(super) fn expand(name: &str) -> Result<Vec<String>, String> {
@@ -104,8 +107,16 @@ fn expand_into(line: &str, out: &mut Vec<String>) -> Result<(), String> {
                 })
             };
             let (b, e) = (parse(beg)?, parse(end)?);
+            // Ansible silently expands a backwards range to no host at all; a typo such as
+            // `db[10:01]` would then drop hosts from the run without a word.
             if b > e {
-                return Ok(());
+                return Err(format!("host range `[{nrange}]` must have begin <= end"));
+            }
+            let count = (i128::from(e) - i128::from(b)) / step as i128 + 1;
+            if count > (MAX_RANGE_HOSTS - out.len().min(MAX_RANGE_HOSTS)) as i128 {
+                return Err(format!(
+                    "host range `[{nrange}]` expands to more than {MAX_RANGE_HOSTS} hosts"
+                ));
             }
             (b..=e)
                 .step_by(step)
@@ -121,6 +132,11 @@ fn expand_into(line: &str, out: &mut Vec<String>) -> Result<(), String> {
     };
     for item in items {
         expand_into(&format!("{head}{item}{tail}"), out)?;
+        if out.len() > MAX_RANGE_HOSTS {
+            return Err(format!(
+                "host pattern `{line}` expands to more than {MAX_RANGE_HOSTS} hosts"
+            ));
+        }
     }
     Ok(())
 }
@@ -158,6 +174,17 @@ mod tests {
         assert!(expand("db[1:3").is_err());
         assert!(expand("db[c:a]").is_err());
         assert!(expand("db[1:3:0]").is_err());
+        // Ansible expands these to no host silently; here they are mistakes.
+        assert!(expand("db[10:01]").is_err());
+        assert!(expand("db[3:1]").is_err());
+    }
+
+    #[test]
+    fn huge_ranges_are_refused_before_they_are_built() {
+        let e = expand("db[0:99999999]").unwrap_err();
+        assert!(e.contains("more than 65536 hosts"), "{e}");
+        assert!(expand("r[0:999]n[0:999]").is_err());
+        assert_eq!(expand("db[1:65536]").unwrap().len(), 65_536);
     }
 
     #[test]

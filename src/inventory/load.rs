@@ -104,6 +104,7 @@ impl Builder {
                 Group {
                     name: name.to_string(),
                     vars: Map::new(),
+                    var_locs: Default::default(),
                     priority: 1,
                     children: Vec::new(),
                     parents: Vec::new(),
@@ -168,6 +169,7 @@ impl Builder {
         if name == "ansible_group_priority" {
             g.priority = priority(value)?;
         } else {
+            g.var_locs.insert(name.clone(), value.loc.clone());
             g.vars.insert(name, value.to_json());
         }
         Ok(())
@@ -241,10 +243,11 @@ impl Builder {
             if name.is_empty() {
                 return Err(key.error("empty host name"));
             }
-            self.add_host(&name, group, port);
+            self.add_host(&name, group, port.map(|p| (p, &key.loc)));
             if let Some(h) = self.hosts.get_mut(&name) {
                 for (vk, vv) in vars {
                     h.vars.insert(vk.key_string(), vv.to_json());
+                    h.var_locs.insert(vk.key_string(), vv.loc.clone());
                 }
             }
         }
@@ -253,15 +256,18 @@ impl Builder {
 
     /// Ansible's `InventoryData.add_host`: the first source that names a host is its
     /// `inventory_file`; a `:port` suffix sets `ansible_port` when the host is created.
-    fn add_host(&mut self, name: &str, group: &str, port: Option<i64>) {
+    fn add_host(&mut self, name: &str, group: &str, port: Option<(i64, &Location)>) {
         let host = self.hosts.entry(name.to_string()).or_insert_with(|| {
             let mut vars = Map::new();
-            if let Some(p) = port {
+            let mut var_locs = crate::vars::VarLocs::new();
+            if let Some((p, loc)) = port {
                 vars.insert("ansible_port".into(), Value::from(p));
+                var_locs.insert("ansible_port".into(), loc.clone());
             }
             RawHost {
                 name: name.to_string(),
                 vars,
+                var_locs,
                 file: self.current.clone(),
                 groups: Vec::new(),
             }
@@ -441,16 +447,21 @@ fn strsim_hint(key: &str) -> String {
 /// Read a YAML or JSON data file as Ansible's loader does: text that is valid JSON is read as
 /// JSON (so `1e3` is a number there), anything else as YAML 1.1. `None` for an empty document.
 pub(super) fn read_document(path: &Path) -> Result<Option<Node>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, &e))?;
+    let text = yaml::read_text(path)?;
     if let Ok(json) = serde_json::from_str::<Value>(&text) {
         if json.is_null() {
             return Ok(None);
         }
         // Prefer the YAML reading, which has positions, when it gives the same value.
-        if let Ok(mut docs) = yaml::parse_str(&text, path) {
-            if docs.len() == 1 && docs[0].to_json() == json {
+        match yaml::parse_str(&text, path) {
+            Ok(mut docs) if docs.len() == 1 && docs[0].to_json() == json => {
                 return Ok(docs.pop());
             }
+            // serde_json keeps the last of duplicate keys silently: refuse them as in YAML.
+            Err(e @ Error::Invalid { .. }) if e.to_string().contains(": duplicate key `") => {
+                return Err(e);
+            }
+            _ => {}
         }
         return Ok(Some(json_node(&json, &Location::file_start(path))));
     }

@@ -16,6 +16,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::vars::VarLocs;
 use load::Builder;
 use vars_dirs::SourceVars;
 
@@ -38,6 +39,8 @@ pub struct Host {
     pub inventory_dir: PathBuf,
     /// `inventory_file`: the first source file that named this host (absolute).
     pub inventory_file: PathBuf,
+    /// Where each of `vars` was written (the one that won), for errors about a value.
+    pub var_locs: VarLocs,
 }
 
 /// A group as the sources define it.
@@ -46,6 +49,7 @@ pub(crate) struct Group {
     pub name: String,
     /// Inline vars (`vars:` in the inventory), without `ansible_group_priority`.
     pub vars: Map<String, Value>,
+    pub var_locs: VarLocs,
     pub priority: i64,
     pub children: Vec<String>,
     pub parents: Vec<String>,
@@ -60,6 +64,7 @@ pub(crate) struct Group {
 pub(crate) struct RawHost {
     pub name: String,
     pub vars: Map<String, Value>,
+    pub var_locs: VarLocs,
     pub file: PathBuf,
     /// Groups that list the host directly.
     pub groups: Vec<String>,
@@ -126,7 +131,7 @@ impl Inventory {
                 .filter_map(|g| b.groups.get(g))
                 .collect();
             precedence::sort_groups(&mut member);
-            let vars = precedence::merge(all, &member, &raw.name, &raw.vars, &source_vars);
+            let (vars, var_locs) = precedence::merge(all, &member, raw, &source_vars);
             let mut names: Vec<String> = member.iter().map(|g| g.name.clone()).collect();
             names.sort();
             hosts.push(Host {
@@ -135,6 +140,7 @@ impl Inventory {
                 groups: names,
                 inventory_dir: raw.file.parent().map(Path::to_path_buf).unwrap_or_default(),
                 inventory_file: raw.file.clone(),
+                var_locs,
             });
         }
         let index = hosts
@@ -151,14 +157,22 @@ impl Inventory {
             None => {
                 let mut inline = Map::new();
                 inline.insert("ansible_connection".into(), Value::from("local"));
-                let vars = precedence::merge(all, &[], "localhost", &inline, &source_vars);
                 let first = &sources[0];
+                let raw = RawHost {
+                    name: "localhost".into(),
+                    vars: inline,
+                    var_locs: VarLocs::new(),
+                    file: first.clone(),
+                    groups: Vec::new(),
+                };
+                let (vars, var_locs) = precedence::merge(all, &[], &raw, &source_vars);
                 Host {
                     name: "localhost".into(),
                     vars,
                     groups: Vec::new(),
                     inventory_dir: vars_dirs::base_dir(first),
                     inventory_file: first.clone(),
+                    var_locs,
                 }
             }
         };

@@ -13,47 +13,53 @@
 use serde_json::{Map, Value};
 
 use super::vars_dirs::SourceVars;
-use super::{Group, ALL};
+use super::{Group, RawHost, ALL};
+use crate::vars::VarLocs;
 
 /// Sort groups the way Ansible's `sort_groups` does.
 pub(super) fn sort_groups(groups: &mut [&Group]) {
     groups.sort_by(|a, b| (a.depth, a.priority, &a.name).cmp(&(b.depth, b.priority, &b.name)));
 }
 
+/// The host's variables and where each winning value was written.
 pub(super) fn merge(
     all: &Group,
     host_groups: &[&Group],
-    host_name: &str,
-    host_inline: &Map<String, Value>,
+    host: &RawHost,
     sources: &[SourceVars],
-) -> Map<String, Value> {
-    let mut vars = all.vars.clone();
+) -> (Map<String, Value>, VarLocs) {
+    let mut layers: Vec<(&Map<String, Value>, &VarLocs)> = vec![(&all.vars, &all.var_locs)];
     for g in host_groups {
-        combine(&mut vars, &g.vars);
+        layers.push((&g.vars, &g.var_locs));
     }
     for s in sources {
         if let Some(v) = s.groups.get(ALL) {
-            combine(&mut vars, v);
+            layers.push((&v.0, &v.1));
         }
     }
     for s in sources {
         for g in host_groups {
             if let Some(v) = s.groups.get(&g.name) {
-                combine(&mut vars, v);
+                layers.push((&v.0, &v.1));
             }
         }
     }
-    combine(&mut vars, host_inline);
+    layers.push((&host.vars, &host.var_locs));
     for s in sources {
-        if let Some(v) = s.hosts.get(host_name) {
-            combine(&mut vars, v);
+        if let Some(v) = s.hosts.get(&host.name) {
+            layers.push((&v.0, &v.1));
         }
     }
-    vars
-}
-
-fn combine(into: &mut Map<String, Value>, from: &Map<String, Value>) {
-    for (k, v) in from {
-        into.insert(k.clone(), v.clone());
+    let mut vars = Map::new();
+    let mut locs = VarLocs::new();
+    for (m, l) in layers {
+        for (k, v) in m {
+            vars.insert(k.clone(), v.clone());
+            match l.get(k) {
+                Some(loc) => locs.insert(k.clone(), loc.clone()),
+                None => locs.remove(k),
+            };
+        }
     }
+    (vars, locs)
 }

@@ -10,14 +10,16 @@ use serde_json::{Map, Value};
 
 use super::load::read_document;
 use crate::error::{Error, Result};
+use crate::vars::{locs_of, VarLocs};
 
 const EXTS: [&str; 3] = ["yml", "yaml", "json"];
 
 /// The variables one source's `group_vars/` and `host_vars/` give to each group and host.
 #[derive(Debug, Default)]
 pub(super) struct SourceVars {
-    pub groups: HashMap<String, Map<String, Value>>,
-    pub hosts: HashMap<String, Map<String, Value>>,
+    /// Each group's variables and where they were written.
+    pub groups: HashMap<String, (Map<String, Value>, VarLocs)>,
+    pub hosts: HashMap<String, (Map<String, Value>, VarLocs)>,
 }
 
 /// The directory whose `group_vars/`/`host_vars/` apply to a source: the source itself when it is
@@ -58,7 +60,7 @@ impl SourceVars {
 }
 
 /// The merged variables of NAME in `dir`, or `None` when no file names it.
-fn entity_vars(dir: &Path, name: &str) -> Result<Option<Map<String, Value>>> {
+fn entity_vars(dir: &Path, name: &str) -> Result<Option<(Map<String, Value>, VarLocs)>> {
     // Ansible skips names that are absolute paths ("chroot" style host names).
     if name.starts_with('/') || name.is_empty() {
         return Ok(None);
@@ -68,6 +70,7 @@ fn entity_vars(dir: &Path, name: &str) -> Result<Option<Map<String, Value>>> {
         return Ok(None);
     }
     let mut vars = Map::new();
+    let mut locs = VarLocs::new();
     for f in files {
         let Some(doc) = read_document(&f)? else {
             continue;
@@ -81,8 +84,9 @@ fn entity_vars(dir: &Path, name: &str) -> Result<Option<Map<String, Value>>> {
         for (k, v) in entries {
             vars.insert(k.key_string(), v.to_json());
         }
+        locs.extend(locs_of(&doc));
     }
-    Ok(Some(vars))
+    Ok(Some((vars, locs)))
 }
 
 fn find_vars_files(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
@@ -148,11 +152,13 @@ mod tests {
         std::fs::write(gv.join("empty.yml"), "# nothing\n").unwrap();
         let sv = SourceVars::load(d.path(), ["web", "db", "empty", "none"], []).unwrap();
         assert_eq!(
-            Value::Object(sv.groups["web"].clone()),
+            Value::Object(sv.groups["web"].0.clone()),
             serde_json::json!({"x": 1, "y": 2, "z": 3})
         );
-        assert_eq!(sv.groups["db"]["d"], Value::Bool(true));
-        assert!(sv.groups["empty"].is_empty());
+        assert_eq!(sv.groups["db"].0["d"], Value::Bool(true));
+        assert!(sv.groups["empty"].0.is_empty());
+        assert_eq!(sv.groups["db"].1["d"].line, 1);
+        assert!(sv.groups["web"].1["z"].file.ends_with("web/sub/c"));
         assert!(!sv.groups.contains_key("none"));
     }
 

@@ -30,7 +30,12 @@ pub struct Arg {
     pub aliases: &'static [&'static str],
     pub required: bool,
     pub choices: &'static [&'static str],
+    /// Inclusive bounds of an `Int` or `Float` argument.
+    pub range: Option<(i64, i64)>,
 }
+
+/// The bounds of a TCP port argument.
+pub const PORT_RANGE: (i64, i64) = (1, 65_535);
 
 impl Arg {
     pub const fn new(name: &'static str, kind: Kind) -> Self {
@@ -40,7 +45,14 @@ impl Arg {
             aliases: &[],
             required: false,
             choices: &[],
+            range: None,
         }
+    }
+    /// Inclusive bounds for a number (a port, a timeout): checked at load time for a literal,
+    /// after rendering for a template.
+    pub const fn range(mut self, min: i64, max: i64) -> Self {
+        self.range = Some((min, max));
+        self
     }
     pub const fn aliases(mut self, a: &'static [&'static str]) -> Self {
         self.aliases = a;
@@ -240,6 +252,13 @@ fn coerce(arg: &Arg, v: &Value) -> Result<Value, String> {
         },
         Kind::Raw => v.clone(),
     };
+    if let (Some((min, max)), Some(n)) = (arg.range, out.as_f64()) {
+        if !(n.is_finite() && n >= min as f64 && n <= max as f64) {
+            return Err(format!(
+                "argument `{name}` must be from {min} to {max}, got {out}"
+            ));
+        }
+    }
     if !arg.choices.is_empty() {
         if let Some(s) = out.as_str() {
             if !arg.choices.contains(&s) {
@@ -345,6 +364,31 @@ mod tests {
         assert!(e.msg.contains("did you mean `present`"));
         let e = normalize("x", Some(SPEC), &raw(json!({})), false).unwrap_err();
         assert!(e.msg.contains("missing required argument `dest`"));
+    }
+
+    #[test]
+    fn numbers_stay_within_their_range() {
+        const PORTS: &[Arg] = &[
+            Arg::new("port", Kind::Int).range(PORT_RANGE.0, PORT_RANGE.1),
+            Arg::new("t", Kind::Float).range(0, 60),
+        ];
+        for (k, v) in [
+            ("port", json!(5432)),
+            ("port", json!("65535")),
+            ("t", json!(0.5)),
+        ] {
+            assert!(normalize("x", Some(PORTS), &raw(json!({k: v})), false).is_ok());
+        }
+        for (k, v) in [
+            ("port", json!(0)),
+            ("port", json!(70000)),
+            ("port", json!("-1")),
+            ("t", json!(60.5)),
+            ("t", json!("inf")),
+        ] {
+            let e = normalize("x", Some(PORTS), &raw(json!({k: v.clone()})), false).unwrap_err();
+            assert!(e.msg.contains("must be"), "{k}={v}: {}", e.msg);
+        }
     }
 
     #[test]

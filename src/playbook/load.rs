@@ -11,6 +11,7 @@ use super::{Cond, Play, Playbook, Scope, Serial, Task};
 use crate::error::{Error, Result};
 use crate::modules::args::did_you_mean;
 use crate::template::{is_template, Templar};
+use crate::vars::{locs_of, VarLocs};
 use crate::yaml::{self, Node, NodeValue};
 
 /// Everything gathered while loading, for the checks that need the whole playbook.
@@ -79,12 +80,13 @@ pub fn load_playbook(
     Ok((Playbook { path, dir, plays }, loader.uses, loader.defined))
 }
 
-/// Read a YAML file that must hold a mapping of variables (vars files, role defaults).
-pub fn load_vars_file(path: &Path) -> Result<Map<String, Value>> {
+/// Read a YAML file that must hold a mapping of variables (vars files, role defaults), with
+/// where each value was written.
+pub fn load_vars_file(path: &Path) -> Result<(Map<String, Value>, VarLocs)> {
     let node = yaml::load_file_single(path)?;
     match node.to_json() {
-        Value::Object(m) => Ok(m),
-        Value::Null => Ok(Map::new()),
+        Value::Object(m) => Ok((m, locs_of(&node))),
+        Value::Null => Ok((Map::new(), VarLocs::new())),
         _ => Err(node.error(format!(
             "{} must hold a mapping of variables, not {}",
             path.display(),
@@ -120,6 +122,11 @@ impl Loader<'_> {
                 let file = base.join(&name);
                 let file = std::fs::canonicalize(&file)
                     .map_err(|e| target.error(format!("cannot import {}: {e}", file.display())))?;
+                if self.stack.contains(&file) {
+                    return Err(
+                        target.error(format!("{} imports itself (import cycle)", file.display()))
+                    );
+                }
                 plays.extend(self.load_plays(&file)?);
                 continue;
             }
@@ -136,7 +143,7 @@ impl Loader<'_> {
             .ok_or_else(|| node.error(format!("`{what}` must be a string, not {}", node.kind())))?;
         if is_template(s) {
             return Err(node.error(format!(
-                "`{what}` must name a file without templates, so it can be checked before the run"
+                "`{what}` must be written without templates, so it can be checked before the run"
             )));
         }
         Ok(s.to_string())
@@ -282,8 +289,12 @@ impl Loader<'_> {
                 );
             }
         }
+        let mut var_locs = VarLocs::new();
         let vars = match node.get("vars") {
-            Some(v) => self.vars_map(v, &[])?,
+            Some(v) => {
+                var_locs.extend(locs_of(v));
+                self.vars_map(v, &[])?
+            }
             None => Map::new(),
         };
         let mut vars_files = Map::new();
@@ -295,7 +306,7 @@ impl Loader<'_> {
             for f in list {
                 let name = self.static_str(f, "vars_files")?;
                 let path = self.playbook_dir.join(&name);
-                let m = load_vars_file(&path).map_err(|e| match e {
+                let (m, locs) = load_vars_file(&path).map_err(|e| match e {
                     Error::Invalid { loc: None, msg } => f.error(msg),
                     other => other,
                 })?;
@@ -303,6 +314,7 @@ impl Loader<'_> {
                     self.defined.insert(k.clone());
                 }
                 vars_files.extend(m);
+                var_locs.extend(locs);
             }
         }
         let serial = match node.get("serial") {
@@ -311,15 +323,7 @@ impl Loader<'_> {
         };
         let max_fail_percentage = match node.get("max_fail_percentage") {
             None => None,
-            Some(n) => Some(match &n.value {
-                NodeValue::Int(i) => *i as f64,
-                NodeValue::Float(f) => *f,
-                NodeValue::Str(s) => s
-                    .trim_end_matches('%')
-                    .parse()
-                    .map_err(|_| n.error("`max_fail_percentage` must be a number from 0 to 100"))?,
-                _ => return Err(n.error("`max_fail_percentage` must be a number from 0 to 100")),
-            }),
+            Some(n) => Some(super::numbers::percent(n, "max_fail_percentage")?),
         };
         let play_tags = match node.get("tags") {
             Some(t) => tag_list(t)?,
@@ -370,6 +374,7 @@ impl Loader<'_> {
             hosts,
             vars,
             vars_files,
+            var_locs,
             serial,
             max_fail_percentage,
             any_errors_fatal: node
@@ -378,10 +383,10 @@ impl Loader<'_> {
                 .transpose()?
                 .unwrap_or(false),
             become_: node.get("become").map(bool_of).transpose()?,
-            become_user: node
-                .get("become_user")
-                .and_then(Node::as_str)
-                .map(str::to_string),
+            become_user: match node.get("become_user") {
+                Some(u) => Some(become_user(u)?),
+                None => None,
+            },
             check_mode: node.get("check_mode").map(bool_of).transpose()?,
             dir: self.playbook_dir.clone(),
             roles: std::mem::take(&mut self.play_roles),
@@ -473,6 +478,21 @@ pub fn bool_of(n: &Node) -> Result<bool> {
     }
 }
 
+/// A `become_user` as written: a user name, or a template checked once rendered.
+pub fn become_user(n: &Node) -> Result<String> {
+    let s = n.as_str().ok_or_else(|| {
+        n.error(format!(
+            "`become_user` must be a user name, not {}",
+            n.kind()
+        ))
+    })?;
+    if !is_template(s) {
+        crate::connection::ssh::check_user_name(s)
+            .map_err(|m| n.error(format!("become_user: {m}")))?;
+    }
+    Ok(s.to_string())
+}
+
 pub fn tag_list(n: &Node) -> Result<Vec<String>> {
     match &n.value {
         NodeValue::Str(s) => Ok(s
@@ -495,7 +515,7 @@ fn parse_serial(n: &Node) -> Result<Vec<Serial>> {
                     p.trim()
                         .parse::<f64>()
                         .ok()
-                        .filter(|p| *p > 0.0 && *p <= 100.0)
+                        .filter(|p| p.is_finite() && *p > 0.0 && *p <= 100.0)
                         .map(Serial::Percent)
                         .ok_or_else(|| n.error(format!("bad serial percentage `{s}`")))
                 } else {

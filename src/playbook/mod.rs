@@ -3,6 +3,8 @@
 pub mod keywords;
 pub mod kv;
 pub mod load;
+pub mod numbers;
+pub mod preflight;
 pub mod role;
 pub mod task;
 pub mod varcheck;
@@ -14,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::error::Location;
 use crate::modules::{Args, Module};
+use crate::vars::VarLocs;
 
 pub use load::load_playbook;
 
@@ -40,6 +43,8 @@ pub struct Play {
     pub vars: Map<String, Value>,
     /// Variables from `vars_files`, in order (later files win).
     pub vars_files: Map<String, Value>,
+    /// Where each of `vars` and `vars_files` was written (a vars file's value wins).
+    pub var_locs: VarLocs,
     pub serial: Vec<Serial>,
     pub max_fail_percentage: Option<f64>,
     pub any_errors_fatal: bool,
@@ -71,6 +76,9 @@ pub struct Role {
     pub path: PathBuf,
     pub defaults: Map<String, Value>,
     pub vars: Map<String, Value>,
+    /// Where each of `defaults` and of `vars` was written.
+    pub defaults_locs: VarLocs,
+    pub vars_locs: VarLocs,
     /// Parameters given where the role is used (`roles: [{role: x, port: 1}]`).
     pub params: Map<String, Value>,
 }

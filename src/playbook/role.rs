@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use super::load::{load_vars_file, tag_list, Inherit, Loader};
 use super::{Cond, Role, Scope, Task};
 use crate::error::{Error, Result};
+use crate::vars::VarLocs;
 use crate::yaml::{Node, NodeValue};
 
 /// `main.yml`, `main.yaml` or `main` in a role subdirectory.
@@ -98,20 +99,20 @@ impl Loader<'_> {
             return Err(at.error(format!("role `{name}` depends on itself")));
         }
         self.stack.push(path.clone());
-        let read_vars = |sub: &str, loader: &mut Self| -> Result<Map<String, Value>> {
+        let read_vars = |sub: &str, loader: &mut Self| -> Result<(Map<String, Value>, VarLocs)> {
             match main_file(&path.join(sub), "main") {
                 Some(f) => {
-                    let m = load_vars_file(&f)?;
+                    let (m, locs) = load_vars_file(&f)?;
                     for k in m.keys() {
                         loader.defined.insert(k.clone());
                     }
-                    Ok(m)
+                    Ok((m, locs))
                 }
-                None => Ok(Map::new()),
+                None => Ok((Map::new(), VarLocs::new())),
             }
         };
-        let defaults = read_vars("defaults", self)?;
-        let vars = read_vars("vars", self)?;
+        let (defaults, defaults_locs) = read_vars("defaults", self)?;
+        let (vars, vars_locs) = read_vars("vars", self)?;
         let role = Arc::new(Role {
             name: Path::new(name)
                 .file_name()
@@ -119,6 +120,8 @@ impl Loader<'_> {
             path: path.clone(),
             defaults,
             vars,
+            defaults_locs,
+            vars_locs,
             params,
         });
         let mut child = inh.clone();
@@ -132,7 +135,23 @@ impl Loader<'_> {
         // meta/main.yml dependencies run first.
         if let Some(meta) = main_file(&path.join("meta"), "main") {
             let node = crate::yaml::load_file_single(&meta)?;
-            if let Some(deps) = node.get("dependencies").and_then(Node::as_seq) {
+            if !matches!(node.value, NodeValue::Map(_) | NodeValue::Null) {
+                return Err(node.error(format!(
+                    "a role's meta/main.yml must be a mapping, not {}",
+                    node.kind()
+                )));
+            }
+            let deps = match node.get("dependencies") {
+                None => &[][..],
+                Some(d) if d.is_null() => &[][..],
+                Some(d) => d.as_seq().ok_or_else(|| {
+                    d.error(format!(
+                        "`dependencies` must be a list of roles, not {}",
+                        d.kind()
+                    ))
+                })?,
+            };
+            {
                 for d in deps {
                     let (t, h) = self.role_entry(d, inh)?;
                     tasks.extend(t);

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::keywords::{short_action, ACTION_KEYWORDS, TASK_KEYWORDS};
 use super::load::{bool_of, push_vars, tag_list, Inherit, Loader};
+use super::numbers;
 use super::{Action, Task};
 use crate::error::{Error, Result};
 use crate::modules::args::{did_you_mean, normalize};
@@ -100,7 +101,10 @@ impl Loader<'_> {
                     "loop_var" => loop_var = self.static_str(v, "loop_var")?,
                     "index_var" => index_var = Some(self.static_str(v, "index_var")?),
                     "label" => loop_label = v.as_str().map(str::to_string),
-                    "pause" | "extended" | "extended_allitems" => {}
+                    "pause" => {
+                        numbers::seconds(v, "loop_control.pause", numbers::MAX_DELAY_S)?;
+                    }
+                    "extended" | "extended_allitems" => {}
                     other => {
                         let hint = did_you_mean(
                             other,
@@ -111,6 +115,19 @@ impl Loader<'_> {
                         return Err(k.error(format!("unknown loop_control option `{other}`{hint}")));
                     }
                 }
+            }
+        }
+        if let Some(l) = loop_node {
+            let ok = match &l.value {
+                NodeValue::Seq(_) => true,
+                NodeValue::Str(s) => is_template(s),
+                _ => false,
+            };
+            if !ok {
+                return Err(l.error(format!(
+                    "`{loop_key}` must be a list, or a template that gives one, not {}",
+                    l.kind()
+                )));
             }
         }
         let mut locals = inh.locals.clone();
@@ -214,7 +231,10 @@ impl Loader<'_> {
             }
         }
         let become_user = match node.get("become_user") {
-            Some(u) => Some(self.static_or_template(u, &locals)?),
+            Some(u) => {
+                super::load::become_user(u)?;
+                Some(self.static_or_template(u, &locals)?)
+            }
             None => inh.become_user.clone(),
         };
         let delegate_to = match node.get("delegate_to") {
@@ -230,19 +250,12 @@ impl Loader<'_> {
             None => inh.delegate_to.clone(),
         };
         let retries = match node.get("retries") {
-            Some(r) => match &r.value {
-                NodeValue::Int(i) if *i >= 0 => *i as u32,
-                _ => return Err(r.error("`retries` must be a non-negative integer")),
-            },
+            Some(r) => numbers::count(r, "retries", numbers::MAX_RETRIES)?,
             None if !until.is_empty() => 3,
             None => 0,
         };
         let delay = match node.get("delay") {
-            Some(d) => match &d.value {
-                NodeValue::Int(i) if *i >= 0 => *i as f64,
-                NodeValue::Float(f) if *f >= 0.0 => *f,
-                _ => return Err(d.error("`delay` must be a number of seconds")),
-            },
+            Some(d) => numbers::seconds(d, "delay", numbers::MAX_DELAY_S)?,
             None => 5.0,
         };
 

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use crate::connection::ExecRequest;
+use crate::modules::args::PORT_RANGE;
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
 use crate::postgres::facts::{build_facts, facts_script, Method};
 use crate::postgres::target::PgTarget;
@@ -13,7 +14,7 @@ pub struct PgFacts;
 
 const ARGS: &[Arg] = &[
     Arg::new("socket_dir", Kind::Str),
-    Arg::new("port", Kind::Int),
+    Arg::new("port", Kind::Int).range(PORT_RANGE.0, PORT_RANGE.1),
     Arg::new("os_user", Kind::Str),
     Arg::new("login_user", Kind::Str),
     Arg::new("bin_dir", Kind::Str),

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connection::{ExecOutput, ExecRequest};
+use crate::modules::args::PORT_RANGE;
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
 use crate::postgres::service::{
     parse_check, reload_rejections, restore_script, select_backups, server_log_lines, steps,
@@ -34,11 +35,11 @@ const ARGS: &[Arg] = &[
         .choices(&["reloaded", "restarted", "applied"]),
     Arg::new("service", Kind::Dict),
     Arg::new("socket_dir", Kind::Str),
-    Arg::new("port", Kind::Int),
+    Arg::new("port", Kind::Int).range(PORT_RANGE.0, PORT_RANGE.1),
     Arg::new("os_user", Kind::Str),
     Arg::new("login_user", Kind::Str),
     Arg::new("bin_dir", Kind::Str),
-    Arg::new("timeout", Kind::Int),
+    Arg::new("timeout", Kind::Int).range(1, 3600),
     Arg::new("rollback", Kind::Bool),
 ];
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 
+use crate::modules::args::PORT_RANGE;
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
 use crate::postgres::target::{var_string, DEFAULT_PORT};
 use crate::postgres::verify::{login, normalize_fingerprint, probe, CertInfo, LoginSpec};
@@ -20,7 +21,7 @@ pub struct PgVerify;
 const ARGS: &[Arg] = &[
     Arg::new("host", Kind::Str),
     Arg::new("server_name", Kind::Str),
-    Arg::new("port", Kind::Int),
+    Arg::new("port", Kind::Int).range(PORT_RANGE.0, PORT_RANGE.1),
     Arg::new("user", Kind::Str),
     Arg::new("dbname", Kind::Str),
     Arg::new("password", Kind::Str),
@@ -29,7 +30,7 @@ const ARGS: &[Arg] = &[
     Arg::new("key_file", Kind::Str),
     Arg::new("expect_fingerprint", Kind::Str),
     Arg::new("expect_refused_without_cert", Kind::Bool),
-    Arg::new("timeout", Kind::Int),
+    Arg::new("timeout", Kind::Int).range(1, 600),
 ];
 
 fn cert_result(plan: &mut Plan, c: &CertInfo) {
