@@ -1,6 +1,7 @@
 //! How castellan reaches a host. Modules never talk to a host directly: they read state through
 //! [`Connection::stat`] and return [`Op`]s, which the engine applies through [`Connection::apply`].
 //! Every operation is one round trip on a remote connection.
+pub mod children;
 pub mod local;
 pub mod op;
 pub mod quote;
