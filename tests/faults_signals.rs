@@ -137,7 +137,10 @@ fn processes() -> Vec<Proc> {
             continue;
         };
         // `pid (comm) S ...`: a zombie (PID 1 here may not reap orphans) is not running.
-        if stat.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')) {
+        if stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, r)| r.starts_with('Z'))
+        {
             continue;
         }
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -330,7 +333,9 @@ fn sigint_and_sigterm_at_ten_points_leave_nothing_behind_and_keep_the_handler() 
     std::fs::write(&pb, PLAYBOOK).unwrap();
     // Large enough that the write takes a moment on loopback.
     let big = work.join("big.bin");
-    let data: Vec<u8> = (0..4u32 << 20).map(|i| i.wrapping_mul(2654435761) as u8).collect();
+    let data: Vec<u8> = (0..4u32 << 20)
+        .map(|i| i.wrapping_mul(2654435761) as u8)
+        .collect();
     std::fs::write(&big, data).unwrap();
     let big_var = format!("big={}", big.display());
 

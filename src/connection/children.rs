@@ -52,9 +52,7 @@ impl Drop for Group {
 
 /// Start `cmd` as the leader of a new process group and register the group. Refused (an
 /// `Interrupted` error) once an interrupt began.
-pub fn spawn(
-    cmd: &mut tokio::process::Command,
-) -> std::io::Result<(tokio::process::Child, Group)> {
+pub fn spawn(cmd: &mut tokio::process::Command) -> std::io::Result<(tokio::process::Child, Group)> {
     cmd.process_group(0).kill_on_drop(true);
     // The lock covers the check, the spawn and the registration: an interrupt sees every
     // command that started before it, and none starts after it.

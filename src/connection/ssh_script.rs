@@ -873,7 +873,10 @@ mod tests {
         }
         assert!(gone(child), "the background child of the session survived");
         let mut outside = outside;
-        assert!(outside.try_wait().unwrap().is_none(), "an outside process was killed");
+        assert!(
+            outside.try_wait().unwrap().is_none(),
+            "an outside process was killed"
+        );
         outside.kill().unwrap();
         outside.wait().unwrap();
     }

@@ -257,7 +257,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let o = Owed {
             handlers: vec!["apply".into()],
-            backups: vec![json!({"path": "/etc/pg/pg_hba.conf", "backup": "/etc/pg/pg_hba.conf.1~"})],
+            backups: vec![
+                json!({"path": "/etc/pg/pg_hba.conf", "backup": "/etc/pg/pg_hba.conf.1~"}),
+            ],
         };
         save(d.path(), "play", "db1", &o).unwrap();
         assert_eq!(load(d.path(), "play", "db1"), o);
@@ -277,7 +279,10 @@ mod tests {
         let b = Book::new(d.path(), "play", true);
         assert!(b.load("db1").is_empty());
         b.record("db1", owed(&[])).unwrap();
-        assert!(!file(d.path(), "db1").exists(), "nothing owed, nothing written");
+        assert!(
+            !file(d.path(), "db1").exists(),
+            "nothing owed, nothing written"
+        );
         b.record("db1", owed(&["reload"])).unwrap();
         assert_eq!(load(d.path(), "play", "db1"), owed(&["reload"]));
         // Written behind the book's back: an unchanged record does not write again.

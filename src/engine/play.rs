@@ -93,9 +93,7 @@ impl Runner<'_> {
             }
             if let Some(s) = self.hosts.get_mut(h) {
                 s.ended = false;
-                for p in &owed.handlers {
-                    s.notify(p);
-                }
+                s.owed = owed.handlers;
                 // The earlier run's backups come first: a rollback restores the state before it.
                 let mut backups = owed.backups;
                 for b in std::mem::take(&mut s.backups) {
@@ -119,10 +117,23 @@ impl Runner<'_> {
                 aborted: false,
                 book: &book,
             };
-            for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+            for (i, section) in [&play.pre_tasks, &play.tasks, &play.post_tasks]
+                .into_iter()
+                .enumerate()
+            {
                 self.run_list(&mut pc, section, &batch).await;
                 if pc.aborted || self.interrupted() {
                     break;
+                }
+                if i == 1 {
+                    // The handlers an earlier run still owed run with those of the tasks.
+                    for h in &batch {
+                        if let Some(s) = self.hosts.get_mut(h).filter(|s| s.active()) {
+                            for n in std::mem::take(&mut s.owed) {
+                                s.notify(&n);
+                            }
+                        }
+                    }
                 }
                 self.flush_handlers(&mut pc, &batch).await;
                 if pc.aborted || self.interrupted() {
@@ -145,7 +156,7 @@ impl Runner<'_> {
             return;
         };
         let owed = super::pending::Owed {
-            handlers: s.notified.clone(),
+            handlers: s.owed_handlers(),
             backups: s.backups.clone(),
         };
         self.keep(pc, host, owed);

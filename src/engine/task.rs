@@ -752,7 +752,7 @@ impl Runner<'_> {
         let Some(s) = self.hosts.get(host) else {
             return;
         };
-        let mut handlers = s.notified.clone();
+        let mut handlers = s.owed_handlers();
         for n in &task.notify {
             if !handlers.contains(n) {
                 handlers.push(n.clone());
