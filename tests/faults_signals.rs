@@ -277,7 +277,8 @@ fn code_for(sig: Signal) -> i32 {
     }
 }
 
-fn interrupt(child: &mut Child, p: &Point) {
+/// Send the point's signal(s); returns when the (first) signal was sent.
+fn interrupt(child: &mut Child, p: &Point) -> Instant {
     let pid = Pid::from_raw(child.id() as i32);
     let t0 = Instant::now();
     if let Some(m) = p.marker {
@@ -294,6 +295,7 @@ fn interrupt(child: &mut Child, p: &Point) {
     }
     std::thread::sleep(Duration::from_millis(p.after_ms));
     kill(pid, p.sig).unwrap();
+    let sent = Instant::now();
     if let Some(s) = p.second {
         std::thread::sleep(Duration::from_millis(30));
         let _ = kill(pid, s);
@@ -304,6 +306,7 @@ fn interrupt(child: &mut Child, p: &Point) {
         p.second.map(|s| format!("+{s:?}")).unwrap_or_default(),
         t0.elapsed()
     );
+    sent
 }
 
 fn child_output(child: &mut Child) -> Output {
@@ -389,11 +392,16 @@ fn sigint_and_sigterm_at_ten_points_leave_nothing_behind_and_keep_the_handler() 
         )
         .spawn()
         .unwrap();
-        interrupt(&mut child, &p);
+        let sent = interrupt(&mut child, &p);
         let out = child_output(&mut child);
         let took = t.elapsed();
+        let stop = sent.elapsed();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         let mut problems = Vec::new();
+        // The commands in flight are ended, not waited for (they sleep 40 s and more).
+        if stop > Duration::from_secs(8) {
+            problems.push(format!("the run took {stop:?} to stop"));
+        }
         if out.status.code() != Some(code_for(sig)) {
             problems.push(format!(
                 "exit {:?} (expected {}), signal {:?}",
@@ -495,7 +503,8 @@ fn sigint_and_sigterm_at_ten_points_leave_nothing_behind_and_keep_the_handler() 
             }
         }
         eprintln!(
-            "  interrupted run: {took:?}, changed {changed:?}, handler lines {before:?}; {}",
+            "  interrupted run: {took:?}, exit {stop:?} after the signal, changed {changed:?}, \
+             handler lines {before:?}; {}",
             if problems.is_empty() { "ok" } else { "FAILED" }
         );
         if !problems.is_empty() {

@@ -178,10 +178,14 @@ pub async fn run(runner: &mut Runner<'_>, books: &[Playbook]) -> (Stats, i32) {
             "the tasks in flight were stopped"
         };
         let mut msg = format!(
-            "interrupted by {}: {how}, no new task was started; handlers still owed are kept in \
-             .castellan/pending/ and run on the next run",
+            "interrupted by {}: {how}, no new task was started",
             name(sig)
         );
+        if !runner.opts.check {
+            msg.push_str(
+                "; handlers still owed are kept in .castellan/pending/ and run on the next run",
+            );
+        }
         if !problems.is_empty() {
             msg.push_str(&format!(
                 "; could not stop everything: {}",
