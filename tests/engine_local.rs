@@ -54,9 +54,33 @@ fn stats(out: &Output) -> serde_json::Value {
     doc["stats"].clone()
 }
 
+/// Copy a directory tree (files and directories only).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 fn site(base: &Path, extra: &[&str]) -> Output {
-    let pb = fixture("site/site.yml");
-    let inv = fixture("site/inventory.yml");
+    // A copy of the playbook per run: its `.castellan/pending/` state (written while a run
+    // notifies) is its own, not that of the other tests running the same fixture at once.
+    let copy = tempfile::tempdir().unwrap();
+    for f in ["site.yml", "inventory.yml", "group_vars", "roles"] {
+        let from = Path::new(&fixture("site")).join(f);
+        if from.is_dir() {
+            copy_tree(&from, &copy.path().join(f));
+        } else {
+            std::fs::copy(&from, copy.path().join(f)).unwrap();
+        }
+    }
+    let pb = copy.path().join("site.yml").display().to_string();
+    let inv = copy.path().join("inventory.yml").display().to_string();
     let b = format!("base={}", base.display());
     let mut args = vec!["playbook", &pb, "-i", &inv, "-e", &b, "--output", "json"];
     args.extend_from_slice(extra);

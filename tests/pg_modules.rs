@@ -215,6 +215,19 @@ impl Pg {
 
     /// Run a playbook (tasks of one play on host db1) with `--output json`.
     fn play(&self, body: &str, extra: &[&str]) -> (i32, Value, String) {
+        let out = self.command(body, extra).output().expect("run castellan");
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}\n{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), doc, text(&out.stderr))
+    }
+
+    /// The castellan command that runs `body` as the play of host db1 (`--output json`).
+    fn command(&self, body: &str, extra: &[&str]) -> Command {
         let inv = self.root.join("inventory.yml");
         fs::write(
             &inv,
@@ -233,19 +246,10 @@ impl Pg {
             format!("- hosts: db1\n  serial: 1\n  max_fail_percentage: 0\n{body}"),
         )
         .unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_castellan"))
-            .args(["playbook", s(&pb), "-i", s(&inv), "--output", "json"])
-            .args(extra)
-            .output()
-            .expect("run castellan");
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}\n{}",
-                text(&out.stdout),
-                text(&out.stderr)
-            )
-        });
-        (out.status.code().unwrap_or(-1), doc, text(&out.stderr))
+        let mut c = Command::new(env!("CARGO_BIN_EXE_castellan"));
+        c.args(["playbook", s(&pb), "-i", s(&inv), "--output", "json"])
+            .args(extra);
+        c
     }
 }
 
@@ -403,6 +407,95 @@ fn a_bad_ssl_cert_file_on_reload_is_caught_from_the_log_and_rolled_back() {
     assert!(msg.contains("/nonexistent/server.crt"), "{msg}");
     assert_eq!(fs::read(&conf).unwrap(), original);
     assert_eq!(pg.sql("SHOW ssl_cert_file"), s(&pg.ssl.join("server.crt")));
+}
+
+/// A pg_hba.conf line PostgreSQL rejects (the whole file is then not reloaded).
+const BAD_HBA: &str = "  tasks:\n    - pg_facts:\n    - lineinfile:\n        path: \"{{ pg_facts.hba_file }}\"\n        \
+                       line: \"hostx all all 10.9.9.9/32 trust\"\n";
+
+#[test]
+fn a_rollback_without_a_backup_says_that_nothing_was_restored() {
+    let pg = Pg::start();
+    let hba = pg.data.join("pg_hba.conf");
+    let body = format!("{BAD_HBA}    - pg_service:\n        state: applied\n");
+    let (code, doc, err) = pg.play(&body, &[]);
+    assert_eq!(code, 2, "{doc:#}\n{err}");
+    let svc = result_of(&doc, "pg_service");
+    let msg = svc["msg"].as_str().unwrap();
+    assert!(msg.contains("Nothing was restored"), "{msg}");
+    assert!(
+        msg.contains("still hold the rejected configuration"),
+        "{msg}"
+    );
+    assert!(!msg.contains("on the old configuration"), "{msg}");
+    assert_eq!(svc["result"]["restored"], serde_json::json!([]));
+    assert!(fs::read_to_string(&hba).unwrap().contains("hostx"));
+}
+
+#[test]
+fn an_interrupted_run_leaves_its_handler_and_backups_and_the_next_run_rolls_back() {
+    use nix::sys::signal::{kill, Signal};
+    let pg = Pg::start();
+    let hba = pg.data.join("pg_hba.conf");
+    let original = fs::read(&hba).unwrap();
+    let marker = pg.root.join("changed");
+    // The bad line is written (with a backup, notifying the reload), then the run is held by a
+    // local `sleep` and stopped by SIGTERM before its handler runs.
+    let body = format!(
+        "{BAD_HBA}        backup: yes\n      notify: apply\n    - shell: \"touch {}; sleep {{{{ pause }}}}\"\n{APPLY}",
+        s(&marker)
+    );
+    let pause = format!("37.{:03}", std::process::id() % 1000);
+    let child = pg
+        .command(&body, &["-e", &format!("pause={pause}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !marker.exists() {
+        assert!(
+            t.elapsed().as_secs() < 60,
+            "the run never reached its sleep"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // The rejected line is on disk; the server was never asked to load it.
+    assert_ne!(fs::read(&hba).unwrap(), original);
+    // No `sleep` of the run is left (local children die with their process group).
+    let left = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(&pause))
+        .count();
+    assert_eq!(left, 0, "a sleep of the interrupted run is still running");
+    // The next run changes nothing itself, runs the owed handler, which finds the
+    // configuration rejected and restores the backup the interrupted run made.
+    let (code, doc, err) = pg.play(&body, &["-e", "pause=0"]);
+    assert_eq!(code, 2, "{doc:#}\n{err}");
+    assert!(err.contains("handlers notified by an earlier run"), "{err}");
+    let svc = result_of(&doc, "pg_service");
+    let msg = svc["msg"].as_str().unwrap();
+    assert!(msg.contains(&format!("restored {}", s(&hba))), "{msg}");
+    assert_eq!(svc["result"]["restored"][0], s(&hba));
+    assert_eq!(fs::read(&hba).unwrap(), original);
+    assert_eq!(pg.sql("SELECT 1"), "1");
+    // The handler ran: nothing is owed any more.
+    assert!(!pg.root.join(".castellan/pending/db1.json").exists());
 }
 
 #[test]

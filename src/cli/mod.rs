@@ -16,7 +16,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "castellan runs Ansible-style playbooks (YAML inventory, roles, handlers, templates) \
                   against local and SSH hosts, and manages the certificates that turn on mutual TLS.\n\n\
                   Exit codes: 0 ok, 1 internal error, 2 a host failed, 3 a host was unreachable, \
-                  4 invalid input (nothing was contacted), 5 bad usage, 130 interrupted.",
+                  4 invalid input (nothing was contacted), 5 bad usage, 130 interrupted (SIGINT), \
+                  143 terminated (SIGTERM).",
     after_help = "Examples:\n  castellan playbook playbooks/example.yml -i playbooks/inventory/local.yml --check --diff\n  \
                   castellan playbook playbooks/example.yml -i tests/fleet/inventory.yml -l 'db*' -f 50\n  \
                   castellan inventory -i playbooks/inventory/local.yml --list\n  \

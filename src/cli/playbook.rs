@@ -1,9 +1,10 @@
 //! `castellan playbook`: load and check everything, then run.
 use std::collections::HashSet;
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use super::{Output, PlaybookArgs};
-use crate::engine::{RunOptions, Runner};
+use crate::engine::{interrupt, Interrupt, RunOptions, Runner};
 use crate::error::{Error, Result};
 use crate::inventory::Inventory;
 use crate::playbook::keywords::MAGIC_VARS;
@@ -77,13 +78,24 @@ pub fn load_and_check(
 }
 
 pub fn run(args: PlaybookArgs) -> Result<i32> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    // SIGINT and SIGTERM are ours from here on: a run stops cleanly (engine/interrupt.rs).
+    let intr = Interrupt::new();
+    {
+        let _in_rt = rt.enter();
+        interrupt::install(&intr)
+            .map_err(|e| Error::Internal(format!("cannot handle SIGINT/SIGTERM: {e}")))?;
+    }
     let (extra, extra_locs) = super::extra_vars::parse_located(&args.extra_vars)?;
     let loaded = load_and_check(&args, &extra, &extra_locs)?;
     if args.syntax_check {
         for p in &args.playbooks {
             println!("playbook: {}", p.display());
         }
-        return Ok(0);
+        return Ok(intr.exit_code().unwrap_or(0));
     }
     let opts = RunOptions {
         check: args.check,
@@ -110,20 +122,11 @@ pub fn run(args: PlaybookArgs) -> Result<i32> {
             ))
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async {
+    let code = rt.block_on(async {
         let mut runner = Runner::new(&loaded.inventory, &opts, &loaded.templar, reporter.as_ref());
-        let pool = std::sync::Arc::clone(&runner.pool);
-        tokio::select! {
-            stats = runner.run(&loaded.playbooks) => Ok(stats.exit_code()),
-            _ = tokio::signal::ctrl_c() => {
-                pool.close_all().await;
-                eprintln!("interrupted: connections closed; every file write is atomic, nothing is half-written");
-                Ok(130)
-            }
-        }
-    })
+        runner.interrupt = Arc::clone(&intr);
+        let (_, code) = interrupt::run(&mut runner, &loaded.playbooks).await;
+        code
+    });
+    Ok(code)
 }

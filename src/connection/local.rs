@@ -421,12 +421,12 @@ pub async fn run_local(req: &ExecRequest) -> Result<ExecOutput, ConnError> {
             std::process::Stdio::null()
         })
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(std::process::Stdio::piped());
     if let Some(dir) = &req.chdir {
         cmd.current_dir(dir);
     }
-    let mut child = match cmd.spawn() {
+    // Its own process group, ended with everything in it if the run is interrupted.
+    let (mut child, group) = match super::children::spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(ExecOutput {
@@ -434,6 +434,9 @@ pub async fn run_local(req: &ExecRequest) -> Result<ExecOutput, ConnError> {
                 stdout: Vec::new(),
                 stderr: format!("[Errno 2] No such file or directory: {prog}").into_bytes(),
             })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+            return Err(ConnError::Failed(e.to_string()))
         }
         Err(e) => return Err(ConnError::Failed(format!("cannot run {prog}: {e}"))),
     };
@@ -446,6 +449,7 @@ pub async fn run_local(req: &ExecRequest) -> Result<ExecOutput, ConnError> {
         .wait_with_output()
         .await
         .map_err(|e| ConnError::Failed(format!("cannot run {prog}: {e}")))?;
+    group.finished();
     Ok(ExecOutput {
         rc: out.status.code().unwrap_or(-1),
         stdout: out.stdout,

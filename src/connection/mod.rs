@@ -2,6 +2,7 @@
 //! [`Connection::stat`] and return [`Op`]s, which the engine applies through [`Connection::apply`].
 //! Every operation is one round trip on a remote connection.
 pub mod backup;
+pub mod children;
 pub mod local;
 pub mod op;
 pub mod quote;

@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use openssh::{Session, Stdio};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{Mutex, OnceCell, Semaphore};
+use tokio::sync::{Mutex, OnceCell, RwLock, Semaphore};
 
-use super::ssh_script::{self, RemoteUser};
+use super::ssh_script::{self, BecomeMethod, RemoteUser};
 use super::stdin_script;
 use super::{ConnError, Connection, ExecOutput, ExecRequest, FileState, Op, OpOutput, Want};
 
@@ -530,6 +530,11 @@ struct Inner {
     state: Mutex<State>,
     channels: Semaphore,
     whoami: OnceCell<RemoteUser>,
+    /// Set by an interrupt: no new channel opens. A channel being opened holds it for reading
+    /// until the remote command has started, so the sweep that follows sees it.
+    closing: RwLock<bool>,
+    /// The users commands ran as through become: the sweep runs as each of them too.
+    became: StdMutex<Vec<(String, BecomeMethod)>>,
 }
 
 static LIVE: StdMutex<Vec<Weak<Inner>>> = StdMutex::new(Vec::new());
@@ -539,6 +544,20 @@ static LIVE: StdMutex<Vec<Weak<Inner>>> = StdMutex::new(Vec::new());
 pub async fn close_all() {
     let live: Vec<Arc<Inner>> = lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
     futures::future::join_all(live.iter().map(|i| i.close())).await;
+}
+
+/// The interrupt (SIGINT/SIGTERM): on every open connection, refuse new commands and end the
+/// ones running (their whole sessions: see [`ssh_script::SWEEP_SCRIPT`]). A remote command does
+/// not die when its channel or the master closes: without this, a `sleep` or a write script
+/// would go on running on the host. The connections stay open (closed at the end of the run).
+/// Returns what could not be done, per host.
+pub async fn interrupt_all() -> Vec<String> {
+    let live: Vec<Arc<Inner>> = lock(&LIVE).iter().filter_map(Weak::upgrade).collect();
+    futures::future::join_all(live.iter().map(|i| i.interrupt()))
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// An SSH connection to one host; cheap to share (`Arc` inside), safe to use concurrently.
@@ -563,6 +582,8 @@ impl SshConnection {
             state: Mutex::new(State::Idle),
             channels: Semaphore::new(MAX_CHANNELS),
             whoami: OnceCell::new(),
+            closing: RwLock::new(false),
+            became: StdMutex::new(Vec::new()),
         });
         let mut live = lock(&LIVE);
         live.retain(|w| w.strong_count() > 0);
@@ -596,6 +617,10 @@ impl SshConnection {
             _ => None,
         }
     }
+}
+
+fn interrupted() -> ConnError {
+    ConnError::Failed("interrupted: no new command is started".into())
 }
 
 fn quote_err(e: super::quote::QuoteError) -> ConnError {
@@ -658,6 +683,51 @@ impl Inner {
         }
     }
 
+    /// Refuse new commands, then sweep the master's other sessions as the login user and as
+    /// each become user. A host still connecting or gone has nothing to sweep.
+    async fn interrupt(&self) -> Option<String> {
+        *self.closing.write().await = true;
+        let m = match self.state.try_lock() {
+            Ok(st) => match &*st {
+                State::Up(m) if m.exited().is_none() => Arc::clone(m),
+                _ => return None,
+            },
+            Err(_) => return None,
+        };
+        let mut users: Vec<Option<(String, BecomeMethod)>> = vec![None];
+        users.extend(lock(&self.became).iter().cloned().map(Some));
+        let mut problems = Vec::new();
+        for u in users {
+            let line = match ssh_script::command_line(
+                ssh_script::SWEEP_SCRIPT,
+                u.as_ref().map(|(name, method)| (name.as_str(), *method)),
+            ) {
+                Ok(l) => l,
+                Err(e) => return Some(e.to_string()),
+            };
+            let run = async {
+                let mut cmd = m.session.raw_command(&line);
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped());
+                cmd.spawn().await?.wait_with_output().await
+            };
+            match tokio::time::timeout(Duration::from_secs(10), run).await {
+                Ok(Ok(o)) if o.status.success() => {}
+                Ok(Ok(o)) => problems.push(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+                Ok(Err(e)) => problems.push(e.to_string()),
+                Err(_) => problems.push("no answer within 10 s".into()),
+            }
+        }
+        (!problems.is_empty()).then(|| {
+            format!(
+                "{}: commands may still run: {}",
+                self.params.label(),
+                problems.join("; ")
+            )
+        })
+    }
+
     /// Map an error of the mux client: a dead master means the host is unreachable.
     async fn ssh_error(&self, m: &Master, e: openssh::Error) -> ConnError {
         // The socket may close a moment before the master process exits.
@@ -699,6 +769,10 @@ impl Inner {
             .acquire()
             .await
             .map_err(|_| ConnError::Unreachable("connection closed".into()))?;
+        let gate = self.closing.read().await;
+        if *gate {
+            return Err(interrupted());
+        }
         // sshd counts a session until its channel close is done, which can lag behind our
         // end of the command: a refused channel open never ran anything, so it is retried.
         let mut attempt = 0u32;
@@ -720,6 +794,7 @@ impl Inner {
                 Err(e) => return Err(self.ssh_error(m, e).await),
             }
         };
+        drop(gate);
         let input = child.stdin().take();
         let feed = async move {
             if let (Some(mut w), Some(data)) = (input, stdin) {
@@ -776,6 +851,12 @@ impl Inner {
                 })
                 .await?;
             as_user = who.become_method(user).map(|method| (user, method, who));
+            if let Some((u, method, _)) = as_user {
+                let mut b = lock(&self.became);
+                if !b.iter().any(|(x, _)| x == u) {
+                    b.push((u.to_string(), method));
+                }
+            }
         }
         let line = ssh_script::command_line_in(shell, script, as_user.map(|(u, m, _)| (u, m)))
             .map_err(quote_err)?;

@@ -517,6 +517,59 @@ impl RemoteUser {
     }
 }
 
+/// The interrupt's sweep, run on a fresh channel of a connection's master: it ends every other
+/// session of that SSH connection, i.e. the commands castellan started there (the master is
+/// private: every session on it is ours) and everything in their sessions. A remote command
+/// does not die when its channel closes (no terminal, no SIGHUP): this is what ends it.
+///
+/// The sessions are the children of the sshd process serving the connection (`sshd` or
+/// `sshd-session`, found by walking up from this script), each one a session of its own (sshd
+/// calls `setsid`); this script's own is skipped. A daemon a command started (`pg_ctl start`
+/// calls `setsid`) is in a session of its own and is left alone. SIGTERM first (a write script's
+/// trap then removes its temp file), SIGKILL a second later to what is still there; it stops as
+/// soon as a pass finds nothing it may signal (as a become user, it ends that user's processes).
+/// Linux `/proc`, POSIX `sh` builtins (no process per `/proc` entry); exits 1 with a message when
+/// it cannot find the connection.
+pub const SWEEP_SCRIPT: &str = r#"LC_ALL=C; export LC_ALL
+st() {
+  s=
+  { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  c=${s#*\(}; c=${c%\)*}
+  set -- ${s##*\) }
+  z=$1; pp=$2; sd=$4
+}
+conn=; p=$$; mine=$$
+while st "$p"; do
+  case $c in sshd*) conn=$p; break ;; esac
+  mine=$p; p=$pp
+  [ "$p" -gt 1 ] || break
+done
+[ -n "$conn" ] || { echo "cannot find the sshd process of this connection in /proc" >&2; exit 1; }
+n=0
+while [ "$n" -lt 20 ]; do
+  S=
+  for d in /proc/[0-9]*; do
+    q=${d#/proc/}
+    st "$q" || continue
+    [ "$pp" = "$conn" ] && [ "$q" != "$mine" ] && [ "$z" != Z ] && S="$S $sd"
+  done
+  [ -n "$S" ] || exit 0
+  sig=TERM; [ "$n" -ge 10 ] && sig=KILL
+  k=0
+  for d in /proc/[0-9]*; do
+    q=${d#/proc/}
+    st "$q" || continue
+    [ "$z" = Z ] && continue
+    case "$S " in *" $sd "*) kill -s "$sig" "$q" 2>/dev/null && k=1 ;; esac
+  done
+  [ "$k" = 1 ] || exit 0
+  n=$((n+1))
+  sleep 0.1
+done
+echo "sessions still running after SIGKILL:$S" >&2
+exit 1
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1014,5 +1067,59 @@ mod tests {
             has_runuser: true,
         };
         assert_eq!(dep.become_method("root"), Some(BecomeMethod::Sudo));
+    }
+
+    #[test]
+    fn sweep_ends_the_other_sessions_of_the_connection_and_only_them() {
+        // A stand-in for the connection's sshd: a copy of /bin/sh named `sshd-...` (its comm).
+        let t = tempfile::tempdir().unwrap();
+        let fake = t.path().join("sshd-test");
+        fs::copy("/bin/sh", &fake).unwrap();
+        // Without the sweep, `wait` below would take the full 20 s.
+        let marker = format!("20.{:03}", std::process::id() % 1000);
+        let pids = t.path().join("pids");
+        // Two sessions of the "connection" (setsid, as sshd does): a sleep with a child, and the
+        // sweep. A process outside the connection is left alone.
+        let outside = Command::new("sleep").arg(&marker).spawn().unwrap();
+        let script = format!(
+            "setsid sh -c 'sleep {marker} & echo $! > {p}.a; sleep {marker}; :' & \
+             sleep 0.3; setsid sh -c {sweep} ; echo rc=$? ; wait",
+            p = pids.display(),
+            sweep = quote_str(SWEEP_SCRIPT).unwrap()
+        );
+        let t0 = std::time::Instant::now();
+        let out = Command::new(&fake).arg("-c").arg(&script).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("rc=0"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // `wait` returned: the session's processes are gone, well before their 20 s.
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+        let child: i32 = fs::read_to_string(format!("{}.a", pids.display()))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let gone = |pid: i32| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+                .unwrap_or(true)
+        };
+        for _ in 0..100 {
+            if gone(child) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(gone(child), "the background child of the session survived");
+        let mut outside = outside;
+        assert!(
+            outside.try_wait().unwrap().is_none(),
+            "an outside process was killed"
+        );
+        outside.kill().unwrap();
+        outside.wait().unwrap();
     }
 }

@@ -17,6 +17,9 @@ pub struct HostState {
     pub ended: bool,
     /// Handlers notified and not yet run, in notification order.
     pub notified: Vec<String>,
+    /// Handlers an earlier run of the current play left owed: they join `notified` once the
+    /// play's `tasks` have run (they may need what those tasks set, e.g. facts).
+    pub owed: Vec<String>,
     /// Variables of the includes being run (their loop items).
     pub include_vars: Vec<Arc<Map<String, Value>>>,
     /// Backups this run made on the host (`{"path", "backup"}`), oldest first: what a
@@ -34,6 +37,7 @@ impl HostState {
             unreachable: false,
             ended: false,
             notified: Vec::new(),
+            owed: Vec::new(),
             include_vars: Vec::new(),
             backups: Vec::new(),
         }
@@ -61,6 +65,17 @@ impl HostState {
                     .push(serde_json::json!({"path": p, "backup": b}));
             }
         }
+    }
+
+    /// What the host owes now: the handlers notified and those still owed from an earlier run.
+    pub fn owed_handlers(&self) -> Vec<String> {
+        let mut all = self.notified.clone();
+        for n in &self.owed {
+            if !all.contains(n) {
+                all.push(n.clone());
+            }
+        }
+        all
     }
 
     pub fn notify(&mut self, name: &str) {

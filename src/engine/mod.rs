@@ -2,6 +2,7 @@
 //! check and diff. It emits events to a [`Reporter`]; it never prints.
 pub mod connections;
 pub mod host;
+pub mod interrupt;
 pub mod pending;
 mod play;
 pub mod tags;
@@ -22,6 +23,7 @@ use crate::template::Templar;
 use crate::vars::{resolve, Layers};
 
 pub use host::HostState;
+pub use interrupt::Interrupt;
 
 /// Everything the command line decides about a run.
 #[derive(Debug, Clone)]
@@ -61,7 +63,10 @@ pub struct Runner<'a> {
     pub pool: Arc<connections::Pool>,
     pub hosts: HashMap<String, HostState>,
     pub stats: Stats,
+    /// SIGINT/SIGTERM: once set, nothing new starts (see [`interrupt`]).
+    pub interrupt: Arc<Interrupt>,
     groups: Arc<Value>,
+    started: Instant,
 }
 
 /// Per play (and batch) state shared by the tasks of a play.
@@ -71,6 +76,8 @@ pub struct PlayCtx<'p> {
     pub all_hosts: Vec<String>,
     pub batch: Vec<String>,
     pub aborted: bool,
+    /// What each host still owes (handlers, backups), written the moment it changes.
+    pub book: &'p pending::Book,
 }
 
 impl<'a> Runner<'a> {
@@ -88,24 +95,40 @@ impl<'a> Runner<'a> {
             pool: Arc::new(connections::Pool::new(opts.accept_new_host_keys)),
             hosts: HashMap::new(),
             stats: Stats::default(),
+            interrupt: Interrupt::new(),
             groups: Arc::new(inv.groups_var()),
+            started: Instant::now(),
         }
     }
 
     /// Run playbooks in order; returns the stats (the exit code follows from them).
     pub async fn run(&mut self, books: &[Playbook]) -> Stats {
-        let start = Instant::now();
+        self.run_books(books).await;
+        self.close_and_report().await
+    }
+
+    /// Run the plays, without closing connections or printing the recap.
+    pub async fn run_books(&mut self, books: &[Playbook]) {
         'books: for book in books {
             for p in &book.plays {
-                if !self.run_play(p, &book.dir).await {
+                if self.interrupted() || !self.run_play(p, &book.dir).await {
                     break 'books;
                 }
             }
         }
+    }
+
+    /// Close every connection and print the recap (text) or the report (JSON).
+    pub async fn close_and_report(&mut self) -> Stats {
         self.pool.close_all().await;
         self.reporter
-            .finish(&self.stats, self.opts.check, start.elapsed());
+            .finish(&self.stats, self.opts.check, self.started.elapsed());
         self.stats.clone()
+    }
+
+    /// A signal asked the run to stop: start nothing new.
+    pub fn interrupted(&self) -> bool {
+        self.interrupt.is_set()
     }
 
     /// The variables of one task on one host, with magic variables, templates resolved.

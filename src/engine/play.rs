@@ -38,6 +38,18 @@ pub fn batches(hosts: &[String], serial: &[Serial]) -> Vec<Vec<String>> {
 
 type Boxed<'f> = Pin<Box<dyn Future<Output = ()> + 'f>>;
 
+/// The names a handler answers to: its `listen` topics, its name and `ROLE : name`.
+pub fn handler_names(h: &Task) -> Vec<String> {
+    let mut names: Vec<String> = h.listen.clone();
+    if let Some(n) = &h.name {
+        names.push(n.clone());
+        if let Some(r) = &h.scope.role {
+            names.push(format!("{} : {n}", r.name));
+        }
+    }
+    names
+}
+
 impl Runner<'_> {
     /// Run one play; returns false when the run must stop (a fatal error).
     pub(super) async fn run_play(&mut self, play: &Play, playbook_dir: &Path) -> bool {
@@ -70,69 +82,94 @@ impl Runner<'_> {
             ));
             return true;
         }
+        let book = super::pending::Book::new(playbook_dir, &play.name, !self.opts.check);
         for h in &hosts {
-            let pending = if self.opts.check {
-                Vec::new()
-            } else {
-                super::pending::load(playbook_dir, &play.name, h)
-            };
-            if !pending.is_empty() {
+            let owed = book.load(h);
+            if !owed.handlers.is_empty() {
                 self.reporter.warn(&format!(
                     "{h}: handlers notified by an earlier run that did not finish will run: {}",
-                    pending.join(", ")
+                    owed.handlers.join(", ")
                 ));
             }
             if let Some(s) = self.hosts.get_mut(h) {
                 s.ended = false;
-                for p in &pending {
-                    s.notify(p);
+                s.owed = owed.handlers;
+                // The earlier run's backups come first: a rollback restores the state before it.
+                let mut backups = owed.backups;
+                for b in std::mem::take(&mut s.backups) {
+                    if !backups.contains(&b) {
+                        backups.push(b);
+                    }
                 }
+                s.backups = backups;
             }
             self.stats.host(h);
         }
         for batch in batches(&hosts, &play.serial) {
+            if self.interrupted() {
+                return false;
+            }
             let mut pc = PlayCtx {
                 play,
                 playbook_dir,
                 all_hosts: hosts.clone(),
                 batch: batch.clone(),
                 aborted: false,
+                book: &book,
             };
-            for section in [&play.pre_tasks, &play.tasks, &play.post_tasks] {
+            for (i, section) in [&play.pre_tasks, &play.tasks, &play.post_tasks]
+                .into_iter()
+                .enumerate()
+            {
                 self.run_list(&mut pc, section, &batch).await;
-                if pc.aborted {
+                if pc.aborted || self.interrupted() {
                     break;
                 }
+                if i == 1 {
+                    // The handlers an earlier run still owed run with those of the tasks.
+                    for h in &batch {
+                        if let Some(s) = self.hosts.get_mut(h).filter(|s| s.active()) {
+                            for n in std::mem::take(&mut s.owed) {
+                                s.notify(&n);
+                            }
+                        }
+                    }
+                }
                 self.flush_handlers(&mut pc, &batch).await;
-                if pc.aborted {
+                if pc.aborted || self.interrupted() {
                     break;
                 }
             }
-            self.save_pending(playbook_dir, play, &batch);
-            if pc.aborted {
+            for h in &batch {
+                self.remember(&pc, h);
+            }
+            if pc.aborted || self.interrupted() {
                 return false;
             }
         }
         true
     }
 
-    /// Keep notifications that did not run (failed or unreachable hosts) for the next run.
-    fn save_pending(&self, playbook_dir: &Path, play: &Play, hosts: &[String]) {
-        if self.opts.check {
+    /// Write what `host` owes now (handlers not run, backups) to the play's pending state.
+    pub(super) fn remember(&self, pc: &PlayCtx<'_>, host: &str) {
+        let Some(s) = self.hosts.get(host) else {
             return;
-        }
-        for h in hosts {
-            let pending = self
-                .hosts
-                .get(h)
-                .map(|s| s.notified.clone())
-                .unwrap_or_default();
-            if let Err(e) = super::pending::save(playbook_dir, &play.name, h, &pending) {
-                self.reporter.warn(&format!(
-                    "{h}: could not record pending handlers {pending:?} under {}: {e}",
-                    playbook_dir.join(".castellan").display()
-                ));
-            }
+        };
+        let owed = super::pending::Owed {
+            handlers: s.owed_handlers(),
+            backups: s.backups.clone(),
+        };
+        self.keep(pc, host, owed);
+    }
+
+    /// Write `owed` for `host`; a failure is a warning (the run goes on).
+    pub(super) fn keep(&self, pc: &PlayCtx<'_>, host: &str, owed: super::pending::Owed) {
+        if let Err(e) = pc.book.record(host, owed.clone()) {
+            self.reporter.warn(&format!(
+                "{host}: could not record pending handlers {:?} under {}: {e}",
+                owed.handlers,
+                pc.book.location().display()
+            ));
         }
     }
 
@@ -185,7 +222,7 @@ impl Runner<'_> {
     ) -> Boxed<'s> {
         Box::pin(async move {
             for task in tasks {
-                if pc.aborted {
+                if pc.aborted || self.interrupted() {
                     return;
                 }
                 let active = self.active(hosts);
@@ -401,13 +438,10 @@ impl Runner<'_> {
         for _pass in 0..8 {
             let mut ran = false;
             for h in handlers.iter() {
-                let mut names: Vec<String> = h.listen.clone();
-                if let Some(n) = &h.name {
-                    names.push(n.clone());
-                    if let Some(r) = &h.scope.role {
-                        names.push(format!("{} : {n}", r.name));
-                    }
+                if self.interrupted() {
+                    return;
                 }
+                let names = handler_names(h);
                 let targets: Vec<String> = self
                     .active(hosts)
                     .into_iter()

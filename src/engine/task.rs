@@ -86,6 +86,9 @@ pub struct Outcome {
     pub register: Option<Value>,
     pub facts: Map<String, Value>,
     pub changed: bool,
+    /// Changes were being applied to the host (not check mode): when the task was cut short
+    /// (unreachable, interrupted), they may have happened.
+    pub applied: bool,
 }
 
 /// One module run (one loop item).
@@ -96,6 +99,7 @@ struct ItemRun {
     diff: Option<String>,
     facts: Map<String, Value>,
     attempts: u32,
+    applied: bool,
 }
 
 impl ItemRun {
@@ -111,6 +115,7 @@ impl ItemRun {
             diff: None,
             facts: Map::new(),
             attempts: 0,
+            applied: false,
         }
     }
 
@@ -222,17 +227,21 @@ impl Runner<'_> {
                         register: first.register.clone(),
                         facts: first.facts.clone(),
                         changed: first.changed,
+                        applied: first.applied,
                     })
                     .collect();
                 outcomes.extend(copies);
             }
         }
         for o in outcomes {
-            self.apply_outcome(task, o);
+            let host = o.host.clone();
+            self.apply_outcome(task, o, handler);
+            self.remember(pc, &host);
         }
     }
 
-    fn apply_outcome(&mut self, task: &Task, o: Outcome) {
+    fn apply_outcome(&mut self, task: &Task, o: Outcome, handler: bool) {
+        let interrupted = self.interrupted();
         let status = o.result.status;
         self.stats.record(&o.host, status, o.result.ignored);
         let Some(hs) = self.hosts.get_mut(&o.host) else {
@@ -253,6 +262,22 @@ impl Runner<'_> {
             _ => {}
         }
         if o.changed && status != Status::Failed && status != Status::Unreachable {
+            for n in &task.notify {
+                hs.notify(n);
+            }
+        }
+        // Cut short (host gone, run interrupted): what may have changed still owes its
+        // handlers, and a handler that did not finish is still owed.
+        let cut = status == Status::Unreachable || (status == Status::Failed && interrupted);
+        if cut && handler {
+            if let Some(n) = task
+                .name
+                .clone()
+                .or_else(|| super::play::handler_names(task).into_iter().next())
+            {
+                hs.notify(&n);
+            }
+        } else if cut && o.applied {
             for n in &task.notify {
                 hs.notify(n);
             }
@@ -361,6 +386,13 @@ impl Runner<'_> {
         let mut runs = Vec::new();
         let mut labels = Vec::new();
         for (i, item) in list.iter().enumerate() {
+            if i > 0 && self.interrupted() {
+                runs.push(ItemRun::failed(
+                    "interrupted: the remaining items were not run",
+                ));
+                labels.push("(interrupted)".to_string());
+                break;
+            }
             let mut ivars = vars.clone();
             ivars.insert(task.loop_var.clone(), item.clone());
             if let Some(iv) = &task.index_var {
@@ -402,6 +434,7 @@ impl Runner<'_> {
                     diff: None,
                     facts: Map::new(),
                     attempts: 0,
+                    applied: false,
                 },
                 Err(e) => ItemRun::failed(e),
             };
@@ -429,6 +462,7 @@ impl Runner<'_> {
             result: r,
             facts: Map::new(),
             changed: false,
+            applied: false,
         }
     }
 
@@ -503,6 +537,7 @@ impl Runner<'_> {
             task.retries + 1
         };
         let mut attempt = 0;
+        let mut applied = false;
         loop {
             attempt += 1;
             let mctx = ModuleCtx {
@@ -521,10 +556,17 @@ impl Runner<'_> {
                 Ok(p) => p,
                 Err(e) => Plan::fail(e),
             };
+            if !check && !plan.ops.is_empty() && !task.notify.is_empty() {
+                // Owed from before the first change: a run cut short in the middle of it
+                // still runs the handlers next time.
+                self.owe_ahead(pc, task, mctx.inventory_hostname);
+            }
             let mut run = self
                 .apply_plan(task, conn, become_user.as_deref(), check, show_diff, plan)
                 .await;
             run.attempts = attempt;
+            applied |= run.applied;
+            run.applied = applied;
             if run.status == Status::Unreachable {
                 return run;
             }
@@ -580,8 +622,17 @@ impl Runner<'_> {
                     run.result.insert("attempts".into(), json!(attempt));
                     if !done {
                         if attempt < attempts_max {
-                            tokio::time::sleep(Duration::from_secs_f64(task.delay)).await;
-                            continue;
+                            if self
+                                .interrupt
+                                .sleep(Duration::from_secs_f64(task.delay))
+                                .await
+                            {
+                                continue;
+                            }
+                            run.status = Status::Failed;
+                            run.msg = Some("interrupted while waiting to retry".into());
+                            run.result.insert("failed".into(), json!(true));
+                            return run;
                         }
                         run.status = Status::Failed;
                         run.msg = Some(format!("retries exhausted after {attempt} attempts: until condition never held"));
@@ -628,6 +679,7 @@ impl Runner<'_> {
                 diff: None,
                 facts: Map::new(),
                 attempts: 0,
+                applied: false,
             };
         }
         if let Some(reason) = skipped {
@@ -641,6 +693,7 @@ impl Runner<'_> {
                 diff: None,
                 facts,
                 attempts: 0,
+                applied: false,
             };
         }
         let changed = changed_itself || !ops.is_empty();
@@ -685,7 +738,12 @@ impl Runner<'_> {
                             }
                         }
                     }
-                    Err(ConnError::Unreachable(m)) => return ItemRun::unreachable(m),
+                    Err(ConnError::Unreachable(m)) => {
+                        return ItemRun {
+                            applied: true,
+                            ..ItemRun::unreachable(m)
+                        }
+                    }
                     Err(ConnError::Failed(m)) => {
                         status = Status::Failed;
                         msg = Some(m.clone());
@@ -707,7 +765,26 @@ impl Runner<'_> {
             diff: diff_text,
             facts,
             attempts: 0,
+            applied: !ops.is_empty() && !check,
         }
+    }
+
+    /// Before a task with `notify` changes `host`: record its handlers as owed already.
+    fn owe_ahead(&self, pc: &PlayCtx<'_>, task: &Task, host: &str) {
+        let Some(s) = self.hosts.get(host) else {
+            return;
+        };
+        let mut handlers = s.owed_handlers();
+        for n in &task.notify {
+            if !handlers.contains(n) {
+                handlers.push(n.clone());
+            }
+        }
+        let owed = super::pending::Owed {
+            handlers,
+            backups: s.backups.clone(),
+        };
+        self.keep(pc, host, owed);
     }
 
     /// The result as reported (JSON `result`, `-v`, `debug`): censored for `no_log`, and every
@@ -737,6 +814,7 @@ impl Runner<'_> {
             register: Some(register),
             facts: run.facts,
             result: r,
+            applied: run.applied,
         }
     }
 
@@ -759,6 +837,7 @@ impl Runner<'_> {
         } else {
             Status::Ok
         };
+        let applied = runs.iter().any(|r| r.applied);
         let mut r = HostResult::new(host, status);
         r.ignored = status == Status::Failed && task.ignore_errors;
         let mut facts = Map::new();
@@ -794,6 +873,7 @@ impl Runner<'_> {
             register: Some(register),
             facts,
             result: r,
+            applied,
         }
     }
 }

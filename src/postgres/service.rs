@@ -389,6 +389,25 @@ pub fn restore_script(pairs: &[(String, String)]) -> Result<String, String> {
     Ok(s)
 }
 
+/// What a rollback says it did, exactly: the files it restored, or that it restored none (and
+/// then that the files on disk still hold the rejected configuration); `did` is what happened to
+/// the server afterwards (`reloaded`, `started`, `not reloaded`), `health` how it is now.
+pub fn rollback_summary(restored: &[String], roots: &[String], did: &str, health: &str) -> String {
+    if restored.is_empty() {
+        format!(
+            "Nothing was restored: no backup of a file under {} is known for this host (the tasks \
+             that change them need `backup: yes`), so the files on disk still hold the rejected \
+             configuration; server {did} on them and {health}.",
+            roots.join(" or ")
+        )
+    } else {
+        format!(
+            "Rolled back: restored {}; server {did} on the old configuration and {health}.",
+            restored.join(", ")
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,5 +551,25 @@ mod tests {
         assert!(post.contains("q() {"));
         let r = steps(&svc("pg_ctl"), &t, Action::Restart, 30, Some(42)).unwrap();
         assert!(r.pre.contains("ls0=42") && !r.post.contains("pg_conf_load_time() <>"));
+    }
+
+    #[test]
+    fn the_rollback_says_exactly_what_it_restored() {
+        let roots = vec!["/etc/pg".to_string(), "/var/lib/pg".to_string()];
+        let none = rollback_summary(&[], &roots, "reloaded", "accepts connections");
+        assert!(none.starts_with("Nothing was restored"), "{none}");
+        assert!(none.contains("/etc/pg or /var/lib/pg"), "{none}");
+        assert!(!none.contains("old configuration"), "{none}");
+        let some = rollback_summary(
+            &["/etc/pg/pg_hba.conf".into()],
+            &roots,
+            "started",
+            "accepts connections",
+        );
+        assert_eq!(
+            some,
+            "Rolled back: restored /etc/pg/pg_hba.conf; server started on the old configuration \
+             and accepts connections."
+        );
     }
 }

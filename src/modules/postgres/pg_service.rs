@@ -7,11 +7,13 @@
 //!
 //! Rollback: when the reload reports errors (`pg_hba_file_rules`/`pg_file_settings` errors, or a
 //! log line saying part of the configuration "was not reloaded"), or a restart does not bring
-//! the server back within `timeout`, every backup this run made (`castellan_backups`) of a file
-//! under the cluster's config or data directory is moved back over its file, the server is
-//! reloaded (or started when it is down) on the old configuration, its health is checked, and
-//! the task fails with the server's own log lines, which stops a `serial` rollout with
-//! `max_fail_percentage: 0`.
+//! the server back within `timeout`, the first backup of each file under the cluster's config or
+//! data directory (`castellan_backups`: the backups this run made, after those an earlier run
+//! left with the handler it still owed, see `engine/pending.rs`) is moved back over its file,
+//! the server is reloaded (or started when it is down), its health is checked, and the task
+//! fails with the server's own log lines, which stops a `serial` rollout with
+//! `max_fail_percentage: 0`. The message names every file restored, or says that none was (the
+//! files on disk then still hold the rejected configuration).
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -22,8 +24,8 @@ use crate::connection::{ExecOutput, ExecRequest};
 use crate::modules::args::PORT_RANGE;
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
 use crate::postgres::service::{
-    parse_check, reload_rejections, restore_script, select_backups, server_log_lines, steps,
-    Action, Service, Steps,
+    parse_check, reload_rejections, restore_script, rollback_summary, select_backups,
+    server_log_lines, steps, Action, Service, Steps,
 };
 use crate::postgres::target::{sections, PgTarget};
 
@@ -116,7 +118,7 @@ impl Run<'_> {
         lines[skip..].to_vec()
     }
 
-    /// Restore this run's backups, bring the server back on the old configuration, and fail.
+    /// Restore the backups known for this host, bring the server back, and fail.
     async fn rollback(
         &self,
         args: &Args,
@@ -204,14 +206,6 @@ impl Run<'_> {
                 )
             }
         };
-        let restored_text = if restored.is_empty() {
-            format!(
-                "no backup of this run under {} to restore",
-                self.svc.roots().join(" or ")
-            )
-        } else {
-            format!("restored {}", restored.join(", "))
-        };
         let health = if healthy {
             "accepts connections".to_string()
         } else {
@@ -221,9 +215,9 @@ impl Run<'_> {
             )
         };
         let mut msg = format!(
-            "PostgreSQL rejected the new configuration on {}: {errors_text}. Rolled back: \
-             {restored_text}; server {did} on the old configuration and {health}.",
-            self.ctx.inventory_hostname
+            "PostgreSQL rejected the new configuration on {}: {errors_text}. {}",
+            self.ctx.inventory_hostname,
+            rollback_summary(&restored, &self.svc.roots(), &did, &health)
         );
         if !still.is_empty() {
             msg.push_str(&format!(
