@@ -374,15 +374,17 @@ pub fn select_backups(
     out
 }
 
-/// Put each backup back in place: the backup keeps its own mode (the old one) and takes the
-/// current file's owner and group (a local backup is owned by whoever made it). One script;
-/// prints `@@restored` then one path per line; failures go to stderr and make it exit 1.
+/// Put each backup back in place. A backup is a hard link to the old file (connection/backup.rs),
+/// so it already has the old owner, group and mode: nothing is chowned. A backup name that is now
+/// a symbolic link (whoever owns the directory may have swapped it) is refused, never followed or
+/// moved into place. One script; prints `@@restored` then one path per line; failures go to
+/// stderr and make it exit 1.
 pub fn restore_script(pairs: &[(String, String)]) -> Result<String, String> {
     let mut s = String::from("rc=0\necho @@restored\n");
     for (p, b) in pairs {
         let (p, b) = (sh(p)?, sh(b)?);
         s.push_str(&format!(
-            "if [ -f {b} ]; then\n  [ -e {p} ] && chown --reference={p} -- {b} 2>/dev/null\n  if mv -f -- {b} {p}; then printf '%s\\n' {p}; else echo \"could not move \"{b}\" over \"{p} >&2; rc=1; fi\nelse\n  echo \"backup \"{b}\" is missing: \"{p}\" not restored\" >&2; rc=1\nfi\n"
+            "if [ -L {b} ]; then\n  echo \"backup \"{b}\" is a symbolic link: \"{p}\" not restored\" >&2; rc=1\nelif [ -f {b} ]; then\n  if mv -f -- {b} {p}; then printf '%s\\n' {p}; else echo \"could not move \"{b}\" over \"{p} >&2; rc=1; fi\nelse\n  echo \"backup \"{b}\" is missing: \"{p}\" not restored\" >&2; rc=1\nfi\n"
         ));
     }
     s.push_str("exit $rc\n");
@@ -490,7 +492,50 @@ mod tests {
     fn restore_script_moves_and_reports() {
         let s = restore_script(&[("/a b/f".into(), "/a b/f.1~".into())]).unwrap();
         assert!(s.contains("mv -f -- '/a b/f.1~' '/a b/f'"), "{s}");
-        assert!(s.contains("chown --reference='/a b/f'"), "{s}");
+        assert!(!s.contains("chown"), "{s}");
+    }
+
+    /// Issue 8: the directory's owner swaps a backup for a symlink to a file of root's; the
+    /// rollback (run as root) must neither chown/overwrite that file nor install the link.
+    #[test]
+    fn restore_never_follows_or_installs_a_symlinked_backup() {
+        use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "root only\n").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let before = std::fs::metadata(&victim).unwrap();
+        let conf = d.path().join("pg_hba.conf");
+        std::fs::write(&conf, "rejected\n").unwrap();
+        let bk = d.path().join("pg_hba.conf.1.2024~");
+        symlink(&victim, &bk).unwrap();
+        let ok = d.path().join("postgresql.conf");
+        std::fs::write(&ok, "new\n").unwrap();
+        let okbk = d.path().join("postgresql.conf.1.2024~");
+        std::fs::write(&okbk, "old\n").unwrap();
+        let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+        let script = restore_script(&[(s(&conf), s(&bk)), (s(&ok), s(&okbk))]).unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&conf).unwrap(), "rejected\n");
+        assert!(!std::fs::symlink_metadata(&conf)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let after = std::fs::metadata(&victim).unwrap();
+        assert_eq!(
+            (after.uid(), after.gid(), after.mode()),
+            (before.uid(), before.gid(), before.mode())
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root only\n");
+        // The good pair is still restored.
+        assert_eq!(std::fs::read_to_string(&ok).unwrap(), "old\n");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("postgresql.conf"));
     }
 
     #[test]
