@@ -2,93 +2,30 @@
 //! its own state dir): a symlink planted at the backup name, a symlinked destination, a full
 //! disk (a small tmpfs as the destination directory), and a truncated write stream (a short
 //! stream fed to the real remote script, and the ssh master killed mid-transfer). Needs root.
+mod fleet_common;
+
+use fleet_common::{FleetDef, Held, Shared};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use castellan::connection::local::LocalConnection;
-use castellan::connection::ssh::{SshConnection, SshParams};
+use castellan::connection::ssh::SshConnection;
 use castellan::connection::ssh_script::{write_input, write_script};
 use castellan::connection::{Attrs, ConnError, Connection, ExecRequest, Op};
 
 const NET: &str = "11";
 const DIR: &str = "/tmp/castellan-fleet-files";
 
-/// The fleet (one SSH-only host), up while any test holds it; the last one out brings it down.
-struct Fleet {
-    dir: PathBuf,
-}
+static DEF: FleetDef = FleetDef { net: NET, dir: DIR };
+/// One SSH-only host, up while any test holds it; the last one out brings it down.
+static FLEET: Shared = Shared::new(&DEF, &["1", "--no-postgres"]);
 
-static FLEET: Mutex<Weak<Fleet>> = Mutex::new(Weak::new());
-
-fn fleet_cmd(name: &str, args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fleet")
-        .join(name);
-    let out = Command::new(script)
-        .args(args)
-        .env("CASTELLAN_FLEET_NET", NET)
-        .env("CASTELLAN_FLEET_DIR", DIR)
-        .output()
-        .expect("run fleet script");
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn fleet() -> Arc<Fleet> {
-    let mut g = FLEET.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(f) = g.upgrade() {
-        return f;
-    }
-    fleet_cmd("up.sh", &["1", "--no-postgres"]);
-    let f = Arc::new(Fleet {
-        dir: PathBuf::from(DIR),
-    });
-    *g = Arc::downgrade(&f);
-    f
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        let g = FLEET.lock().unwrap_or_else(|e| e.into_inner());
-        if g.upgrade().is_none() {
-            fleet_cmd("down.sh", &[]);
-        }
-    }
-}
-
-impl Fleet {
-    /// Connection parameters of db1, from the inventory up.sh wrote.
-    fn params(&self) -> SshParams {
-        let inv: serde_json::Value =
-            serde_yaml::from_str(&fs::read_to_string(self.dir.join("inventory.yml")).unwrap())
-                .unwrap();
-        let fleet = &inv["all"]["children"]["fleet"];
-        let mut vars = fleet["vars"].as_object().unwrap().clone();
-        for (key, v) in fleet["hosts"]["db1"].as_object().unwrap() {
-            vars.insert(key.clone(), v.clone());
-        }
-        let mut p = SshParams::from_vars("db1", &vars).unwrap();
-        assert_eq!(p.host, format!("127.{NET}.1.1"));
-        p.control_dir = Some(self.dir.join("ctl"));
-        p
-    }
-
-    /// A fresh empty directory under db1's root, enterable by other users.
-    fn workdir(&self, name: &str) -> PathBuf {
-        let d = self.dir.join(format!("hosts/db1/root/{name}"));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
-        d
-    }
+fn fleet() -> Arc<Held> {
+    FLEET.get()
 }
 
 fn s(p: &Path) -> &str {
@@ -144,8 +81,8 @@ fn predictable_backup_names(path: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_over_ssh_never_writes_through_a_symlink_planted_at_its_name() {
     let f = fleet();
-    let c = SshConnection::connect(f.params()).await.unwrap();
-    let d = f.workdir("planted");
+    let c = SshConnection::connect(f.params(1)).await.unwrap();
+    let d = f.workdir(1, "planted");
     let (_, uid) = other_user();
     let conf = d.join("conf");
     fs::create_dir(&conf).unwrap();
@@ -189,8 +126,8 @@ async fn backup_over_ssh_never_writes_through_a_symlink_planted_at_its_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_symlinked_dest_over_ssh_is_followed_or_replaced_never_widened() {
     let f = fleet();
-    let c = SshConnection::connect(f.params()).await.unwrap();
-    let d = f.workdir("links");
+    let c = SshConnection::connect(f.params(1)).await.unwrap();
+    let d = f.workdir(1, "links");
     let real = d.join("real.key");
     let link = d.join("server.key");
     fs::write(&real, "OLD\n").unwrap();
@@ -249,8 +186,8 @@ impl Drop for Tmpfs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_clearly_and_leaves_the_old_file_and_no_temp_file() {
     let f = fleet();
-    let c = SshConnection::connect(f.params()).await.unwrap();
-    let d = f.workdir("full").join("mnt");
+    let c = SshConnection::connect(f.params(1)).await.unwrap();
+    let d = f.workdir(1, "full").join("mnt");
     fs::create_dir(&d).unwrap();
     let _tmpfs = Tmpfs::mount(&d, "64k");
     let old: Vec<u8> = b"OLD CONFIG\n".repeat(100);
@@ -286,8 +223,8 @@ async fn a_full_disk_fails_clearly_and_leaves_the_old_file_and_no_temp_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_stream_through_real_ssh_is_never_installed() {
     let f = fleet();
-    let c = SshConnection::connect(f.params()).await.unwrap();
-    let d = f.workdir("short");
+    let c = SshConnection::connect(f.params(1)).await.unwrap();
+    let d = f.workdir(1, "short");
     let dest = d.join("server.key");
     fs::write(&dest, "OLD KEY\n").unwrap();
     let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
@@ -325,8 +262,8 @@ async fn a_short_stream_through_real_ssh_is_never_installed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_killed_mid_transfer_leaves_the_old_file_and_no_temp_file() {
     let f = fleet();
-    let c = SshConnection::connect(f.params()).await.unwrap();
-    let d = f.workdir("killed");
+    let c = SshConnection::connect(f.params(1)).await.unwrap();
+    let d = f.workdir(1, "killed");
     let dest = d.join("big.bin");
     fs::write(&dest, "OLD\n").unwrap();
     let big: Vec<u8> = (0..128u32 << 20).map(|i| (i % 249) as u8).collect();

@@ -12,9 +12,12 @@
 //!   run, remote (started by sshd) or local, no control directory left in the run's TMPDIR;
 //! - the next run runs the handler that the interrupted run notified (the handler appends to a
 //!   file), although the next run changes nothing itself.
+mod fleet_common;
+
+use fleet_common::{FleetDef, Held, Shared};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -25,50 +28,21 @@ const NET: &str = "13";
 const DIR: &str = "/tmp/castellan-fleet-interrupts";
 const HOSTS: usize = 3;
 
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn fleet_script(script: &str, args: &[&str]) -> Output {
-    let out = Command::new("bash")
-        .arg(repo("tests/fleet").join(script))
-        .args(args)
-        .env("CASTELLAN_FLEET_NET", NET)
-        .env("CASTELLAN_FLEET_DIR", DIR)
-        .output()
-        .expect("run fleet script");
-    assert!(
-        out.status.success(),
-        "{script} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// The fleet, up while a test holds it; the last one out brings it down.
-struct Fleet;
-
-static FLEET: Mutex<Weak<Fleet>> = Mutex::new(Weak::new());
+static DEF: FleetDef = FleetDef { net: NET, dir: DIR };
+static FLEET: Shared = Shared::new(&DEF, &["3", "--no-postgres"]);
 /// The tests of this file take turns: one of them kills a host.
 static TURN: Mutex<()> = Mutex::new(());
 
-fn fleet() -> Arc<Fleet> {
-    let mut g = FLEET.lock().unwrap_or_else(|e| e.into_inner());
-    // up.sh again also restarts a host a previous test killed.
-    fleet_script("up.sh", &[&HOSTS.to_string(), "--no-postgres"]);
-    if let Some(f) = g.upgrade() {
-        return f;
-    }
-    let f = Arc::new(Fleet);
-    *g = Arc::downgrade(&f);
-    f
+fn fleet_script(script: &str, args: &[&str]) -> Output {
+    DEF.script(script, args)
 }
 
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        fleet_script("down.sh", &[]);
-    }
+/// The fleet, up while a test holds it; up.sh runs again on every hold, since that also
+/// restarts a host a previous test killed.
+fn fleet() -> Arc<Held> {
+    let held = FLEET.get();
+    fleet_script("up.sh", &[&HOSTS.to_string(), "--no-postgres"]);
+    held
 }
 
 fn root(k: usize) -> PathBuf {

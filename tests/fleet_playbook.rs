@@ -1,6 +1,9 @@
 //! Playbooks over SSH against a real local fleet (tests/fleet/up.sh): convergence with become
 //! and serial batches, idempotence, no ssh process left, and hosts cut off before and during a
 //! run. One test drives the steps in order, since they kill hosts of a shared fleet.
+mod fleet_common;
+
+use fleet_common::FleetDef;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -9,33 +12,10 @@ const NET: &str = "8";
 const DIR: &str = "/tmp/castellan-playbook-test-fleet";
 const HOSTS: usize = 5;
 
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fleet")
-        .join(name)
-}
+static FLEET: FleetDef = FleetDef { net: NET, dir: DIR };
 
-fn fleet(name: &str, args: &[&str]) {
-    let out = Command::new("bash")
-        .arg(script(name))
-        .args(args)
-        .env("CASTELLAN_FLEET_NET", NET)
-        .env("CASTELLAN_FLEET_DIR", DIR)
-        .output()
-        .expect("run fleet script");
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Down;
-impl Drop for Down {
-    fn drop(&mut self) {
-        fleet("down.sh", &[]);
-    }
+fn fleet(script: &str, args: &[&str]) -> Output {
+    FLEET.script(script, args)
 }
 
 fn inventory() -> String {
@@ -121,7 +101,7 @@ fn no_temp_files(dir: &Path) {
 fn playbooks_over_ssh() {
     let _ = std::fs::remove_dir_all(format!("{DIR}/hosts"));
     fleet("up.sh", &[&HOSTS.to_string(), "--no-postgres"]);
-    let _down = Down;
+    let _down = FLEET.down_on_drop();
 
     // 1. First run: everything changes, in batches of two.
     let first = run("site.yml");

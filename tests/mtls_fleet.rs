@@ -2,6 +2,9 @@
 //! PostgreSQL 15 hosts; logins with psql (libpq), rolling order, idempotence without reloads,
 //! plain connections blocked, certificate-only rotation by reload, rollback on a rejected
 //! configuration. One test drives the steps in order: they share one fleet.
+mod fleet_common;
+
+use fleet_common::FleetDef;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -13,28 +16,10 @@ fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-fn fleet(script: &str, args: &[&str]) -> Output {
-    let out = Command::new("bash")
-        .arg(repo("tests/fleet").join(script))
-        .args(args)
-        .env("CASTELLAN_FLEET_NET", NET)
-        .env("CASTELLAN_FLEET_DIR", DIR)
-        .output()
-        .expect("run fleet script");
-    assert!(
-        out.status.success(),
-        "{script} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+static FLEET: FleetDef = FleetDef { net: NET, dir: DIR };
 
-struct Down;
-impl Drop for Down {
-    fn drop(&mut self) {
-        fleet("down.sh", &[]);
-    }
+fn fleet(script: &str, args: &[&str]) -> Output {
+    FLEET.script(script, args)
 }
 
 /// Run the mTLS playbook; `extra` are more arguments (`-e`, `-i`).
@@ -152,7 +137,7 @@ fn pg_service_action(doc: &serde_json::Value, host: &str) -> Option<String> {
 #[test]
 fn enable_mtls_on_a_fleet() {
     fleet("up.sh", &[&HOSTS.to_string()]);
-    let _down = Down;
+    let _down = FLEET.down_on_drop();
     let tmp = tempfile::tempdir().unwrap();
     let pki = tmp.path().join("pki");
 

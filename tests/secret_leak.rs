@@ -9,6 +9,9 @@
 //! this machine). No window of any private key of the PKI and no `no_log` value may appear.
 //!
 //! Fleet: net 12, dir /tmp/castellan-fleet-secrets (tests/fleet/README.md).
+mod fleet_common;
+
+use fleet_common::FleetDef;
 mod secret_scan;
 
 use std::path::{Path, PathBuf};
@@ -26,28 +29,10 @@ fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
-fn fleet(script: &str, args: &[&str]) -> Output {
-    let out = Command::new("bash")
-        .arg(repo("tests/fleet").join(script))
-        .args(args)
-        .env("CASTELLAN_FLEET_NET", NET)
-        .env("CASTELLAN_FLEET_DIR", DIR)
-        .output()
-        .expect("run fleet script");
-    assert!(
-        out.status.success(),
-        "{script} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+static FLEET: FleetDef = FleetDef { net: NET, dir: DIR };
 
-struct Down;
-impl Drop for Down {
-    fn drop(&mut self) {
-        fleet("down.sh", &[]);
-    }
+fn fleet(script: &str, args: &[&str]) -> Output {
+    FLEET.script(script, args)
 }
 
 fn castellan(args: &[&str]) -> Output {
@@ -177,7 +162,7 @@ const SECRETS_PLAYBOOK: &str = r#"# Everything here handles a secret; nothing of
 #[test]
 fn nothing_secret_leaks_on_a_fleet() {
     fleet("up.sh", &[&HOSTS.to_string()]);
-    let _down = Down;
+    let _down = FLEET.down_on_drop();
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path();
     let pki = base.join("pki");

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use castellan::connection::ssh::{close_all, SshConnection};
 use castellan::connection::{ConnError, Connection};
 
+mod fleet_common;
 mod ssh_common;
 use ssh_common::*;
 

@@ -12,6 +12,7 @@ use castellan::connection::ssh::SshConnection;
 use castellan::connection::{local, Attrs, ConnError, Connection, ExecRequest, FileKind, Op, Want};
 use sha2::Digest;
 
+mod fleet_common;
 mod ssh_common;
 use ssh_common::*;
 
@@ -463,7 +464,7 @@ async fn file_ops_match_local_semantics() {
 async fn unknown_host_key_is_unreachable_with_advice() {
     let f = fleet();
     let mut p = f.params(1);
-    let empty = f.dir.join("empty_known_hosts");
+    let empty = f.dir().join("empty_known_hosts");
     fs::write(&empty, "").unwrap();
     p.known_hosts = Some(empty.clone());
     p.common_args.clear(); // the inventory's -o UserKnownHostsFile would win
