@@ -29,6 +29,12 @@ pub enum ConnError {
 pub trait Connection: Send + Sync {
     /// Run a command; never fails because of a non-zero exit code.
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError>;
+    /// Run a command that only reads the host's state (a `psql` query for facts): what a
+    /// module's plan may run. The same as [`Connection::exec`] on a real host; a recording
+    /// connection lets it through while it records `exec` and `apply`.
+    async fn query(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError> {
+        self.exec(req).await
+    }
     /// Read a path's state (and optionally its content and checksums) in one round trip.
     async fn stat(
         &self,

@@ -42,7 +42,7 @@ impl Module for PgFacts {
             become_user: Some(t.os_user.clone()),
             ..ExecRequest::default()
         };
-        let out = ctx.conn.exec(&req).await.map_err(|e| e.to_string())?;
+        let out = ctx.conn.query(&req).await.map_err(|e| e.to_string())?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if out.rc != 0 {
             return Ok(Plan::fail(format!(
