@@ -228,9 +228,18 @@ fn no_registered_module_acts_in_check_mode() {
         let args = args
             .replace("{W}", s(&w))
             .replace("{NEWPKI}", s(&new_pki))
-            .replace("{PKI}", s(if module == &"pg_verify" { &pg.pki } else { &pki }))
+            .replace(
+                "{PKI}",
+                s(if module == &"pg_verify" {
+                    &pg.pki
+                } else {
+                    &pki
+                }),
+            )
             .replace("{PORT}", &pg.port.to_string());
-        tasks.push_str(&format!("    - name: {name}\n      {module}:\n        {args}\n"));
+        tasks.push_str(&format!(
+            "    - name: {name}\n      {module}:\n        {args}\n"
+        ));
         if *status == Status::Failed {
             tasks.push_str("      ignore_errors: true\n");
         }
@@ -291,11 +300,22 @@ fn no_registered_module_acts_in_check_mode() {
     });
 
     let effects = recording.effects.lock().unwrap().clone();
-    assert!(effects.is_empty(), "check mode acted on the host: {effects:#?}");
+    assert!(
+        effects.is_empty(),
+        "check mode acted on the host: {effects:#?}"
+    );
     assert_eq!(hashes(&w), work_before, "check mode changed the work files");
-    assert_eq!(hashes(&pki), pki_before, "check mode changed the PKI directory");
+    assert_eq!(
+        hashes(&pki),
+        pki_before,
+        "check mode changed the PKI directory"
+    );
     assert!(!new_pki.exists(), "check mode created a PKI directory");
-    assert_eq!(hashes(&pg.data), data_before, "check mode changed the data directory");
+    assert_eq!(
+        hashes(&pg.data),
+        data_before,
+        "check mode changed the data directory"
+    );
     let foreign: Vec<String> = log_after(&pg.log, log_from)
         .into_iter()
         .filter(|l| !l.contains("<[local]>"))

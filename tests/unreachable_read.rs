@@ -5,7 +5,6 @@
 //! says it started and then blocks opening a FIFO nobody writes. Once it runs, the test kills the
 //! host's sshd and every session under it (tests/fleet/kill.sh): the SSH master dies in the middle
 //! of the module's read. Fleet net 15 (its own addresses and state dir). Needs root.
-#[allow(dead_code)]
 mod fleet_common;
 
 use std::fs;

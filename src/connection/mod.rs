@@ -12,7 +12,7 @@ pub mod stdin_script;
 
 use async_trait::async_trait;
 
-pub use op::{Attrs, ExecOutput, ExecRequest, FileKind, FileState, Op, OpOutput, Want};
+pub use op::{Attrs, Backup, ExecOutput, ExecRequest, FileKind, FileState, Op, OpOutput, Want};
 
 /// Why an operation on a host did not complete.
 #[derive(Debug, Clone, thiserror::Error)]

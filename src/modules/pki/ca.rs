@@ -3,12 +3,16 @@
 //! An existing CA is checked against `cn`/`subject`/`key_type`, never replaced. Registers `cert`
 //! (ca.crt), `key` (ca.key, absent for an external CA), `ca`, `subject`, `key_type`, `sha256`,
 //! `serial`, `not_after`, `days_left`, `external`, `dir`, and `reason` when something changed.
+use std::path::PathBuf;
+
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::{blocking, check_renew, key_type, literal, path_value, pki_dir};
 use crate::modules::files::common::find_src;
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{
+    Action, ActionCtx, ActionOutput, Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan,
+};
 use crate::pki::{self, CaOutcome, CaSpec, DEFAULT_CA_DAYS};
 
 pub struct PkiCa;
@@ -42,6 +46,29 @@ fn result_of(o: &CaOutcome, dir: &std::path::Path) -> Map<String, Value> {
         r.insert("warnings".into(), o.warnings.clone().into());
     }
     r
+}
+
+/// Creating (or importing) the CA: [`pki::ensure_ca`], run by the engine outside check mode.
+struct EnsureCa {
+    dir: PathBuf,
+    spec: CaSpec,
+}
+
+#[async_trait]
+impl Action for EnsureCa {
+    fn describe(&self) -> String {
+        format!("create the certificate authority in {}", self.dir.display())
+    }
+
+    async fn run(&self, _ctx: &ActionCtx<'_>) -> Result<ActionOutput, ModuleError> {
+        let (d, spec) = (self.dir.clone(), self.spec.clone());
+        let o = blocking(move || pki::ensure_ca(&d, &spec)).await?;
+        Ok(super::output(
+            o.changed,
+            o.reason.clone(),
+            result_of(&o, &self.dir),
+        ))
+    }
 }
 
 #[async_trait]
@@ -79,7 +106,7 @@ impl Module for PkiCa {
         Ok(())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let dir = pki_dir(ctx, args);
         let find = |name: &str| -> Result<Option<std::path::PathBuf>, String> {
             args.str(name)
@@ -94,27 +121,19 @@ impl Module for PkiCa {
             import_cert: find("import_cert")?,
             import_key: find("import_key")?,
         };
-        let d = dir.clone();
-        if ctx.check_mode {
-            let p = blocking(move || pki::plan_ca(&d, &spec)).await?;
-            let result = match &p.current {
-                Some(o) => result_of(o, &dir),
-                None => {
-                    let layout = pki::store::PkiDir::new(&dir);
-                    let mut r = Map::new();
-                    r.insert("dir".into(), path_value(&dir));
-                    r.insert("cert".into(), path_value(&layout.ca_cert()));
-                    r.insert("ca".into(), path_value(&layout.ca_cert()));
-                    r
-                }
-            };
-            return Ok(super::plan(p.reason.is_some(), p.reason, result));
-        }
-        let o = blocking(move || pki::ensure_ca(&d, &spec)).await?;
-        Ok(super::plan(
-            o.changed,
-            o.reason.clone(),
-            result_of(&o, &dir),
-        ))
+        let (d, s) = (dir.clone(), spec.clone());
+        let p = blocking(move || pki::plan_ca(&d, &s)).await?;
+        let result = match &p.current {
+            Some(o) => result_of(o, &dir),
+            None => {
+                let layout = pki::store::PkiDir::new(&dir);
+                let mut r = Map::new();
+                r.insert("dir".into(), path_value(&dir));
+                r.insert("cert".into(), path_value(&layout.ca_cert()));
+                r.insert("ca".into(), path_value(&layout.ca_cert()));
+                r
+            }
+        };
+        Ok(super::plan(p.reason, result, EnsureCa { dir, spec }))
     }
 }

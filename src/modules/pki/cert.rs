@@ -8,8 +8,12 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+use std::path::PathBuf;
+
 use super::{blocking, check_renew, key_type, literal, path_value, pki_dir};
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{
+    Action, ActionCtx, ActionOutput, Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan,
+};
 use crate::pki::store::PkiDir;
 use crate::pki::{
     self, CertKind, CertOutcome, CertSpec, San, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS,
@@ -164,6 +168,35 @@ fn spec_of(ctx: &ModuleCtx<'_>, args: &Args) -> Result<CertSpec, String> {
     })
 }
 
+/// Issuing (or re-issuing) the certificate: [`pki::ensure_cert`], run by the engine outside
+/// check mode.
+struct EnsureCert {
+    dir: PathBuf,
+    spec: CertSpec,
+}
+
+#[async_trait]
+impl Action for EnsureCert {
+    fn describe(&self) -> String {
+        format!(
+            "issue the {} certificate {:?} from the CA in {}",
+            self.spec.kind.as_str(),
+            self.spec.name,
+            self.dir.display()
+        )
+    }
+
+    async fn run(&self, _ctx: &ActionCtx<'_>) -> Result<ActionOutput, ModuleError> {
+        let (d, spec) = (self.dir.clone(), self.spec.clone());
+        let o = blocking(move || pki::ensure_cert(&d, &spec)).await?;
+        Ok(super::output(
+            o.changed,
+            o.reason.clone(),
+            result_of(&o, &self.dir),
+        ))
+    }
+}
+
 #[async_trait]
 impl Module for PkiCert {
     fn name(&self) -> &'static str {
@@ -206,24 +239,15 @@ impl Module for PkiCert {
         Ok(())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let dir = pki_dir(ctx, args);
         let spec = spec_of(ctx, args)?;
-        let d = dir.clone();
-        if ctx.check_mode {
-            let s = spec.clone();
-            let p = blocking(move || pki::plan_cert(&d, &s)).await?;
-            let result = match &p.current {
-                Some(o) => result_of(o, &dir),
-                None => planned_result(&spec, &dir),
-            };
-            return Ok(super::plan(p.reason.is_some(), p.reason, result));
-        }
-        let o = blocking(move || pki::ensure_cert(&d, &spec)).await?;
-        Ok(super::plan(
-            o.changed,
-            o.reason.clone(),
-            result_of(&o, &dir),
-        ))
+        let (d, s) = (dir.clone(), spec.clone());
+        let p = blocking(move || pki::plan_cert(&d, &s)).await?;
+        let result = match &p.current {
+            Some(o) => result_of(o, &dir),
+            None => planned_result(&spec, &dir),
+        };
+        Ok(super::plan(p.reason, result, EnsureCert { dir, spec }))
     }
 }

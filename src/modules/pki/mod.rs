@@ -1,11 +1,12 @@
 //! `pki_ca`, `pki_cert`, `pki_crl`: the PKI library ([`crate::pki`]) in playbooks.
 //!
 //! These modules work on the control node (the PKI directory is local), whatever the host's
-//! connection: the engine gives them the local connection and they return no ops. They call the
-//! library in a blocking thread (RSA-4096 generation takes a while, and the directory lock may
-//! wait for another host). In check mode they call the library's `plan_*` functions, which
-//! decide and fail like the `ensure_*` ones but write nothing; the task then reports `changed`
-//! with the reason, through [`Plan::changed`].
+//! connection: the engine gives them the local connection and they return no ops. Their plan
+//! calls the library's `plan_*` functions, which decide and fail like the `ensure_*` ones but
+//! write nothing; when something would change, the plan holds an issuing [`Action`] (with the
+//! reason) that calls `ensure_*`, which the engine runs outside check mode only. The library runs
+//! in a blocking thread (RSA-4096 generation takes a while, and the directory lock may wait for
+//! another host).
 //!
 //! Several hosts may issue into the same directory at once: the library serialises them with a
 //! lock on the directory. Results carry paths, fingerprints, serials and dates, never key
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::modules::{Args, ModuleCtx, Plan};
+use crate::modules::{Action, ActionOutput, Args, ModuleCtx, Plan};
 use crate::pki::{self, KeyType, PkiError};
 use crate::template::is_template;
 
@@ -125,15 +126,30 @@ pub(crate) fn path_value(p: &Path) -> Value {
     Value::String(p.display().to_string())
 }
 
-/// The plan of a PKI module: no ops, `changed` set by the module, the result keys.
-pub(crate) fn plan(changed: bool, reason: Option<String>, mut result: Map<String, Value>) -> Plan {
-    result.insert("changed".into(), Value::Bool(changed));
-    if let Some(r) = reason {
+/// The plan of a PKI module: nothing to do, or `action` because of `reason`; `result` holds
+/// the keys as the directory is now (or will be: paths, the request).
+pub(crate) fn plan(
+    reason: Option<String>,
+    mut result: Map<String, Value>,
+    action: impl Action + 'static,
+) -> Plan {
+    match reason {
+        None => Plan::ok().with_result(result),
+        Some(r) => {
+            result.insert("reason".into(), Value::String(r));
+            Plan::action(action).with_result(result)
+        }
+    }
+}
+
+/// What an issuing action registers: the library's outcome, and why it changed something.
+pub(crate) fn output(
+    changed: bool,
+    reason: Option<String>,
+    mut result: Map<String, Value>,
+) -> ActionOutput {
+    if let Some(r) = reason.filter(|_| changed) {
         result.insert("reason".into(), Value::String(r));
     }
-    Plan {
-        changed,
-        result,
-        ..Plan::default()
-    }
+    ActionOutput { changed, result }
 }
