@@ -109,21 +109,25 @@ struct ItemRun {
 }
 
 impl ItemRun {
-    fn failed(msg: impl Into<String>) -> Self {
-        let msg = msg.into();
-        let mut result = Map::new();
-        result.insert("failed".into(), json!(true));
-        result.insert("msg".into(), json!(msg));
+    fn new(status: Status, result: Map<String, Value>, msg: Option<String>) -> Self {
         ItemRun {
-            status: Status::Failed,
+            status,
             result,
-            msg: Some(msg),
+            msg,
             diff: None,
             facts: Map::new(),
             attempts: 0,
             applied: false,
             backups: Vec::new(),
         }
+    }
+
+    fn failed(msg: impl Into<String>) -> Self {
+        let msg = msg.into();
+        let mut result = Map::new();
+        result.insert("failed".into(), json!(true));
+        result.insert("msg".into(), json!(msg));
+        ItemRun::new(Status::Failed, result, Some(msg))
     }
 
     /// The module failed: its message and the result keys it registers with the failure.
@@ -461,19 +465,14 @@ impl Runner<'_> {
                     self.run_item(pc, task, *module, args, &conn, become_on, check, show_diff, &ivars, ictx)
                         .await
                 }
-                Ok(false) => ItemRun {
-                    status: Status::Skipped,
-                    result: json!({"skipped": true, "changed": false, "skip_reason": "Conditional result was False"})
+                Ok(false) => ItemRun::new(
+                    Status::Skipped,
+                    json!({"skipped": true, "changed": false, "skip_reason": "Conditional result was False"})
                         .as_object()
                         .cloned()
                         .unwrap_or_default(),
-                    msg: None,
-                    diff: None,
-                    facts: Map::new(),
-                    attempts: 0,
-                    applied: false,
-                    backups: Vec::new(),
-                },
+                    None,
+                ),
                 Err(e) => ItemRun::failed(e),
             };
             let mut run = run;
@@ -702,23 +701,13 @@ impl Runner<'_> {
             mut result,
             facts,
         } = plan;
-        let done = |status: Status, result: Map<String, Value>, msg: Option<String>| ItemRun {
-            status,
-            result,
-            msg,
-            diff: None,
-            facts: Map::new(),
-            attempts: 0,
-            applied: false,
-            backups: Vec::new(),
-        };
         let (steps, d) = match outcome {
             Found::Matched => {
                 result.insert("changed".into(), json!(false));
                 result.insert("failed".into(), json!(false));
                 return ItemRun {
                     facts,
-                    ..done(Status::Ok, result, None)
+                    ..ItemRun::new(Status::Ok, result, None)
                 };
             }
             Found::Skipped(reason) => return Self::skip(result, reason, facts),
@@ -762,7 +751,7 @@ impl Runner<'_> {
             return ItemRun {
                 diff: diff_text,
                 facts,
-                ..done(Status::Changed, result, None)
+                ..ItemRun::new(Status::Changed, result, None)
             };
         }
         let mut changed = steps.iter().any(|s| matches!(s, Step::Op(_)));
@@ -838,7 +827,7 @@ impl Runner<'_> {
             facts,
             applied: true,
             backups,
-            ..done(status, result, failure)
+            ..ItemRun::new(status, result, failure)
         }
     }
 
@@ -848,14 +837,8 @@ impl Runner<'_> {
         result.insert("changed".into(), json!(false));
         result.insert("msg".into(), json!(reason));
         ItemRun {
-            status: Status::Skipped,
-            result,
-            msg: Some(reason),
-            diff: None,
             facts,
-            attempts: 0,
-            applied: false,
-            backups: Vec::new(),
+            ..ItemRun::new(Status::Skipped, result, Some(reason))
         }
     }
 

@@ -86,33 +86,23 @@ pub async fn plan_exec(
         (Some(d), false) => format!("{d}/{p}"),
         _ => p.to_string(),
     };
+    // Ansible's answer when `creates`/`removes` decides the command is not needed.
+    let not_run = |path: &str, state: &str| {
+        let stdout = format!("skipped, since {path} {state}");
+        Plan::ok()
+            .with("msg", format!("Did not run command since '{path}' {state}"))
+            .with("rc", 0)
+            .with("stdout", stdout.clone())
+            .with("stdout_lines", json!([stdout]))
+    };
     if let Some(c) = args.str("creates") {
-        let st = ctx.host.stat(&abs(c), Want::default()).await?;
-        if st.exists() {
-            return Ok(Plan::ok()
-                .with("msg", format!("Did not run command since '{c}' exists"))
-                .with("rc", 0)
-                .with("stdout", format!("skipped, since {c} exists"))
-                .with(
-                    "stdout_lines",
-                    json!([format!("skipped, since {c} exists")]),
-                ));
+        if ctx.host.stat(&abs(c), Want::default()).await?.exists() {
+            return Ok(not_run(c, "exists"));
         }
     }
     if let Some(r) = args.str("removes") {
-        let st = ctx.host.stat(&abs(r), Want::default()).await?;
-        if !st.exists() {
-            return Ok(Plan::ok()
-                .with(
-                    "msg",
-                    format!("Did not run command since '{r}' does not exist"),
-                )
-                .with("rc", 0)
-                .with("stdout", format!("skipped, since {r} does not exist"))
-                .with(
-                    "stdout_lines",
-                    json!([format!("skipped, since {r} does not exist")]),
-                ));
+        if !ctx.host.stat(&abs(r), Want::default()).await?.exists() {
+            return Ok(not_run(r, "does not exist"));
         }
     }
     if let Some(input) = args.string("stdin") {

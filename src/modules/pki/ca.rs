@@ -3,16 +3,12 @@
 //! An existing CA is checked against `cn`/`subject`/`key_type`, never replaced. Registers `cert`
 //! (ca.crt), `key` (ca.key, absent for an external CA), `ca`, `subject`, `key_type`, `sha256`,
 //! `serial`, `not_after`, `days_left`, `external`, `dir`, and `reason` when something changed.
-use std::path::PathBuf;
-
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{blocking, check_renew, key_type, literal, path_value, pki_dir};
+use super::{blocking, check_renew, key_type, literal, path_value, pki_dir, Ensure, Report};
 use crate::modules::files::common::find_src;
-use crate::modules::{
-    Action, ActionCtx, ActionOutput, Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan,
-};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 use crate::pki::{self, CaOutcome, CaSpec, DEFAULT_CA_DAYS};
 
 pub struct PkiCa;
@@ -46,29 +42,6 @@ fn result_of(o: &CaOutcome, dir: &std::path::Path) -> Map<String, Value> {
         r.insert("warnings".into(), o.warnings.clone().into());
     }
     r
-}
-
-/// Creating (or importing) the CA: [`pki::ensure_ca`], run by the engine outside check mode.
-struct EnsureCa {
-    dir: PathBuf,
-    spec: CaSpec,
-}
-
-#[async_trait]
-impl Action for EnsureCa {
-    fn describe(&self) -> String {
-        format!("create the certificate authority in {}", self.dir.display())
-    }
-
-    async fn run(&self, _ctx: &ActionCtx<'_>) -> Result<ActionOutput, ModuleError> {
-        let (d, spec) = (self.dir.clone(), self.spec.clone());
-        let o = blocking(move || pki::ensure_ca(&d, &spec)).await?;
-        Ok(super::output(
-            o.changed,
-            o.reason.clone(),
-            result_of(&o, &self.dir),
-        ))
-    }
 }
 
 #[async_trait]
@@ -134,6 +107,17 @@ impl Module for PkiCa {
                 r
             }
         };
-        Ok(super::plan(p.reason, result, EnsureCa { dir, spec }))
+        let create = Ensure {
+            what: "create the certificate authority".into(),
+            dir,
+            spec,
+            ensure: pki::ensure_ca,
+            report: |o, dir| Report {
+                changed: o.changed,
+                reason: o.reason.clone(),
+                result: result_of(o, dir),
+            },
+        };
+        Ok(super::plan(p.reason, result, create))
     }
 }

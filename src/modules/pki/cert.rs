@@ -8,12 +8,8 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use std::path::PathBuf;
-
-use super::{blocking, check_renew, key_type, literal, path_value, pki_dir};
-use crate::modules::{
-    Action, ActionCtx, ActionOutput, Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan,
-};
+use super::{blocking, check_renew, key_type, literal, path_value, pki_dir, Ensure, Report};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 use crate::pki::store::PkiDir;
 use crate::pki::{
     self, CertKind, CertOutcome, CertSpec, San, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS,
@@ -168,35 +164,6 @@ fn spec_of(ctx: &ModuleCtx<'_>, args: &Args) -> Result<CertSpec, String> {
     })
 }
 
-/// Issuing (or re-issuing) the certificate: [`pki::ensure_cert`], run by the engine outside
-/// check mode.
-struct EnsureCert {
-    dir: PathBuf,
-    spec: CertSpec,
-}
-
-#[async_trait]
-impl Action for EnsureCert {
-    fn describe(&self) -> String {
-        format!(
-            "issue the {} certificate {:?} from the CA in {}",
-            self.spec.kind.as_str(),
-            self.spec.name,
-            self.dir.display()
-        )
-    }
-
-    async fn run(&self, _ctx: &ActionCtx<'_>) -> Result<ActionOutput, ModuleError> {
-        let (d, spec) = (self.dir.clone(), self.spec.clone());
-        let o = blocking(move || pki::ensure_cert(&d, &spec)).await?;
-        Ok(super::output(
-            o.changed,
-            o.reason.clone(),
-            result_of(&o, &self.dir),
-        ))
-    }
-}
-
 #[async_trait]
 impl Module for PkiCert {
     fn name(&self) -> &'static str {
@@ -248,6 +215,21 @@ impl Module for PkiCert {
             Some(o) => result_of(o, &dir),
             None => planned_result(&spec, &dir),
         };
-        Ok(super::plan(p.reason, result, EnsureCert { dir, spec }))
+        let issue = Ensure {
+            what: format!(
+                "issue the {} certificate {:?} from the CA",
+                spec.kind.as_str(),
+                spec.name
+            ),
+            dir,
+            spec,
+            ensure: pki::ensure_cert,
+            report: |o, dir| Report {
+                changed: o.changed,
+                reason: o.reason.clone(),
+                result: result_of(o, dir),
+            },
+        };
+        Ok(super::plan(p.reason, result, issue))
     }
 }

@@ -5,15 +5,13 @@
 //! `crl`, `ca`, `sha256` (of crl.pem), `crl_number`, `next_update` and `not_after` (RFC 3339),
 //! `days_left`, `revoked` (names revoked by this run), `revoked_serials` (everything the CRL
 //! lists), `dir`, and `reason` when something changed.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{blocking, check_renew, literal, path_value, pki_dir};
-use crate::modules::{
-    Action, ActionCtx, ActionOutput, Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan,
-};
+use super::{blocking, check_renew, literal, path_value, pki_dir, Ensure, Report};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 use crate::pki::store::PkiDir;
 use crate::pki::{
     self, CertKind, CrlSpec, RevocationReason, RevokeSpec, DEFAULT_CRL_DAYS,
@@ -100,57 +98,39 @@ fn result_of(dir: &Path, done: &Done) -> Map<String, Value> {
     r
 }
 
-/// Revoking and (re)writing crl.pem: [`pki::ensure_revoked`] and [`pki::ensure_crl`], run by
-/// the engine outside check mode.
-struct EnsureCrl {
-    dir: PathBuf,
+/// What the CRL task wants: names to revoke, and how the CRL should be.
+#[derive(Clone)]
+struct CrlWork {
     revokes: Vec<RevokeSpec>,
-    crl_spec: CrlSpec,
+    crl: CrlSpec,
 }
 
-#[async_trait]
-impl Action for EnsureCrl {
-    fn describe(&self) -> String {
-        let names: Vec<&str> = self.revokes.iter().map(|r| r.name.as_str()).collect();
-        if names.is_empty() {
-            format!("write the CRL of the CA in {}", self.dir.display())
-        } else {
-            format!(
-                "revoke {} and write the CRL of the CA in {}",
-                names.join(", "),
-                self.dir.display()
-            )
+/// Revoke, then (re)write crl.pem: [`pki::ensure_revoked`] and [`pki::ensure_crl`].
+fn ensure(dir: &Path, w: &CrlWork) -> pki::Result<Done> {
+    let mut done = Done::default();
+    for r in &w.revokes {
+        let o = pki::ensure_revoked(dir, r)?;
+        if o.changed {
+            done.reasons.push(format!(
+                "revoked {} certificate {:?} (serial {}, {})",
+                o.kind, o.name, o.serial, o.reason
+            ));
+            done.revoked.push(o.name);
         }
     }
+    let o = pki::ensure_crl(dir, &w.crl)?;
+    done.reasons.extend(o.reason.clone());
+    done.crl = Some(o);
+    done.read_sha256(dir);
+    Ok(done)
+}
 
-    async fn run(&self, _ctx: &ActionCtx<'_>) -> Result<ActionOutput, ModuleError> {
-        let (d, revokes, crl_spec) = (
-            self.dir.clone(),
-            self.revokes.clone(),
-            self.crl_spec.clone(),
-        );
-        let done = blocking(move || {
-            let mut done = Done::default();
-            for r in &revokes {
-                let o = pki::ensure_revoked(&d, r)?;
-                if o.changed {
-                    done.reasons.push(format!(
-                        "revoked {} certificate {:?} (serial {}, {})",
-                        o.kind, o.name, o.serial, o.reason
-                    ));
-                    done.revoked.push(o.name);
-                }
-            }
-            let o = pki::ensure_crl(&d, &crl_spec)?;
-            done.reasons.extend(o.reason.clone());
-            done.crl = Some(o);
-            done.read_sha256(&d);
-            Ok(done)
-        })
-        .await?;
-        let changed = !done.reasons.is_empty();
-        let reason = changed.then(|| done.reasons.join("; "));
-        Ok(super::output(changed, reason, result_of(&self.dir, &done)))
+fn report(done: &Done, dir: &Path) -> Report {
+    let changed = !done.reasons.is_empty();
+    Report {
+        changed,
+        reason: changed.then(|| done.reasons.join("; ")),
+        result: result_of(dir, done),
     }
 }
 
@@ -234,14 +214,22 @@ impl Module for PkiCrl {
         .await?;
         let reason = (!done.reasons.is_empty()).then(|| done.reasons.join("; "));
         let result = result_of(&dir, &done);
-        Ok(super::plan(
-            reason,
-            result,
-            EnsureCrl {
-                dir,
+        let names: Vec<&str> = revokes.iter().map(|r| r.name.as_str()).collect();
+        let what = if names.is_empty() {
+            "write the CRL of the CA".to_string()
+        } else {
+            format!("revoke {} and write the CRL of the CA", names.join(", "))
+        };
+        let work = Ensure {
+            what,
+            dir,
+            spec: CrlWork {
                 revokes,
-                crl_spec,
+                crl: crl_spec,
             },
-        ))
+            ensure,
+            report,
+        };
+        Ok(super::plan(reason, result, work))
     }
 }

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::modules::{Action, ActionOutput, Args, ModuleCtx, Plan};
+use async_trait::async_trait;
+
+use crate::modules::{Action, ActionCtx, ActionOutput, Args, ModuleCtx, ModuleError, Plan};
 use crate::pki::{self, KeyType, PkiError};
 use crate::template::is_template;
 
@@ -142,14 +144,47 @@ pub(crate) fn plan(
     }
 }
 
-/// What an issuing action registers: the library's outcome, and why it changed something.
-pub(crate) fn output(
-    changed: bool,
-    reason: Option<String>,
-    mut result: Map<String, Value>,
-) -> ActionOutput {
-    if let Some(r) = reason.filter(|_| changed) {
-        result.insert("reason".into(), Value::String(r));
+/// What a library call that changes the directory reports: whether it changed something, why,
+/// and the result keys.
+pub(crate) struct Report {
+    pub changed: bool,
+    pub reason: Option<String>,
+    pub result: Map<String, Value>,
+}
+
+/// The deferred action of a PKI module: `ensure(dir, spec)` (the library's `ensure_*`) in a
+/// blocking thread, its outcome turned into the result by `report`. The engine runs it outside
+/// check mode only.
+pub(crate) struct Ensure<S, O> {
+    /// What it does, for the report.
+    pub what: String,
+    pub dir: PathBuf,
+    pub spec: S,
+    pub ensure: fn(&Path, &S) -> pki::Result<O>,
+    pub report: fn(&O, &Path) -> Report,
+}
+
+#[async_trait]
+impl<S, O> Action for Ensure<S, O>
+where
+    S: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+{
+    fn describe(&self) -> String {
+        format!("{} in {}", self.what, self.dir.display())
     }
-    ActionOutput { changed, result }
+
+    async fn run(&self, _ctx: &ActionCtx<'_>) -> Result<ActionOutput, ModuleError> {
+        let (d, spec, ensure) = (self.dir.clone(), self.spec.clone(), self.ensure);
+        let o = blocking(move || ensure(&d, &spec)).await?;
+        let Report {
+            changed,
+            reason,
+            mut result,
+        } = (self.report)(&o, &self.dir);
+        if let Some(r) = reason.filter(|_| changed) {
+            result.insert("reason".into(), Value::String(r));
+        }
+        Ok(ActionOutput { changed, result })
+    }
 }
