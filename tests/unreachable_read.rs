@@ -2,13 +2,13 @@
 //! `unreachable` (exit 3), not `failed`.
 //!
 //! Deterministic: pg_facts' read runs `psql` from `bin_dir`, here a script of the test's that
-//! says it started and then blocks opening a FIFO nobody writes. Once it runs, the test kills the
-//! host's sshd and every session under it (tests/fleet/kill.sh): the SSH master dies in the middle
-//! of the module's read. Fleet net 15 (its own addresses and state dir). Needs root.
+//! says it started and then blocks opening a FIFO nobody writes. Once it runs, the test kills
+//! castellan's SSH master process (SIGKILL): the connection dies in the middle of the module's
+//! read. Fleet net 15 (its own addresses and state dir). Needs root.
 mod fleet_common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,31 @@ static FLEET: Shared = Shared::new(&DEF, &["1", "--no-postgres"]);
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// The `ssh` processes whose parent is `parent` (castellan's masters).
+fn ssh_children(parent: u32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some((comm, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if comm.ends_with("(ssh") && ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 #[test]
@@ -72,10 +97,19 @@ fn a_master_killed_during_a_read_makes_the_host_unreachable_not_failed() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    fleet.script("kill.sh", &["db1"]);
+    let masters = ssh_children(child.id());
+    assert_eq!(masters.len(), 1, "one SSH master per host: {masters:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(masters[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let out = child.wait_with_output().unwrap();
-    // Bring db1 back for whoever holds the fleet next.
-    fleet.script("up.sh", &["1", "--no-postgres"]);
+    // Let the blocked read on the host go (a writer that opens and closes the FIFO).
+    let _ = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&fifo);
 
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
