@@ -1,6 +1,8 @@
-//! How castellan reaches a host. Modules never talk to a host directly: they read state through
-//! [`Connection::stat`] and return [`Op`]s, which the engine applies through [`Connection::apply`].
-//! Every operation is one round trip on a remote connection.
+//! How castellan reaches a host. Modules never talk to a host directly: their plan reads state
+//! through [`Connection::stat`] and [`Connection::query`] (behind `modules::HostReader`, which
+//! offers nothing else) and returns [`Op`]s and deferred actions, which the engine applies
+//! through [`Connection::apply`] and runs with [`Connection::exec`]. Every operation is one round
+//! trip on a remote connection.
 pub mod backup;
 pub mod children;
 pub mod local;
