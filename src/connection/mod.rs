@@ -1,6 +1,8 @@
-//! How castellan reaches a host. Modules never talk to a host directly: they read state through
-//! [`Connection::stat`] and return [`Op`]s, which the engine applies through [`Connection::apply`].
-//! Every operation is one round trip on a remote connection.
+//! How castellan reaches a host. Modules never talk to a host directly: their plan reads state
+//! through [`Connection::stat`] and [`Connection::query`] (behind `modules::HostReader`, which
+//! offers nothing else) and returns [`Op`]s and deferred actions, which the engine applies
+//! through [`Connection::apply`] and runs with [`Connection::exec`]. Every operation is one round
+//! trip on a remote connection.
 pub mod backup;
 pub mod children;
 pub mod local;
@@ -12,7 +14,7 @@ pub mod stdin_script;
 
 use async_trait::async_trait;
 
-pub use op::{Attrs, ExecOutput, ExecRequest, FileKind, FileState, Op, OpOutput, Want};
+pub use op::{Attrs, Backup, ExecOutput, ExecRequest, FileKind, FileState, Op, OpOutput, Want};
 
 /// Why an operation on a host did not complete.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -29,6 +31,12 @@ pub enum ConnError {
 pub trait Connection: Send + Sync {
     /// Run a command; never fails because of a non-zero exit code.
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError>;
+    /// Run a command that only reads the host's state (a `psql` query for facts): what a
+    /// module's plan may run. The same as [`Connection::exec`] on a real host; a recording
+    /// connection lets it through while it records `exec` and `apply`.
+    async fn query(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError> {
+        self.exec(req).await
+    }
     /// Read a path's state (and optionally its content and checksums) in one round trip.
     async fn stat(
         &self,

@@ -71,6 +71,14 @@ impl Op {
     }
 }
 
+/// A backup a write kept on the host: the file at `path` as it was, now at `backup` (a hard
+/// link beside it, see [`super::backup`]). Paths only, never content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Backup {
+    pub path: String,
+    pub backup: String,
+}
+
 /// What a connection returns after applying an op.
 #[derive(Debug, Clone, Default)]
 pub struct OpOutput {

@@ -12,12 +12,21 @@ use crate::connection::{ConnError, Connection};
 /// A host's connection, filled by the first task that needs it.
 type Slot = Arc<OnceCell<Arc<dyn Connection>>>;
 
-#[derive(Default)]
 pub struct Pool {
     /// One cell per host: connecting happens outside the map's lock, hosts in parallel.
     conns: Mutex<HashMap<String, Slot>>,
-    local: Arc<LocalConnection>,
+    local: Arc<dyn Connection>,
     pub accept_new_host_keys: bool,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool {
+            conns: Mutex::default(),
+            local: Arc::new(LocalConnection::new()),
+            accept_new_host_keys: false,
+        }
+    }
 }
 
 /// Is this host reached through the local connection?
@@ -37,8 +46,17 @@ impl Pool {
         }
     }
 
+    /// A pool whose control node is reached through `local` instead of the plain
+    /// [`LocalConnection`] (tests wrap the real one to record what a run does).
+    pub fn with_local(accept_new_host_keys: bool, local: Arc<dyn Connection>) -> Self {
+        Pool {
+            local,
+            ..Pool::new(accept_new_host_keys)
+        }
+    }
+
     pub fn local(&self) -> Arc<dyn Connection> {
-        self.local.clone()
+        Arc::clone(&self.local)
     }
 
     /// The connection for a host, opened if needed.

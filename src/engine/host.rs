@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::connection::Backup;
 use crate::inventory::Host;
 
 #[derive(Debug)]
@@ -22,9 +23,11 @@ pub struct HostState {
     pub owed: Vec<String>,
     /// Variables of the includes being run (their loop items).
     pub include_vars: Vec<Arc<Map<String, Value>>>,
-    /// Backups this run made on the host (`{"path", "backup"}`), oldest first: what a
-    /// rollback restores. Exposed to tasks as `castellan_backups`.
-    pub backups: Vec<Value>,
+    /// Backups made on the host, oldest first: those an earlier run left with a handler it
+    /// still owed, then those of this run's writes (from each applied write's
+    /// `OpOutput::backup_file`). What a rollback restores (given to actions in
+    /// `ActionCtx::backups`); shown to playbooks as `castellan_backups`.
+    pub backups: Vec<Backup>,
 }
 
 impl HostState {
@@ -46,25 +49,6 @@ impl HostState {
     /// Can this host take more tasks?
     pub fn active(&self) -> bool {
         !self.failed && !self.unreachable && !self.ended
-    }
-
-    /// Remember the backups a task's result mentions (a loop's items too).
-    pub fn record_backups(&mut self, result: &Value) {
-        let items: Vec<&Value> = match result.get("results").and_then(Value::as_array) {
-            Some(items) => items.iter().collect(),
-            None => vec![result],
-        };
-        for r in items {
-            if let (Some(b), Some(p)) = (
-                r.get("backup_file").and_then(Value::as_str),
-                r.get("dest")
-                    .or_else(|| r.get("path"))
-                    .and_then(Value::as_str),
-            ) {
-                self.backups
-                    .push(serde_json::json!({"path": p, "backup": b}));
-            }
-        }
     }
 
     /// What the host owes now: the handlers notified and those still owed from an earlier run.

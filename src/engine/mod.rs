@@ -214,7 +214,10 @@ impl<'a> Runner<'a> {
             json!({"full": env!("CARGO_PKG_VERSION"), "string": env!("CARGO_PKG_VERSION")}),
         );
         vars.insert("omit".into(), json!(OMIT));
-        vars.insert("castellan_backups".into(), Value::Array(hs.backups.clone()));
+        vars.insert(
+            "castellan_backups".into(),
+            serde_json::to_value(&hs.backups).unwrap_or(Value::Null),
+        );
         let needs = task::needs(task, &vars);
         // Host lists cost O(hosts) per host: only tasks that read them get them.
         if needs.play_hosts {

@@ -22,13 +22,15 @@ use std::sync::Mutex;
 
 use serde_json::{json, Map, Value};
 
+use crate::connection::Backup;
+
 /// What a play still owes one host.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Owed {
     /// Handlers notified and not run, in notification order.
     pub handlers: Vec<String>,
-    /// Backups made on the host (`{"path", "backup"}`), oldest first.
-    pub backups: Vec<Value>,
+    /// Backups made on the host, oldest first.
+    pub backups: Vec<Backup>,
 }
 
 impl Owed {
@@ -59,16 +61,13 @@ impl Owed {
             },
             Value::Object(m) => Owed {
                 handlers: strings(m.get("handlers")),
+                // An entry that is not a `{"path", "backup"}` pair is dropped.
                 backups: m
                     .get("backups")
                     .and_then(Value::as_array)
                     .map(|a| {
                         a.iter()
-                            .filter(|b| {
-                                b.get("path").and_then(Value::as_str).is_some()
-                                    && b.get("backup").and_then(Value::as_str).is_some()
-                            })
-                            .cloned()
+                            .filter_map(|b| serde_json::from_value(b.clone()).ok())
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -257,9 +256,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let o = Owed {
             handlers: vec!["apply".into()],
-            backups: vec![
-                json!({"path": "/etc/pg/pg_hba.conf", "backup": "/etc/pg/pg_hba.conf.1~"}),
-            ],
+            backups: vec![Backup {
+                path: "/etc/pg/pg_hba.conf".into(),
+                backup: "/etc/pg/pg_hba.conf.1~".into(),
+            }],
         };
         save(d.path(), "play", "db1", &o).unwrap();
         assert_eq!(load(d.path(), "play", "db1"), o);

@@ -9,9 +9,12 @@ use serde_json::{json, Map, Value};
 use tera::Context;
 
 use super::{PlayCtx, Runner};
-use crate::connection::{ConnError, Connection, Op};
+use crate::connection::{Backup, ConnError, Connection, Op};
 use crate::modules::args::normalize;
-use crate::modules::{Module, ModuleCtx, Plan};
+use crate::modules::plan::Outcome as Found;
+use crate::modules::{
+    ActionCtx, CheckMode, HostReader, Module, ModuleCtx, ModuleError, Plan, Step,
+};
 use crate::playbook::keywords::OMIT;
 use crate::playbook::{Action, Cond, Task};
 use crate::report::{diff, secret, HostResult, Status};
@@ -89,6 +92,8 @@ pub struct Outcome {
     /// Changes were being applied to the host (not check mode): when the task was cut short
     /// (unreachable, interrupted), they may have happened.
     pub applied: bool,
+    /// Backups the task's writes made on the host, oldest first.
+    pub backups: Vec<Backup>,
 }
 
 /// One module run (one loop item).
@@ -100,22 +105,58 @@ struct ItemRun {
     facts: Map<String, Value>,
     attempts: u32,
     applied: bool,
+    backups: Vec<Backup>,
 }
 
 impl ItemRun {
+    fn new(status: Status, result: Map<String, Value>, msg: Option<String>) -> Self {
+        ItemRun {
+            status,
+            result,
+            msg,
+            diff: None,
+            facts: Map::new(),
+            attempts: 0,
+            applied: false,
+            backups: Vec::new(),
+        }
+    }
+
     fn failed(msg: impl Into<String>) -> Self {
         let msg = msg.into();
         let mut result = Map::new();
         result.insert("failed".into(), json!(true));
         result.insert("msg".into(), json!(msg));
+        ItemRun::new(Status::Failed, result, Some(msg))
+    }
+
+    /// The module failed: its message and the result keys it registers with the failure.
+    fn failed_with(msg: String, mut result: Map<String, Value>) -> Self {
+        result.insert("failed".into(), json!(true));
+        result.insert("msg".into(), json!(msg));
+        result.entry("changed").or_insert(json!(false));
         ItemRun {
-            status: Status::Failed,
             result,
-            msg: Some(msg),
-            diff: None,
-            facts: Map::new(),
-            attempts: 0,
-            applied: false,
+            ..ItemRun::failed(msg)
+        }
+    }
+
+    /// This run, failed after all (a `changed_when`/`failed_when` that cannot be evaluated):
+    /// what it applied and the backups it made stay known.
+    fn failing(self, msg: String) -> Self {
+        ItemRun {
+            attempts: self.attempts,
+            applied: self.applied,
+            backups: self.backups,
+            ..ItemRun::failed(msg)
+        }
+    }
+
+    fn of_error(e: ModuleError) -> Self {
+        match e {
+            ModuleError::Unreachable(m) => ItemRun::unreachable(m),
+            ModuleError::InvalidArgs(m) => ItemRun::failed_with(m, Map::new()),
+            ModuleError::Failed { msg, result } => ItemRun::failed_with(msg, result),
         }
     }
 
@@ -228,6 +269,8 @@ impl Runner<'_> {
                         facts: first.facts.clone(),
                         changed: first.changed,
                         applied: first.applied,
+                        // The backups are on the host that ran the task.
+                        backups: Vec::new(),
                     })
                     .collect();
                 outcomes.extend(copies);
@@ -250,9 +293,7 @@ impl Runner<'_> {
         for (k, v) in o.facts {
             hs.facts.insert(k, v);
         }
-        if let Some(v) = &o.register {
-            hs.record_backups(v);
-        }
+        hs.backups.extend(o.backups);
         if let (Some(name), Some(v)) = (&task.register, o.register) {
             hs.facts.insert(name.clone(), v);
         }
@@ -424,18 +465,14 @@ impl Runner<'_> {
                     self.run_item(pc, task, *module, args, &conn, become_on, check, show_diff, &ivars, ictx)
                         .await
                 }
-                Ok(false) => ItemRun {
-                    status: Status::Skipped,
-                    result: json!({"skipped": true, "changed": false, "skip_reason": "Conditional result was False"})
+                Ok(false) => ItemRun::new(
+                    Status::Skipped,
+                    json!({"skipped": true, "changed": false, "skip_reason": "Conditional result was False"})
                         .as_object()
                         .cloned()
                         .unwrap_or_default(),
-                    msg: None,
-                    diff: None,
-                    facts: Map::new(),
-                    attempts: 0,
-                    applied: false,
-                },
+                    None,
+                ),
                 Err(e) => ItemRun::failed(e),
             };
             let mut run = run;
@@ -463,6 +500,7 @@ impl Runner<'_> {
             facts: Map::new(),
             changed: false,
             applied: false,
+            backups: Vec::new(),
         }
     }
 
@@ -538,35 +576,45 @@ impl Runner<'_> {
         };
         let mut attempt = 0;
         let mut applied = false;
+        let mut made: Vec<Backup> = Vec::new();
         loop {
             attempt += 1;
+            let host = vars
+                .get("inventory_hostname")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let mctx = ModuleCtx {
-                conn: conn.as_ref(),
+                host: HostReader::new(conn.as_ref(), become_user.as_deref()),
                 become_user: become_user.as_deref(),
-                check_mode: check,
                 templar: self.templar,
                 vars: &ctx,
                 search_dirs: &search_dirs,
-                inventory_hostname: vars
-                    .get("inventory_hostname")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
+                inventory_hostname: host,
             };
-            let plan = match module.plan(&mctx, &args).await {
-                Ok(p) => p,
-                Err(e) => Plan::fail(e),
+            let mut run = match module.plan(&mctx, &args).await {
+                Ok(plan) => {
+                    if !check && plan.changes() && !task.notify.is_empty() {
+                        // Owed from before the first change: a run cut short in the middle of
+                        // it still runs the handlers next time.
+                        self.owe_ahead(pc, task, host);
+                    }
+                    let how = Apply {
+                        conn: conn.as_ref(),
+                        become_user: become_user.as_deref(),
+                        check,
+                        show_diff,
+                        host,
+                    };
+                    self.apply_plan(task, &how, plan).await
+                }
+                Err(e) => ItemRun::of_error(e),
             };
-            if !check && !plan.ops.is_empty() && !task.notify.is_empty() {
-                // Owed from before the first change: a run cut short in the middle of it
-                // still runs the handlers next time.
-                self.owe_ahead(pc, task, mctx.inventory_hostname);
-            }
-            let mut run = self
-                .apply_plan(task, conn, become_user.as_deref(), check, show_diff, plan)
-                .await;
             run.attempts = attempt;
             applied |= run.applied;
             run.applied = applied;
+            // Backups of every attempt: each one is a state a rollback may need.
+            made.append(&mut run.backups);
+            run.backups = made.clone();
             if run.status == Status::Unreachable {
                 return run;
             }
@@ -587,7 +635,7 @@ impl Runner<'_> {
                             }
                             run.result.insert("changed".into(), json!(c));
                         }
-                        Err(e) => return ItemRun::failed(e),
+                        Err(e) => return run.failing(e),
                     }
                 }
                 if !task.failed_when.is_empty() && run.status != Status::Skipped {
@@ -610,7 +658,7 @@ impl Runner<'_> {
                                 run.msg = None;
                             }
                         }
-                        Err(e) => return ItemRun::failed(e),
+                        Err(e) => return run.failing(e),
                     }
                 }
                 if !task.until.is_empty() {
@@ -644,129 +692,165 @@ impl Runner<'_> {
         }
     }
 
-    /// Apply a module's plan (unless in check mode) and build the item's result.
-    async fn apply_plan(
-        &self,
-        task: &Task,
-        conn: &Arc<dyn Connection>,
-        become_user: Option<&str>,
-        check: bool,
-        show_diff: bool,
-        plan: Plan,
-    ) -> ItemRun {
+    /// Apply a module's plan (unless in check mode) and build the item's result. Check mode runs
+    /// nothing: it reports what the steps would do (`changed`, or `skipped` when every step is an
+    /// action that says so, like Ansible's `command`).
+    async fn apply_plan(&self, task: &Task, how: &Apply<'_>, plan: Plan) -> ItemRun {
         let Plan {
-            ops,
+            outcome,
             mut result,
-            diff: d,
-            failed,
-            skipped,
             facts,
-            changed: changed_itself,
         } = plan;
-        let diff_text = if show_diff {
+        let (steps, d) = match outcome {
+            Found::Matched => {
+                result.insert("changed".into(), json!(false));
+                result.insert("failed".into(), json!(false));
+                return ItemRun {
+                    facts,
+                    ..ItemRun::new(Status::Ok, result, None)
+                };
+            }
+            Found::Skipped(reason) => return Self::skip(result, reason, facts),
+            Found::Change { steps, diff } => (steps, diff),
+        };
+        let diff_text = if how.show_diff {
             d.as_ref().map(|d| diff::render(d, task.no_log))
         } else {
             None
         };
-        if let Some(msg) = failed {
-            result.insert("failed".into(), json!(true));
-            result.insert("msg".into(), json!(msg));
-            result.insert("changed".into(), json!(false));
-            return ItemRun {
-                status: Status::Failed,
-                result,
-                msg: Some(msg),
-                diff: None,
-                facts: Map::new(),
-                attempts: 0,
-                applied: false,
-            };
+        let actions: Vec<String> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Action(a) => Some(a.describe()),
+                Step::Op(_) => None,
+            })
+            .collect();
+        if !actions.is_empty() {
+            result.insert("actions".into(), json!(actions));
         }
-        if let Some(reason) = skipped {
-            result.insert("skipped".into(), json!(true));
-            result.insert("changed".into(), json!(false));
-            result.insert("msg".into(), json!(reason));
+        if how.check {
+            let skip = steps.iter().try_fold(None, |reason, s| match s {
+                Step::Action(a) => match a.in_check_mode() {
+                    CheckMode::Skip(r) => Some(reason.or(Some(r))),
+                    CheckMode::WouldChange => None,
+                },
+                Step::Op(_) => None,
+            });
+            if let Some(Some(reason)) = skip {
+                return Self::skip(result, reason, facts);
+            }
+            if !actions.is_empty() && !result.contains_key("msg") {
+                result.insert(
+                    "msg".into(),
+                    json!(format!("check mode: would {}", actions.join("; "))),
+                );
+            }
+            result.insert("changed".into(), json!(true));
+            result.insert("failed".into(), json!(false));
+            result.insert("check_mode".into(), json!(true));
             return ItemRun {
-                status: Status::Skipped,
-                result,
-                msg: Some(reason),
-                diff: None,
+                diff: diff_text,
                 facts,
-                attempts: 0,
-                applied: false,
+                ..ItemRun::new(Status::Changed, result, None)
             };
         }
-        let changed = changed_itself || !ops.is_empty();
-        let mut status = if changed { Status::Changed } else { Status::Ok };
-        let mut msg = None;
-        if !ops.is_empty() && !check {
-            for op in &ops {
-                match conn.apply(op, become_user).await {
+        let mut changed = steps.iter().any(|s| matches!(s, Step::Op(_)));
+        let mut failure: Option<String> = None;
+        let mut backups: Vec<Backup> = Vec::new();
+        for step in &steps {
+            let outcome = match step {
+                Step::Op(op) => match how.conn.apply(op, how.become_user).await {
                     Ok(out) => {
-                        if let Some(b) = out.backup_file {
+                        if let (Op::Write { path, .. }, Some(b)) = (op, out.backup_file) {
                             result.insert("backup_file".into(), json!(b));
+                            backups.push(Backup {
+                                path: path.clone(),
+                                backup: b,
+                            });
                         }
-                        if let Some(x) = out.exec {
-                            let stdout = String::from_utf8_lossy(&x.stdout)
-                                .trim_end_matches('\n')
-                                .to_string();
-                            let stderr = String::from_utf8_lossy(&x.stderr)
-                                .trim_end_matches('\n')
-                                .to_string();
-                            result.insert("rc".into(), json!(x.rc));
-                            result.insert(
-                                "stdout_lines".into(),
-                                json!(stdout.lines().collect::<Vec<_>>()),
-                            );
-                            result.insert(
-                                "stderr_lines".into(),
-                                json!(stderr.lines().collect::<Vec<_>>()),
-                            );
-                            result.insert("stdout".into(), json!(stdout));
-                            result.insert("stderr".into(), json!(stderr));
-                            if x.rc != 0 {
-                                status = Status::Failed;
-                                let m = if matches!(op, Op::Exec(_)) && stderr.starts_with("[Errno")
-                                {
-                                    stderr.clone()
-                                } else {
-                                    "non-zero return code".to_string()
-                                };
-                                msg = Some(m.clone());
-                                result.insert("msg".into(), json!(m));
-                                break;
-                            }
+                        match out.exec {
+                            Some(x) if x.rc != 0 => Err(ModuleError::failed_with(
+                                "non-zero return code",
+                                Map::from_iter([("rc".to_string(), json!(x.rc))]),
+                            )),
+                            _ => Ok(()),
                         }
                     }
-                    Err(ConnError::Unreachable(m)) => {
-                        return ItemRun {
-                            applied: true,
-                            ..ItemRun::unreachable(m)
-                        }
+                    Err(e) => Err(e.into()),
+                },
+                Step::Action(a) => {
+                    let known = self.backups_of(how.host, &backups);
+                    let actx = ActionCtx {
+                        conn: how.conn,
+                        become_user: how.become_user,
+                        backups: &known,
+                        inventory_hostname: how.host,
+                    };
+                    a.run(&actx).await.map(|out| {
+                        changed |= out.changed;
+                        result.extend(out.result);
+                    })
+                }
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(ModuleError::Unreachable(m)) => {
+                    return ItemRun {
+                        applied: true,
+                        backups,
+                        ..ItemRun::unreachable(m)
                     }
-                    Err(ConnError::Failed(m)) => {
-                        status = Status::Failed;
-                        msg = Some(m.clone());
-                        result.insert("msg".into(), json!(m));
-                        break;
-                    }
+                }
+                Err(ModuleError::InvalidArgs(m)) => {
+                    failure = Some(m);
+                    break;
+                }
+                Err(ModuleError::Failed { msg, result: r }) => {
+                    result.extend(r);
+                    failure = Some(msg);
+                    break;
                 }
             }
         }
-        result.insert("changed".into(), json!(changed));
-        result.insert("failed".into(), json!(status == Status::Failed));
-        if check && changed {
-            result.insert("check_mode".into(), json!(true));
+        if let Some(m) = &failure {
+            result.insert("msg".into(), json!(m));
         }
+        let status = match (&failure, changed) {
+            (Some(_), _) => Status::Failed,
+            (None, true) => Status::Changed,
+            (None, false) => Status::Ok,
+        };
+        result.insert("changed".into(), json!(changed));
+        result.insert("failed".into(), json!(failure.is_some()));
         ItemRun {
-            status,
-            result,
-            msg,
             diff: diff_text,
             facts,
-            attempts: 0,
-            applied: !ops.is_empty() && !check,
+            applied: true,
+            backups,
+            ..ItemRun::new(status, result, failure)
         }
+    }
+
+    /// A skipped item (`creates` exists, an action check mode does not run).
+    fn skip(mut result: Map<String, Value>, reason: String, facts: Map<String, Value>) -> ItemRun {
+        result.insert("skipped".into(), json!(true));
+        result.insert("changed".into(), json!(false));
+        result.insert("msg".into(), json!(reason));
+        ItemRun {
+            facts,
+            ..ItemRun::new(Status::Skipped, result, Some(reason))
+        }
+    }
+
+    /// The backups known for `host`: those of earlier tasks (and runs), then `more`.
+    fn backups_of(&self, host: &str, more: &[Backup]) -> Vec<Backup> {
+        let mut all = self
+            .hosts
+            .get(host)
+            .map(|s| s.backups.clone())
+            .unwrap_or_default();
+        all.extend(more.iter().cloned());
+        all
     }
 
     /// Before a task with `notify` changes `host`: record its handlers as owed already.
@@ -805,7 +889,8 @@ impl Runner<'_> {
         r.attempts = run.attempts;
         r.ignored = run.status == Status::Failed && task.ignore_errors;
         r.delegated = delegated;
-        r.show = task.module_name() == "debug" && run.status == Status::Ok;
+        r.show = matches!(&task.action, Action::Module { module, .. } if module.shows_result())
+            && run.status == Status::Ok;
         let register = Value::Object(run.result.clone());
         r.detail = Self::censor(task, &register);
         Outcome {
@@ -815,6 +900,7 @@ impl Runner<'_> {
             facts: run.facts,
             result: r,
             applied: run.applied,
+            backups: run.backups,
         }
     }
 
@@ -842,7 +928,9 @@ impl Runner<'_> {
         r.ignored = status == Status::Failed && task.ignore_errors;
         let mut facts = Map::new();
         let mut results = Vec::new();
+        let mut backups = Vec::new();
         for (run, label) in runs.into_iter().zip(labels) {
+            backups.extend(run.backups);
             r.items.push((
                 label,
                 run.status,
@@ -874,6 +962,16 @@ impl Runner<'_> {
             facts,
             result: r,
             applied,
+            backups,
         }
     }
+}
+
+/// How a plan is applied on one host.
+struct Apply<'a> {
+    conn: &'a dyn Connection,
+    become_user: Option<&'a str>,
+    check: bool,
+    show_diff: bool,
+    host: &'a str,
 }

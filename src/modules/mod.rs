@@ -1,33 +1,44 @@
 //! Task modules: one file per module, grouped by kind (JetPorch's layout).
 //!
-//! A module never changes a host itself. The engine calls [`Module::plan`], which reads the
-//! host's state through the connection and returns a [`Plan`]: the [`Op`]s that would bring the
-//! host to the wanted state, the diff, and the result keys to register. The engine decides
-//! whether to apply the ops (not in check mode), reports, and notifies handlers.
+//! The protocol: a module never changes anything, on a host or on the control node. The engine
+//! calls [`Module::plan`], which reads the host's state through a [`HostReader`] (stat, read-only
+//! queries: it has no way to apply) and returns a [`Plan`]: [`Outcome::Matched`],
+//! [`Outcome::Skipped`], or [`Outcome::Change`] with its [`Step`]s (file [`Op`]s and deferred
+//! [`Action`]s: issuing a certificate, reloading a server, a login check, a command) and the diff,
+//! plus the result keys to register. A failure is `Err(ModuleError)`, one channel with typed kinds.
+//! The engine alone knows check mode: it runs the steps (or, in check mode, reports what they
+//! would do), reports, and notifies handlers.
+pub mod action;
 pub mod args;
 pub mod commands;
 pub mod control;
 pub mod edit;
+pub mod error;
 pub mod files;
 pub mod pki;
+pub mod plan;
 pub mod postgres;
+pub mod reader;
 pub mod registry;
 
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value};
 
-use crate::connection::{Connection, Op};
+#[cfg(doc)]
+use crate::connection::Op;
 use crate::template::Templar;
 
+pub use action::{Action, ActionCtx, ActionOutput, CheckMode};
 pub use args::{Arg, Args, Kind};
+pub use error::ModuleError;
+pub use plan::{Outcome, Plan, Step};
+pub use reader::HostReader;
 
-/// What a module sees of the world.
+/// What a module sees of the world: it reads, it never acts (there is no check mode to see).
 pub struct ModuleCtx<'a> {
-    pub conn: &'a dyn Connection,
+    pub host: HostReader<'a>,
     pub become_user: Option<&'a str>,
-    pub check_mode: bool,
     pub templar: &'a Templar,
     /// The task's variables (for `template`).
     pub vars: &'a tera::Context,
@@ -44,43 +55,6 @@ pub struct Diff {
     pub after: String,
     /// Key material: shown as `<redacted>`.
     pub secret: bool,
-}
-
-/// A module's answer: what to change, what to report.
-#[derive(Debug, Default)]
-pub struct Plan {
-    pub ops: Vec<Op>,
-    /// Result keys registered for the task besides `changed`/`failed` (`dest`, `stat`, ...).
-    pub result: Map<String, Value>,
-    pub diff: Option<Diff>,
-    /// The module decided the task fails (`fail`, `assert`, a missing file...).
-    pub failed: Option<String>,
-    /// The module skipped itself (command in check mode, `creates` exists...).
-    pub skipped: Option<String>,
-    /// Facts to set on the host (`set_fact`).
-    pub facts: Map<String, Value>,
-    /// The module changed something itself, outside `ops` (control-node work such as the PKI
-    /// modules), or would have in check mode. The task is `changed` when this is set or when
-    /// `ops` is not empty.
-    pub changed: bool,
-}
-
-impl Plan {
-    pub fn ok() -> Self {
-        Plan::default()
-    }
-
-    pub fn fail(msg: impl Into<String>) -> Self {
-        Plan {
-            failed: Some(msg.into()),
-            ..Plan::default()
-        }
-    }
-
-    pub fn with(mut self, key: &str, v: impl Into<Value>) -> Self {
-        self.result.insert(key.to_string(), v.into());
-        self
-    }
 }
 
 #[async_trait]
@@ -128,8 +102,12 @@ pub trait Module: Send + Sync {
     ) -> Result<Vec<String>, String> {
         Ok(Vec::new())
     }
-    /// Read the host's state and say what to change.
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String>;
+    /// Show the registered result with the status line (`debug`: the value is the point).
+    fn shows_result(&self) -> bool {
+        false
+    }
+    /// Read the state (host, control node) and say what to change. Never changes anything.
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError>;
 }
 
 impl std::fmt::Debug for dyn Module {

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::facts::Method;
 use super::target::{sh, PgTarget};
+use crate::connection::Backup;
 
 /// How a cluster is controlled, as `pg_facts` reported it (`pg_facts.service`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -348,7 +349,7 @@ pub fn reload_rejections(lines: &[String]) -> Vec<String> {
 /// The first backup of each file under one of `roots` (or equal to one of `files`), in the
 /// order they were made: the state of the file before this run.
 pub fn select_backups(
-    backups: &Value,
+    backups: &[Backup],
     roots: &[String],
     files: &[String],
 ) -> Vec<(String, String)> {
@@ -360,15 +361,9 @@ pub fn select_backups(
             })
     };
     let mut out: Vec<(String, String)> = Vec::new();
-    for b in backups.as_array().map(Vec::as_slice).unwrap_or_default() {
-        let (Some(p), Some(bk)) = (
-            b.get("path").and_then(Value::as_str),
-            b.get("backup").and_then(Value::as_str),
-        ) else {
-            continue;
-        };
-        if under(p) && !out.iter().any(|(q, _)| q == p) {
-            out.push((p.to_string(), bk.to_string()));
+    for b in backups {
+        if under(&b.path) && !out.iter().any(|(q, _)| *q == b.path) {
+            out.push((b.path.clone(), b.backup.clone()));
         }
     }
     out
@@ -463,13 +458,14 @@ mod tests {
 
     #[test]
     fn backups_under_the_cluster_dirs_first_one_wins() {
-        let b = json!([
+        let b: Vec<Backup> = serde_json::from_value(json!([
             {"path": "/etc/postgresql/15/main/pg_hba.conf", "backup": "/etc/postgresql/15/main/pg_hba.conf.1~"},
             {"path": "/etc/hosts", "backup": "/etc/hosts.1~"},
             {"path": "/etc/postgresql/15/main/pg_hba.conf", "backup": "/etc/postgresql/15/main/pg_hba.conf.2~"},
             {"path": "/etc/postgresql/15/mainx/x.conf", "backup": "/x~"},
             {"path": "/var/lib/postgresql/15/main/server.key", "backup": "/var/lib/postgresql/15/main/server.key.1~"},
-        ]);
+        ]))
+        .unwrap();
         let s = svc("pg_ctl");
         let got = select_backups(&b, &s.roots(), &[]);
         assert_eq!(

@@ -2,7 +2,7 @@
 use async_trait::async_trait;
 
 use crate::connection::ExecRequest;
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 
 pub struct Command;
 
@@ -42,7 +42,7 @@ impl Module for Command {
         }
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let argv: Vec<String> = if let Some(cmd) = args.str("cmd") {
             shlex::split(cmd).ok_or_else(|| format!("cannot split command line: {cmd}"))?
         } else {
@@ -52,7 +52,7 @@ impl Module for Command {
                 .collect()
         };
         if argv.is_empty() {
-            return Err("no command given".into());
+            return Err(ModuleError::InvalidArgs("no command given".into()));
         }
         super::plan_exec(
             ctx,

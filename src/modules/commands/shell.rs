@@ -2,7 +2,7 @@
 use async_trait::async_trait;
 
 use crate::connection::ExecRequest;
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 
 pub struct Shell;
 
@@ -32,7 +32,7 @@ impl Module for Shell {
         Some("cmd")
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let cmd = args.req("cmd")?;
         // The text goes over stdin to the shell (`executable` or /bin/sh), never on its
         // command line.

@@ -2,7 +2,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 
 pub struct Assert;
 
@@ -27,7 +27,7 @@ impl Module for Assert {
         &["that"]
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         for cond in args.list("that") {
             let expr = match &cond {
                 Value::String(s) => s.clone(),
@@ -40,13 +40,14 @@ impl Module for Assert {
                     .get("fail_msg")
                     .cloned()
                     .unwrap_or_else(|| "Assertion failed".into());
-                let mut plan = Plan::fail(match &msg {
+                let mut result = serde_json::Map::new();
+                result.insert("assertion".into(), expr.into());
+                result.insert("evaluated_to".into(), false.into());
+                let msg = match &msg {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
-                });
-                plan.result.insert("assertion".into(), expr.into());
-                plan.result.insert("evaluated_to".into(), false.into());
-                return Ok(plan);
+                };
+                return Err(ModuleError::failed_with(msg, result));
             }
         }
         let msg = args

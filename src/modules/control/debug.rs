@@ -1,7 +1,7 @@
 //! `debug`: print a message or a variable.
 use async_trait::async_trait;
 
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 
 pub struct Debug;
 
@@ -25,6 +25,10 @@ impl Module for Debug {
         &["var"]
     }
 
+    fn shows_result(&self) -> bool {
+        true
+    }
+
     fn validate(&self, args: &Args) -> Result<(), String> {
         if args.has("msg") && args.has("var") {
             return Err("parameters are mutually exclusive: msg|var".into());
@@ -32,7 +36,7 @@ impl Module for Debug {
         Ok(())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         if let Some(var) = args.str("var") {
             let v = ctx
                 .templar

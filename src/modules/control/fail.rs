@@ -1,7 +1,7 @@
 //! `fail`: fail the host with a message.
 use async_trait::async_trait;
 
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 
 pub struct Fail;
 
@@ -17,8 +17,8 @@ impl Module for Fail {
         Some(ARGS)
     }
 
-    async fn plan(&self, _ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
-        Ok(Plan::fail(
+    async fn plan(&self, _ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
+        Err(ModuleError::failed(
             args.string("msg")
                 .unwrap_or_else(|| "Failed as requested from task".into()),
         ))

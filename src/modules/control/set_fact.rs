@@ -1,7 +1,7 @@
 //! `set_fact`: set host variables for the rest of the run.
 use async_trait::async_trait;
 
-use crate::modules::{Arg, Args, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Module, ModuleCtx, ModuleError, Plan};
 
 pub struct SetFact;
 
@@ -32,7 +32,7 @@ impl Module for SetFact {
         Ok(())
     }
 
-    async fn plan(&self, _ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, _ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let mut plan = Plan::ok();
         for (k, v) in &args.map {
             if k != "cacheable" {

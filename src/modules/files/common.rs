@@ -8,7 +8,7 @@ use sha1::Digest as _;
 
 use super::mode::ModeSpec;
 use crate::connection::{Attrs, FileState, Op, Want};
-use crate::modules::{Args, Diff, ModuleCtx};
+use crate::modules::{Args, Diff, ModuleCtx, ModuleError};
 use crate::report::diff;
 
 /// The `owner`, `group` and `mode` a task asks for.
@@ -103,14 +103,7 @@ pub fn plan_write_follow(
     let mut ops = Vec::new();
     let mut diff = None;
     if same {
-        let changes = spec.changes(st);
-        if !changes.is_empty() {
-            ops.push(Op::SetAttrs {
-                path: path.to_string(),
-                attrs: changes,
-                follow: true,
-            });
-        }
+        ops = attrs_only(path, st, spec);
     } else {
         let attrs = if st.exists() {
             let mut a = spec.changes(st);
@@ -168,12 +161,23 @@ pub fn link_replacement(link: &FileState, target: &FileState) -> FileState {
     }
 }
 
-/// Read a path's state with content (for editors) or checksums (for copy).
-pub async fn read(ctx: &ModuleCtx<'_>, path: &str, want: Want) -> Result<FileState, String> {
-    ctx.conn
-        .stat(path, want, ctx.become_user)
-        .await
-        .map_err(|e| e.to_string())
+/// The op fixing the attributes of an existing `path` whose content stays (none when they match).
+pub fn attrs_only(path: &str, st: &FileState, spec: &AttrSpec) -> Vec<Op> {
+    let changes = spec.changes(st);
+    if !st.exists() || changes.is_empty() {
+        return Vec::new();
+    }
+    vec![Op::SetAttrs {
+        path: path.to_string(),
+        attrs: changes,
+        follow: true,
+    }]
+}
+
+/// Read a path's state with content (for editors) or checksums (for copy). A dropped
+/// connection stays [`ModuleError::Unreachable`].
+pub async fn read(ctx: &ModuleCtx<'_>, path: &str, want: Want) -> Result<FileState, ModuleError> {
+    ctx.host.stat(path, want).await
 }
 
 /// Find `src` on the control node: absolute, or in `<dir>/<subdir>/src`, then `<dir>/src`
@@ -259,7 +263,7 @@ pub async fn plan_edit<A: serde::de::DeserializeOwned>(
     content_args: &[&str],
     follow: bool,
     editor: impl Fn(Option<&str>, &A) -> Result<crate::modules::edit::Edit, String>,
-) -> Result<crate::modules::Plan, String> {
+) -> Result<crate::modules::Plan, ModuleError> {
     use crate::modules::Plan;
     let path = args.req("path")?;
     let mut sub = Map::new();
@@ -281,7 +285,7 @@ pub async fn plan_edit<A: serde::de::DeserializeOwned>(
     )
     .await?;
     if st.kind == crate::connection::FileKind::Directory {
-        return Ok(Plan::fail(format!("Path {path} is a directory !")));
+        return Err(ModuleError::failed(format!("Path {path} is a directory !")));
     }
     let current = match &st.content {
         Some(c) if st.exists() => {
@@ -292,37 +296,27 @@ pub async fn plan_edit<A: serde::de::DeserializeOwned>(
     let edit = match editor(current, &eargs) {
         Ok(e) => e,
         Err(msg) => {
-            return Ok(Plan::fail(msg.replace(
+            return Err(ModuleError::failed(msg.replace(
                 "file does not exist",
                 &format!("Destination {path} does not exist"),
             )))
         }
     };
-    let mut plan = Plan::ok();
-    if edit.changed {
-        let (ops, diff) = plan_write_follow(
+    let (ops, diff) = if edit.changed {
+        plan_write_follow(
             &path,
             &st,
             edit.content.into_bytes(),
             &spec,
             args.bool("backup", false),
             follow,
-        );
-        plan.ops = ops;
-        plan.diff = diff;
-    } else if st.exists() {
-        let changes = spec.changes(&st);
-        if !changes.is_empty() {
-            plan.ops.push(crate::connection::Op::SetAttrs {
-                path: path.clone(),
-                attrs: changes,
-                follow: true,
-            });
-        }
-    }
-    plan.result = file_result(&path, &st, &spec, None);
-    plan.result.insert("msg".into(), json!(edit.msg));
-    Ok(plan)
+        )
+    } else {
+        (attrs_only(&path, &st, &spec), None)
+    };
+    let mut result = file_result(&path, &st, &spec, None);
+    result.insert("msg".into(), json!(edit.msg));
+    Ok(Plan::ops(ops, diff).with_result(result))
 }
 
 /// The `Module` impl of a pure text editor: its spec, and [`plan_edit`] with its editor.
@@ -342,7 +336,7 @@ macro_rules! editor_module {
                 &self,
                 ctx: &crate::modules::ModuleCtx<'_>,
                 args: &crate::modules::Args,
-            ) -> Result<crate::modules::Plan, String> {
+            ) -> Result<crate::modules::Plan, crate::modules::ModuleError> {
                 let follow = super::common::editor_follows(args, $spec);
                 super::common::plan_edit(ctx, args, $content_args, follow, $edit).await
             }

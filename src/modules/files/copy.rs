@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use super::common::{self, AttrSpec};
 use crate::connection::{FileKind, Want};
 use crate::modules::args::FILE_ATTRS;
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 use crate::report::diff;
 
 pub struct Copy;
@@ -49,7 +49,7 @@ pub async fn plan_content(
     dest: &str,
     src_name: Option<&str>,
     data: Vec<u8>,
-) -> Result<Plan, String> {
+) -> Result<Plan, ModuleError> {
     let spec = AttrSpec::from_args(args)?;
     let follow = args.bool("follow", false);
     let want = Want {
@@ -80,21 +80,19 @@ pub async fn plan_content(
     }
     if st.kind == FileKind::Directory {
         let Some(name) = src_name.and_then(|s| std::path::Path::new(s).file_name()) else {
-            return Ok(Plan::fail(format!("dest '{dest}' is a directory")));
+            return Err(ModuleError::failed(format!("dest '{dest}' is a directory")));
         };
         dest = format!("{}/{}", dest.trim_end_matches('/'), name.to_string_lossy());
         st = common::read(ctx, &dest, want).await?;
         if st.kind == FileKind::Directory {
-            return Ok(Plan::fail(format!("dest '{dest}' is a directory")));
+            return Err(ModuleError::failed(format!("dest '{dest}' is a directory")));
         }
     }
     let dest = dest.as_str();
     if st.exists() && !args.bool("force", true) {
-        let mut plan = Plan::ok();
-        plan.result = common::file_result(dest, &st, &AttrSpec::default(), None);
-        plan.result
-            .insert("msg".into(), "file already exists".into());
-        return Ok(plan);
+        let mut result = common::file_result(dest, &st, &AttrSpec::default(), None);
+        result.insert("msg".into(), "file already exists".into());
+        return Ok(Plan::ok().with_result(result));
     }
     // Editors need the old text for the diff; fetch it only when the content differs.
     if st.kind == FileKind::File
@@ -114,17 +112,12 @@ pub async fn plan_content(
     let result = common::file_result(dest, &st, &spec, Some(&data));
     let (ops, diff) =
         common::plan_write_follow(dest, &st, data, &spec, args.bool("backup", false), follow);
-    Ok(Plan {
-        ops,
-        diff,
-        result,
-        ..Plan::default()
-    })
+    Ok(Plan::ops(ops, diff).with_result(result))
 }
 
 /// A source file that is private (not readable by group or others) is never diffed.
 fn private_source(mut plan: Plan, private: bool) -> Plan {
-    if let Some(d) = plan.diff.as_mut().filter(|_| private) {
+    if let Some(d) = plan.diff_mut().filter(|_| private) {
         *d = diff::content(&d.path, b"", b"", true);
     }
     plan
@@ -148,7 +141,7 @@ impl Module for Copy {
         }
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let dest = args.req("dest")?;
         if let Some(src) = args.str("src") {
             if args.bool("remote_src", false) {
@@ -172,9 +165,9 @@ impl Module for Copy {
             }
             let path = common::find_src(ctx, src, "files")?;
             if path.is_dir() {
-                return Err(format!(
+                return Err(ModuleError::failed(format!(
                     "src '{src}' is a directory: copying directories is not supported yet; copy its files one by one (loop)"
-                ));
+                )));
             }
             let data = std::fs::read(&path)
                 .map_err(|e| format!("could not read {}: {e}", path.display()))?;

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::common::{self, AttrSpec};
 use crate::connection::{FileKind, Op, Want};
 use crate::modules::args::FILE_ATTRS;
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Diff, Kind, Module, ModuleCtx, ModuleError, Plan};
 
 pub struct File;
 
@@ -60,7 +60,7 @@ impl Module for File {
         }
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let path = args.req("path")?.trim_end_matches('/').to_string();
         let path = if path.is_empty() {
             "/".to_string()
@@ -85,14 +85,16 @@ impl Module for File {
                 "file".into()
             }
         });
-        let mut plan = Plan::ok();
-        plan.result.insert("path".into(), json!(path));
-        plan.result.insert("state".into(), json!(state));
+        let mut ops: Vec<Op> = Vec::new();
+        let mut diff: Option<Diff> = None;
+        let mut result = serde_json::Map::new();
+        result.insert("path".into(), json!(path));
+        result.insert("state".into(), json!(state));
         match state.as_str() {
             "absent" => {
                 if st.exists() {
-                    plan.ops.push(Op::Remove { path: path.clone() });
-                    plan.diff = Some(crate::modules::Diff {
+                    ops.push(Op::Remove { path: path.clone() });
+                    diff = Some(Diff {
                         path: path.clone(),
                         before: format!("state: {}\n", kind_name(st.kind)),
                         after: "state: absent\n".into(),
@@ -102,32 +104,32 @@ impl Module for File {
             }
             "file" => {
                 if !st.exists() {
-                    return Ok(Plan::fail(format!(
+                    return Err(ModuleError::failed(format!(
                         "file ({path}) is absent, cannot continue (use state: touch to create it)"
                     )));
                 }
                 if st.kind == FileKind::Directory {
-                    return Ok(Plan::fail(format!(
+                    return Err(ModuleError::failed(format!(
                         "file ({path}) is a directory, not a file"
                     )));
                 }
-                push_attrs(&mut plan, &path, &spec, &st, follow);
+                push_attrs(&mut ops, &mut diff, &path, &spec, &st, follow);
             }
             "directory" => match st.kind {
-                FileKind::Missing => plan.ops.push(Op::Mkdir {
+                FileKind::Missing => ops.push(Op::Mkdir {
                     path: path.clone(),
                     attrs: spec.for_new(true),
                 }),
-                FileKind::Directory => push_attrs(&mut plan, &path, &spec, &st, follow),
+                FileKind::Directory => push_attrs(&mut ops, &mut diff, &path, &spec, &st, follow),
                 k => {
-                    return Ok(Plan::fail(format!(
+                    return Err(ModuleError::failed(format!(
                         "{path} already exists as a {}",
                         kind_name(k)
                     )))
                 }
             },
             "touch" => {
-                plan.ops.push(Op::Touch {
+                ops.push(Op::Touch {
                     path: path.clone(),
                     attrs: if st.exists() {
                         spec.changes(&st)
@@ -143,35 +145,40 @@ impl Module for File {
                     // Attributes of a link are those of its target.
                 } else {
                     if lst.kind == FileKind::File && !args.bool("force", false) {
-                        return Ok(Plan::fail(format!(
+                        return Err(ModuleError::failed(format!(
                             "refusing to convert from file to symlink for {path} (set force: true)"
                         )));
                     }
                     if lst.kind == FileKind::Directory {
-                        return Ok(Plan::fail(format!(
+                        return Err(ModuleError::failed(format!(
                             "refusing to convert from directory to symlink for {path}"
                         )));
                     }
-                    plan.ops.push(Op::Symlink {
+                    ops.push(Op::Symlink {
                         src: src.clone(),
                         path: path.clone(),
                         force: args.bool("force", false),
                     });
                 }
-                plan.result.insert("src".into(), json!(src));
+                result.insert("src".into(), json!(src));
             }
-            other => return Err(format!("unsupported state {other}")),
+            other => {
+                return Err(ModuleError::InvalidArgs(format!(
+                    "unsupported state {other}"
+                )))
+            }
         }
         let after = common::file_result(&path, &st, &spec, None);
         for (k, v) in after {
-            plan.result.entry(k).or_insert(v);
+            result.entry(k).or_insert(v);
         }
-        Ok(plan)
+        Ok(Plan::ops(ops, diff).with_result(result))
     }
 }
 
 fn push_attrs(
-    plan: &mut Plan,
+    ops: &mut Vec<Op>,
+    diff: &mut Option<Diff>,
     path: &str,
     spec: &AttrSpec,
     st: &crate::connection::FileState,
@@ -179,7 +186,7 @@ fn push_attrs(
 ) {
     let changes = spec.changes(st);
     if !changes.is_empty() {
-        plan.diff = Some(crate::modules::Diff {
+        *diff = Some(Diff {
             path: path.to_string(),
             before: attr_text(&st.owner, &st.group, st.mode),
             after: attr_text(
@@ -189,7 +196,7 @@ fn push_attrs(
             ),
             secret: false,
         });
-        plan.ops.push(Op::SetAttrs {
+        ops.push(Op::SetAttrs {
             path: path.to_string(),
             attrs: changes,
             follow,

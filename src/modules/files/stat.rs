@@ -4,7 +4,7 @@ use serde_json::{json, Map};
 
 use super::common;
 use crate::connection::{FileKind, Want};
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 
 pub struct Stat;
 
@@ -31,7 +31,7 @@ impl Module for Stat {
         Some(ARGS)
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let path = args.req("path")?;
         let checksum = args.bool("get_checksum", true);
         let st = common::read(

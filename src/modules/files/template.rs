@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use super::common;
 use super::copy::{plan_content, resolve_dest};
 use crate::modules::args::FILE_ATTRS;
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 
 pub struct Template;
 
@@ -54,7 +54,7 @@ impl Module for Template {
             .map_err(|e| format!("in template {}: {e}", path.display()))
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let src = args.req("src")?;
         let path = common::find_in(ctx.search_dirs, &src, "templates")?;
         let text = std::fs::read_to_string(&path)

@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{blocking, check_renew, key_type, literal, path_value, pki_dir};
+use super::{blocking, check_renew, key_type, literal, path_value, pki_dir, Ensure, Report};
 use crate::modules::files::common::find_src;
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 use crate::pki::{self, CaOutcome, CaSpec, DEFAULT_CA_DAYS};
 
 pub struct PkiCa;
@@ -79,7 +79,7 @@ impl Module for PkiCa {
         Ok(())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let dir = pki_dir(ctx, args);
         let find = |name: &str| -> Result<Option<std::path::PathBuf>, String> {
             args.str(name)
@@ -94,27 +94,30 @@ impl Module for PkiCa {
             import_cert: find("import_cert")?,
             import_key: find("import_key")?,
         };
-        let d = dir.clone();
-        if ctx.check_mode {
-            let p = blocking(move || pki::plan_ca(&d, &spec)).await?;
-            let result = match &p.current {
-                Some(o) => result_of(o, &dir),
-                None => {
-                    let layout = pki::store::PkiDir::new(&dir);
-                    let mut r = Map::new();
-                    r.insert("dir".into(), path_value(&dir));
-                    r.insert("cert".into(), path_value(&layout.ca_cert()));
-                    r.insert("ca".into(), path_value(&layout.ca_cert()));
-                    r
-                }
-            };
-            return Ok(super::plan(p.reason.is_some(), p.reason, result));
-        }
-        let o = blocking(move || pki::ensure_ca(&d, &spec)).await?;
-        Ok(super::plan(
-            o.changed,
-            o.reason.clone(),
-            result_of(&o, &dir),
-        ))
+        let (d, s) = (dir.clone(), spec.clone());
+        let p = blocking(move || pki::plan_ca(&d, &s)).await?;
+        let result = match &p.current {
+            Some(o) => result_of(o, &dir),
+            None => {
+                let layout = pki::store::PkiDir::new(&dir);
+                let mut r = Map::new();
+                r.insert("dir".into(), path_value(&dir));
+                r.insert("cert".into(), path_value(&layout.ca_cert()));
+                r.insert("ca".into(), path_value(&layout.ca_cert()));
+                r
+            }
+        };
+        let create = Ensure {
+            what: "create the certificate authority".into(),
+            dir,
+            spec,
+            ensure: pki::ensure_ca,
+            report: |o, dir| Report {
+                changed: o.changed,
+                reason: o.reason.clone(),
+                result: result_of(o, dir),
+            },
+        };
+        Ok(super::plan(p.reason, result, create))
     }
 }

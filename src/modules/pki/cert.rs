@@ -8,8 +8,8 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{blocking, check_renew, key_type, literal, path_value, pki_dir};
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use super::{blocking, check_renew, key_type, literal, path_value, pki_dir, Ensure, Report};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 use crate::pki::store::PkiDir;
 use crate::pki::{
     self, CertKind, CertOutcome, CertSpec, San, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS,
@@ -206,24 +206,30 @@ impl Module for PkiCert {
         Ok(())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let dir = pki_dir(ctx, args);
         let spec = spec_of(ctx, args)?;
-        let d = dir.clone();
-        if ctx.check_mode {
-            let s = spec.clone();
-            let p = blocking(move || pki::plan_cert(&d, &s)).await?;
-            let result = match &p.current {
-                Some(o) => result_of(o, &dir),
-                None => planned_result(&spec, &dir),
-            };
-            return Ok(super::plan(p.reason.is_some(), p.reason, result));
-        }
-        let o = blocking(move || pki::ensure_cert(&d, &spec)).await?;
-        Ok(super::plan(
-            o.changed,
-            o.reason.clone(),
-            result_of(&o, &dir),
-        ))
+        let (d, s) = (dir.clone(), spec.clone());
+        let p = blocking(move || pki::plan_cert(&d, &s)).await?;
+        let result = match &p.current {
+            Some(o) => result_of(o, &dir),
+            None => planned_result(&spec, &dir),
+        };
+        let issue = Ensure {
+            what: format!(
+                "issue the {} certificate {:?} from the CA",
+                spec.kind.as_str(),
+                spec.name
+            ),
+            dir,
+            spec,
+            ensure: pki::ensure_cert,
+            report: |o, dir| Report {
+                changed: o.changed,
+                reason: o.reason.clone(),
+                result: result_of(o, dir),
+            },
+        };
+        Ok(super::plan(p.reason, result, issue))
     }
 }

@@ -5,11 +5,13 @@
 //! `crl`, `ca`, `sha256` (of crl.pem), `crl_number`, `next_update` and `not_after` (RFC 3339),
 //! `days_left`, `revoked` (names revoked by this run), `revoked_serials` (everything the CRL
 //! lists), `dir`, and `reason` when something changed.
+use std::path::Path;
+
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{blocking, check_renew, literal, path_value, pki_dir};
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use super::{blocking, check_renew, literal, path_value, pki_dir, Ensure, Report};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 use crate::pki::store::PkiDir;
 use crate::pki::{
     self, CertKind, CrlSpec, RevocationReason, RevokeSpec, DEFAULT_CRL_DAYS,
@@ -57,12 +59,79 @@ fn days_left(t: &str) -> Option<i64> {
 }
 
 /// What the task found or did, gathered in the blocking thread.
+#[derive(Default)]
 struct Done {
-    changed: bool,
     reasons: Vec<String>,
     revoked: Vec<String>,
     crl: Option<pki::CrlOutcome>,
     sha256: Option<String>,
+}
+
+impl Done {
+    fn read_sha256(&mut self, dir: &Path) {
+        if self.crl.is_some() {
+            let path = PkiDir::new(dir).crl();
+            self.sha256 = std::fs::read(&path).ok().map(|b| pki::sha256_hex(&b));
+        }
+    }
+}
+
+fn result_of(dir: &Path, done: &Done) -> Map<String, Value> {
+    let layout = PkiDir::new(dir);
+    let mut r = Map::new();
+    r.insert("dir".into(), path_value(dir));
+    r.insert("crl".into(), path_value(&layout.crl()));
+    r.insert("ca".into(), path_value(&layout.ca_cert()));
+    r.insert("revoked".into(), done.revoked.clone().into());
+    if let Some(c) = &done.crl {
+        if let Some(sha) = &done.sha256 {
+            r.insert("sha256".into(), sha.clone().into());
+        }
+        r.insert("crl_number".into(), c.number.into());
+        r.insert("next_update".into(), c.next_update.clone().into());
+        r.insert("not_after".into(), c.next_update.clone().into());
+        if let Some(n) = days_left(&c.next_update) {
+            r.insert("days_left".into(), n.into());
+        }
+        r.insert("revoked_serials".into(), c.revoked_serials.clone().into());
+    }
+    r
+}
+
+/// What the CRL task wants: names to revoke, and how the CRL should be.
+#[derive(Clone)]
+struct CrlWork {
+    revokes: Vec<RevokeSpec>,
+    crl: CrlSpec,
+}
+
+/// Revoke, then (re)write crl.pem: [`pki::ensure_revoked`] and [`pki::ensure_crl`].
+fn ensure(dir: &Path, w: &CrlWork) -> pki::Result<Done> {
+    let mut done = Done::default();
+    for r in &w.revokes {
+        let o = pki::ensure_revoked(dir, r)?;
+        if o.changed {
+            done.reasons.push(format!(
+                "revoked {} certificate {:?} (serial {}, {})",
+                o.kind, o.name, o.serial, o.reason
+            ));
+            done.revoked.push(o.name);
+        }
+    }
+    let o = pki::ensure_crl(dir, &w.crl)?;
+    done.reasons.extend(o.reason.clone());
+    done.crl = Some(o);
+    done.read_sha256(dir);
+    Ok(done)
+}
+
+fn report(done: &Done, dir: &Path) -> Report {
+    let changed = !done.reasons.is_empty();
+    Report {
+        changed,
+        reason: changed.then(|| done.reasons.join("; ")),
+        result: result_of(dir, done),
+    }
 }
 
 #[async_trait]
@@ -101,7 +170,7 @@ impl Module for PkiCrl {
         Ok(())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let dir = pki_dir(ctx, args);
         let days = super::days(args, "days")?.unwrap_or(DEFAULT_CRL_DAYS);
         let crl_spec = CrlSpec {
@@ -124,72 +193,43 @@ impl Module for PkiCrl {
                 crl_days: days,
             })
             .collect();
-        let check = ctx.check_mode;
-        let d = dir.clone();
+        let (d, work, cs) = (dir.clone(), revokes.clone(), crl_spec.clone());
         let done = blocking(move || {
-            let mut done = Done {
-                changed: false,
-                reasons: Vec::new(),
-                revoked: Vec::new(),
-                crl: None,
-                sha256: None,
-            };
-            for r in &revokes {
-                if check {
-                    if let Some(why) = pki::plan_revoked(&d, r)? {
-                        done.reasons.push(why);
-                        done.revoked.push(r.name.clone());
-                    }
-                } else {
-                    let o = pki::ensure_revoked(&d, r)?;
-                    if o.changed {
-                        done.reasons.push(format!(
-                            "revoked {} certificate {:?} (serial {}, {})",
-                            o.kind, o.name, o.serial, o.reason
-                        ));
-                        done.revoked.push(o.name);
-                    }
+            let mut done = Done::default();
+            for r in &work {
+                if let Some(why) = pki::plan_revoked(&d, r)? {
+                    done.reasons.push(why);
+                    done.revoked.push(r.name.clone());
                 }
             }
-            if check {
-                let p = pki::plan_crl(&d, &crl_spec)?;
-                // A revocation above would write a new CRL anyway.
-                if done.revoked.is_empty() {
-                    done.reasons.extend(p.reason);
-                    done.crl = p.current;
-                }
-            } else {
-                let o = pki::ensure_crl(&d, &crl_spec)?;
-                done.reasons.extend(o.reason.clone());
-                done.crl = Some(o);
+            let p = pki::plan_crl(&d, &cs)?;
+            // A revocation above would write a new CRL anyway.
+            if done.revoked.is_empty() {
+                done.reasons.extend(p.reason);
+                done.crl = p.current;
             }
-            done.changed = !done.reasons.is_empty();
-            if done.crl.is_some() {
-                let path = PkiDir::new(&d).crl();
-                done.sha256 = std::fs::read(&path).ok().map(|b| pki::sha256_hex(&b));
-            }
+            done.read_sha256(&d);
             Ok(done)
         })
         .await?;
-        let layout = PkiDir::new(&dir);
-        let mut r = Map::new();
-        r.insert("dir".into(), path_value(&dir));
-        r.insert("crl".into(), path_value(&layout.crl()));
-        r.insert("ca".into(), path_value(&layout.ca_cert()));
-        r.insert("revoked".into(), done.revoked.clone().into());
-        if let Some(c) = &done.crl {
-            if let Some(sha) = &done.sha256 {
-                r.insert("sha256".into(), sha.clone().into());
-            }
-            r.insert("crl_number".into(), c.number.into());
-            r.insert("next_update".into(), c.next_update.clone().into());
-            r.insert("not_after".into(), c.next_update.clone().into());
-            if let Some(n) = days_left(&c.next_update) {
-                r.insert("days_left".into(), n.into());
-            }
-            r.insert("revoked_serials".into(), c.revoked_serials.clone().into());
-        }
         let reason = (!done.reasons.is_empty()).then(|| done.reasons.join("; "));
-        Ok(super::plan(done.changed, reason, r))
+        let result = result_of(&dir, &done);
+        let names: Vec<&str> = revokes.iter().map(|r| r.name.as_str()).collect();
+        let what = if names.is_empty() {
+            "write the CRL of the CA".to_string()
+        } else {
+            format!("revoke {} and write the CRL of the CA", names.join(", "))
+        };
+        let work = Ensure {
+            what,
+            dir,
+            spec: CrlWork {
+                revokes,
+                crl: crl_spec,
+            },
+            ensure,
+            report,
+        };
+        Ok(super::plan(reason, result, work))
     }
 }

@@ -1,11 +1,12 @@
 //! `pki_ca`, `pki_cert`, `pki_crl`: the PKI library ([`crate::pki`]) in playbooks.
 //!
 //! These modules work on the control node (the PKI directory is local), whatever the host's
-//! connection: the engine gives them the local connection and they return no ops. They call the
-//! library in a blocking thread (RSA-4096 generation takes a while, and the directory lock may
-//! wait for another host). In check mode they call the library's `plan_*` functions, which
-//! decide and fail like the `ensure_*` ones but write nothing; the task then reports `changed`
-//! with the reason, through [`Plan::changed`].
+//! connection: the engine gives them the local connection and they return no ops. Their plan
+//! calls the library's `plan_*` functions, which decide and fail like the `ensure_*` ones but
+//! write nothing; when something would change, the plan holds an issuing [`Action`] (with the
+//! reason) that calls `ensure_*`, which the engine runs outside check mode only. The library runs
+//! in a blocking thread (RSA-4096 generation takes a while, and the directory lock may wait for
+//! another host).
 //!
 //! Several hosts may issue into the same directory at once: the library serialises them with a
 //! lock on the directory. Results carry paths, fingerprints, serials and dates, never key
@@ -18,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::modules::{Args, ModuleCtx, Plan};
+use async_trait::async_trait;
+
+use crate::modules::{Action, ActionCtx, ActionOutput, Args, ModuleCtx, ModuleError, Plan};
 use crate::pki::{self, KeyType, PkiError};
 use crate::template::is_template;
 
@@ -125,15 +128,63 @@ pub(crate) fn path_value(p: &Path) -> Value {
     Value::String(p.display().to_string())
 }
 
-/// The plan of a PKI module: no ops, `changed` set by the module, the result keys.
-pub(crate) fn plan(changed: bool, reason: Option<String>, mut result: Map<String, Value>) -> Plan {
-    result.insert("changed".into(), Value::Bool(changed));
-    if let Some(r) = reason {
-        result.insert("reason".into(), Value::String(r));
+/// The plan of a PKI module: nothing to do, or `action` because of `reason`; `result` holds
+/// the keys as the directory is now (or will be: paths, the request).
+pub(crate) fn plan(
+    reason: Option<String>,
+    mut result: Map<String, Value>,
+    action: impl Action + 'static,
+) -> Plan {
+    match reason {
+        None => Plan::ok().with_result(result),
+        Some(r) => {
+            result.insert("reason".into(), Value::String(r));
+            Plan::action(action).with_result(result)
+        }
     }
-    Plan {
-        changed,
-        result,
-        ..Plan::default()
+}
+
+/// What a library call that changes the directory reports: whether it changed something, why,
+/// and the result keys.
+pub(crate) struct Report {
+    pub changed: bool,
+    pub reason: Option<String>,
+    pub result: Map<String, Value>,
+}
+
+/// The deferred action of a PKI module: `ensure(dir, spec)` (the library's `ensure_*`) in a
+/// blocking thread, its outcome turned into the result by `report`. The engine runs it outside
+/// check mode only.
+pub(crate) struct Ensure<S, O> {
+    /// What it does, for the report.
+    pub what: String,
+    pub dir: PathBuf,
+    pub spec: S,
+    pub ensure: fn(&Path, &S) -> pki::Result<O>,
+    pub report: fn(&O, &Path) -> Report,
+}
+
+#[async_trait]
+impl<S, O> Action for Ensure<S, O>
+where
+    S: Clone + Send + Sync + 'static,
+    O: Send + 'static,
+{
+    fn describe(&self) -> String {
+        format!("{} in {}", self.what, self.dir.display())
+    }
+
+    async fn run(&self, _ctx: &ActionCtx<'_>) -> Result<ActionOutput, ModuleError> {
+        let (d, spec, ensure) = (self.dir.clone(), self.spec.clone(), self.ensure);
+        let o = blocking(move || ensure(&d, &spec)).await?;
+        let Report {
+            changed,
+            reason,
+            mut result,
+        } = (self.report)(&o, &self.dir);
+        if let Some(r) = reason.filter(|_| changed) {
+            result.insert("reason".into(), Value::String(r));
+        }
+        Ok(ActionOutput { changed, result })
     }
 }

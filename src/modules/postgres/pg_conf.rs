@@ -23,9 +23,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::connection::{FileKind, FileState, Op, Want};
-use crate::modules::files::common::{file_result, plan_write, read, AttrSpec};
-use crate::modules::{Arg, Args, Kind, ModuleCtx, Plan};
+use crate::connection::{FileKind, FileState, Want};
+use crate::modules::files::common::{attrs_only, file_result, plan_write, read, AttrSpec};
+use crate::modules::{Arg, Args, Kind, ModuleCtx, ModuleError, Plan};
 use crate::postgres::conf::{context_of, ConfFile};
 
 pub struct PgConf;
@@ -120,7 +120,7 @@ pub fn wanted(args: &Args) -> Result<Vec<(String, Option<String>)>, String> {
 pub(crate) async fn read_text(
     ctx: &ModuleCtx<'_>,
     path: &str,
-) -> Result<(FileState, Option<String>), String> {
+) -> Result<(FileState, Option<String>), ModuleError> {
     let st = read(
         ctx,
         path,
@@ -132,12 +132,13 @@ pub(crate) async fn read_text(
     )
     .await?;
     if st.kind == FileKind::Directory {
-        return Err(format!("{path} is a directory"));
+        return Err(ModuleError::failed(format!("{path} is a directory")));
     }
     let text = match (&st.content, st.exists()) {
-        (Some(c), true) => {
-            Some(String::from_utf8(c.clone()).map_err(|_| format!("{path} is not UTF-8 text"))?)
-        }
+        (Some(c), true) => Some(
+            String::from_utf8(c.clone())
+                .map_err(|_| ModuleError::failed(format!("{path} is not UTF-8 text")))?,
+        ),
         _ => None,
     };
     Ok((st, text))
@@ -234,30 +235,21 @@ impl crate::modules::Module for PgConf {
         wanted(args).map(|_| ())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let path = args.req("path")?;
-        let want = match wanted(args) {
-            Ok(w) => w,
-            Err(e) => return Ok(Plan::fail(e)),
-        };
+        let want = wanted(args)?;
         let spec = AttrSpec::from_args(args)?;
-        let (st, text) = match read_text(ctx, &path).await {
-            Ok(x) => x,
-            Err(e) => return Ok(Plan::fail(e)),
-        };
+        let (st, text) = read_text(ctx, &path).await?;
         let current = match text {
             Some(t) => t,
             None if args.bool("create", false) => String::new(),
             None => {
-                return Ok(Plan::fail(format!(
+                return Err(ModuleError::failed(format!(
                     "{path} does not exist (use the `config_file` of pg_facts, or `create: yes` for a new conf.d file)"
                 )))
             }
         };
-        let mut ed = match edit(&current, &want) {
-            Ok(e) => e,
-            Err(e) => return Ok(Plan::fail(e)),
-        };
+        let mut ed = edit(&current, &want)?;
 
         // postgresql.auto.conf (ALTER SYSTEM) wins over postgresql.conf.
         let auto_path = args.string("auto_conf").or_else(|| {
@@ -270,6 +262,7 @@ impl crate::modules::Module for PgConf {
                 match read_text(ctx, ap).await {
                     Ok((_, Some(t))) => overrides = auto_overrides(&t, &want),
                     Ok((_, None)) => {}
+                    Err(ModuleError::Unreachable(m)) => return Err(ModuleError::Unreachable(m)),
                     Err(e) => ed.warnings.push(format!("could not read {ap}: {e}")),
                 }
             }
@@ -281,27 +274,17 @@ impl crate::modules::Module for PgConf {
             ));
         }
 
-        let mut plan = Plan::ok();
-        if ed.changed {
-            let (ops, diff) = plan_write(
+        let (ops, diff) = if ed.changed {
+            plan_write(
                 &path,
                 &st,
                 ed.content.clone().into_bytes(),
                 &spec,
                 args.bool("backup", false),
-            );
-            plan.ops = ops;
-            plan.diff = diff;
-        } else if st.exists() {
-            let changes = spec.changes(&st);
-            if !changes.is_empty() {
-                plan.ops.push(Op::SetAttrs {
-                    path: path.clone(),
-                    attrs: changes,
-                    follow: true,
-                });
-            }
-        }
+            )
+        } else {
+            (attrs_only(&path, &st, &spec), None)
+        };
         let mut msg = if ed.changed_parameters.is_empty() && !ed.changed {
             "no change".to_string()
         } else if ed.changed_parameters.is_empty() {
@@ -321,24 +304,21 @@ impl crate::modules::Module for PgConf {
             msg.push_str("; WARNING: ");
             msg.push_str(w);
         }
-        plan.result = file_result(&path, &st, &spec, None);
-        plan.result.insert("msg".into(), json!(msg));
-        plan.result
-            .insert("changed_parameters".into(), json!(ed.changed_parameters));
-        plan.result
-            .insert("parameters".into(), Value::Object(ed.parameters));
-        plan.result
-            .insert("needs_restart".into(), json!(ed.needs_restart));
-        plan.result.insert(
+        let mut result = file_result(&path, &st, &spec, None);
+        result.insert("msg".into(), json!(msg));
+        result.insert("changed_parameters".into(), json!(ed.changed_parameters));
+        result.insert("parameters".into(), Value::Object(ed.parameters));
+        result.insert("needs_restart".into(), json!(ed.needs_restart));
+        result.insert(
             "needs_reload".into(),
             json!(ed.changed && !ed.needs_restart),
         );
-        plan.result.insert(
+        result.insert(
             "auto_conf_overrides".into(),
             json!(overrides.iter().map(|(n, _)| n).collect::<Vec<_>>()),
         );
-        plan.result.insert("warnings".into(), json!(ed.warnings));
-        Ok(plan)
+        result.insert("warnings".into(), json!(ed.warnings));
+        Ok(Plan::ops(ops, diff).with_result(result))
     }
 }
 
@@ -441,25 +421,46 @@ mod tests {
 pub(crate) mod plan_tests {
     use super::*;
     use crate::connection::local::LocalConnection;
+    use crate::connection::Op;
     use crate::modules::args::normalize;
-    use crate::modules::Module;
+    use crate::modules::{HostReader, Module, Outcome, Step};
     use crate::template::Templar;
 
-    pub(crate) async fn plan_with(module: &dyn Module, spec: &'static [Arg], raw: Value) -> Plan {
+    pub(crate) async fn plan_with(
+        module: &dyn Module,
+        spec: &'static [Arg],
+        raw: Value,
+    ) -> Result<Plan, ModuleError> {
         let args = normalize(module.name(), Some(spec), raw.as_object().unwrap(), false).unwrap();
         let conn = LocalConnection::new();
         let templar = Templar::new();
         let vars = tera::Context::new();
         let ctx = ModuleCtx {
-            conn: &conn,
+            host: HostReader::new(&conn, None),
             become_user: None,
-            check_mode: false,
             templar: &templar,
             vars: &vars,
             search_dirs: &[],
             inventory_hostname: "localhost",
         };
-        module.plan(&ctx, &args).await.unwrap()
+        module.plan(&ctx, &args).await
+    }
+
+    /// The file ops and the diff of a plan that changes something.
+    pub(crate) fn ops_of(p: &Plan) -> (Vec<&Op>, Option<&crate::modules::Diff>) {
+        match &p.outcome {
+            Outcome::Change { steps, diff } => (
+                steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        Step::Op(o) => Some(o),
+                        Step::Action(_) => None,
+                    })
+                    .collect(),
+                diff.as_ref(),
+            ),
+            _ => (Vec::new(), None),
+        }
     }
 
     #[tokio::test]
@@ -478,16 +479,15 @@ pub(crate) mod plan_tests {
             json!({"path": conf.to_str().unwrap(), "data_directory": dir.path().to_str().unwrap(),
                    "settings": {"ssl": "on", "port": 5434}, "backup": true}),
         )
-        .await;
-        assert!(p.failed.is_none(), "{:?}", p.failed);
-        assert!(
-            matches!(&p.ops[..], [Op::Write { backup: true, content, .. }]
-            if content.as_slice() == b"#ssl = off\nssl = on\nport = 5434\n")
-        );
+        .await
+        .unwrap();
+        let (ops, diff) = ops_of(&p);
+        assert!(matches!(&ops[..], [Op::Write { backup: true, content, .. }]
+            if content.as_slice() == b"#ssl = off\nssl = on\nport = 5434\n"));
         assert_eq!(p.result["needs_restart"], true);
         assert_eq!(p.result["auto_conf_overrides"], json!(["port"]));
         assert!(p.result["msg"].as_str().unwrap().contains("ALTER SYSTEM"));
-        assert!(p.diff.is_some());
+        assert!(diff.is_some());
     }
 
     #[tokio::test]
@@ -499,16 +499,18 @@ pub(crate) mod plan_tests {
             MODULE_ARGS,
             json!({"path": conf.to_str().unwrap(), "name": "ssl", "value": true}),
         )
-        .await;
-        assert!(p.failed.unwrap().contains("does not exist"));
+        .await
+        .unwrap_err();
+        assert!(p.to_string().contains("does not exist"));
         let p = plan_with(
             &PgConf,
             MODULE_ARGS,
             json!({"path": conf.to_str().unwrap(), "name": "ssl", "value": true, "create": true}),
         )
-        .await;
+        .await
+        .unwrap();
         assert!(
-            matches!(&p.ops[..], [Op::Write { content, .. }] if content.as_slice() == b"ssl = on\n")
+            matches!(&ops_of(&p).0[..], [Op::Write { content, .. }] if content.as_slice() == b"ssl = on\n")
         );
     }
 }

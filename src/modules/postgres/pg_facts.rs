@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::connection::ExecRequest;
 use crate::modules::args::PORT_RANGE;
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 use crate::postgres::facts::{build_facts, facts_script, Method};
 use crate::postgres::target::PgTarget;
 
@@ -35,17 +35,19 @@ impl Module for PgFacts {
         &["pg_facts"]
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let t = PgTarget::resolve(args, ctx.vars, None)?;
         let req = ExecRequest {
             shell: Some(facts_script(&t)?),
             become_user: Some(t.os_user.clone()),
             ..ExecRequest::default()
         };
-        let out = ctx.conn.exec(&req).await.map_err(|e| e.to_string())?;
+        let out = ctx.host.query(&req).await?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if out.rc != 0 {
-            return Ok(Plan::fail(format!(
+            let mut result = serde_json::Map::new();
+            result.insert("rc".into(), json!(out.rc));
+            return Err(ModuleError::failed_with(format!(
                 "cannot query PostgreSQL through {}/.s.PGSQL.{} as OS user {} (database user {}): {} \
                  (is the server running? are socket_dir/port/os_user right?)",
                 t.socket_dir,
@@ -53,8 +55,7 @@ impl Module for PgFacts {
                 t.os_user,
                 t.login_user,
                 String::from_utf8_lossy(&out.stderr).trim()
-            ))
-            .with("rc", out.rc));
+            ), result));
         }
         let facts = build_facts(&stdout, &t, args.str("service_method"))?;
         let mut plan = Plan::ok()

@@ -21,9 +21,8 @@
 use serde_json::{json, Map, Value};
 
 use super::pg_conf::read_text;
-use crate::connection::Op;
-use crate::modules::files::common::{file_result, plan_write, AttrSpec};
-use crate::modules::{Arg, Args, Kind, ModuleCtx, Plan};
+use crate::modules::files::common::{attrs_only, file_result, plan_write, AttrSpec};
+use crate::modules::{Arg, Args, Kind, ModuleCtx, ModuleError, Plan};
 use crate::postgres::hba::{apply, HbaEdit, HbaFile, HbaReport, Position, RuleSpec, Want};
 
 pub struct PgHba;
@@ -142,59 +141,39 @@ impl crate::modules::Module for PgHba {
         Ok(())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let path = args.req("path")?;
-        let e = match hba_edit(args) {
-            Ok(e) => e,
-            Err(m) => return Ok(Plan::fail(m)),
-        };
+        let e = hba_edit(args)?;
         let spec = AttrSpec::from_args(args)?;
-        let (st, text) = match read_text(ctx, &path).await {
-            Ok(x) => x,
-            Err(m) => return Ok(Plan::fail(m)),
-        };
+        let (st, text) = read_text(ctx, &path).await?;
         let Some(current) = text else {
-            return Ok(Plan::fail(format!(
+            return Err(ModuleError::failed(format!(
                 "{path} does not exist (use the `hba_file` of pg_facts)"
             )));
         };
         let mut file = HbaFile::parse(&current);
-        let report = match apply(&mut file, &e) {
-            Ok(r) => r,
-            Err(m) => return Ok(Plan::fail(m)),
-        };
+        let report = apply(&mut file, &e)?;
         let content = file.render();
-        let mut plan = Plan::ok();
-        if content != current {
-            let (ops, diff) = plan_write(
+        let (ops, diff) = if content != current {
+            plan_write(
                 &path,
                 &st,
                 content.into_bytes(),
                 &spec,
                 args.bool("backup", false),
-            );
-            plan.ops = ops;
-            plan.diff = diff;
+            )
         } else {
-            let changes = spec.changes(&st);
-            if !changes.is_empty() {
-                plan.ops.push(Op::SetAttrs {
-                    path: path.clone(),
-                    attrs: changes,
-                    follow: true,
-                });
-            }
-        }
-        plan.result = file_result(&path, &st, &spec, None);
-        plan.result.insert("msg".into(), json!(summary(&report)));
-        plan.result.insert("added".into(), json!(report.added));
-        plan.result.insert("updated".into(), json!(report.updated));
-        plan.result.insert("moved".into(), json!(report.moved));
-        plan.result.insert("removed".into(), json!(report.removed));
-        plan.result.insert("blocked".into(), json!(report.blocked));
-        plan.result
-            .insert("warnings".into(), json!(report.warnings));
-        Ok(plan)
+            (attrs_only(&path, &st, &spec), None)
+        };
+        let mut result = file_result(&path, &st, &spec, None);
+        result.insert("msg".into(), json!(summary(&report)));
+        result.insert("added".into(), json!(report.added));
+        result.insert("updated".into(), json!(report.updated));
+        result.insert("moved".into(), json!(report.moved));
+        result.insert("removed".into(), json!(report.removed));
+        result.insert("blocked".into(), json!(report.blocked));
+        result.insert("warnings".into(), json!(report.warnings));
+        Ok(Plan::ops(ops, diff).with_result(result))
     }
 }
 
@@ -281,7 +260,8 @@ mod tests {
 #[cfg(test)]
 mod plan_tests {
     use super::*;
-    use crate::modules::postgres::pg_conf::plan_tests::plan_with;
+    use crate::connection::Op;
+    use crate::modules::postgres::pg_conf::plan_tests::{ops_of, plan_with};
 
     #[tokio::test]
     async fn refuses_clientcert_1_on_15_and_writes_otherwise() {
@@ -296,9 +276,9 @@ mod plan_tests {
             json!({"path": path, "type": "hostssl", "address": "0.0.0.0/0", "method": "md5",
                    "options": "clientcert=1", "server_version": 150004}),
         )
-        .await;
-        assert!(p.failed.unwrap().contains("removed in PostgreSQL 14"));
-        assert!(p.ops.is_empty());
+        .await
+        .unwrap_err();
+        assert!(p.to_string().contains("removed in PostgreSQL 14"));
         let p = plan_with(
             &PgHba,
             MODULE_ARGS,
@@ -306,13 +286,14 @@ mod plan_tests {
                    "options": "clientcert=1", "server_version": 130004, "block_plain": true,
                    "backup": true}),
         )
-        .await;
-        assert!(p.failed.is_none(), "{:?}", p.failed);
+        .await
+        .unwrap();
+        let (ops, _) = ops_of(&p);
         let Some(Op::Write {
             content, backup, ..
-        }) = p.ops.first()
+        }) = ops.first()
         else {
-            panic!("{:?}", p.ops)
+            panic!("{ops:?}")
         };
         assert!(backup);
         let out = String::from_utf8(content.to_vec()).unwrap();

@@ -2,14 +2,16 @@
 //! made of its files, restart only when a setting needs it, and roll back when the server
 //! rejects the new configuration.
 //!
-//! An acting module: outside check mode it changes the host itself, inside `plan` (a reload is
-//! not a file the engine could write). In check mode it only says what it would do.
+//! Its plan only resolves the cluster and how it is controlled; the reload or restart is a
+//! deferred [`Action`] the engine runs outside check mode (check mode reports `changed` with the
+//! action's description).
 //!
 //! Rollback: when the reload reports errors (`pg_hba_file_rules`/`pg_file_settings` errors, or a
 //! log line saying part of the configuration "was not reloaded"), or a restart does not bring
 //! the server back within `timeout`, the first backup of each file under the cluster's config or
-//! data directory (`castellan_backups`: the backups this run made, after those an earlier run
-//! left with the handler it still owed, see `engine/pending.rs`) is moved back over its file,
+//! data directory (from the typed backup records the engine keeps for the host, given in
+//! [`ActionCtx::backups`]: the backups this run's writes made, after those an earlier run left
+//! with the handler it still owed, see `engine/pending.rs`) is moved back over its file,
 //! the server is reloaded (or started when it is down), its health is checked, and the task
 //! fails with the server's own log lines, which stops a `serial` rollout with
 //! `max_fail_percentage: 0`. The message names every file restored, or says that none was (the
@@ -18,14 +20,16 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::connection::{ExecOutput, ExecRequest};
 use crate::modules::args::PORT_RANGE;
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{
+    Action, ActionCtx, ActionOutput, Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan,
+};
 use crate::postgres::service::{
     parse_check, reload_rejections, restore_script, rollback_summary, select_backups,
-    server_log_lines, steps, Action, Service, Steps,
+    server_log_lines, steps, Action as Step, Service, Steps,
 };
 use crate::postgres::target::{sections, PgTarget};
 
@@ -48,12 +52,23 @@ const ARGS: &[Arg] = &[
 /// Server log lines shown in a failure message.
 const LOG_LINES: usize = 20;
 
-struct Run<'a> {
-    ctx: &'a ModuleCtx<'a>,
+/// The reload/restart (and rollback) the plan defers to the engine.
+struct Control {
+    state: String,
     svc: Service,
     t: PgTarget,
     facts: Option<Value>,
     timeout: u64,
+    rollback: bool,
+}
+
+struct Run<'a> {
+    ctx: &'a ActionCtx<'a>,
+    svc: &'a Service,
+    t: &'a PgTarget,
+    facts: Option<&'a Value>,
+    timeout: u64,
+    rollback: bool,
 }
 
 fn text(b: &[u8]) -> String {
@@ -61,18 +76,18 @@ fn text(b: &[u8]) -> String {
 }
 
 impl Run<'_> {
-    async fn exec(&self, script: String, user: Option<&str>) -> Result<ExecOutput, String> {
+    async fn exec(&self, script: String, user: Option<&str>) -> Result<ExecOutput, ModuleError> {
         let req = ExecRequest {
             shell: Some(script),
             become_user: user.map(str::to_string),
             ..ExecRequest::default()
         };
-        self.ctx.conn.exec(&req).await.map_err(|e| e.to_string())
+        Ok(self.ctx.conn.exec(&req).await?)
     }
 
     /// Run one action's script: one round trip, or three when the action needs another user
     /// than the cluster's (systemctl as root).
-    async fn steps(&self, st: &Steps) -> Result<HashMap<String, String>, String> {
+    async fn steps(&self, st: &Steps) -> Result<HashMap<String, String>, ModuleError> {
         let os_user = Some(self.t.os_user.as_str());
         if self.svc.runs_as_os_user() || self.ctx.become_user == os_user {
             let out = self.exec(st.joined(), os_user).await?;
@@ -96,8 +111,8 @@ impl Run<'_> {
         Ok(all)
     }
 
-    async fn act(&self, action: Action, log_from: Option<u64>) -> Result<Outcome, String> {
-        let st = steps(&self.svc, &self.t, action, self.timeout, log_from)?;
+    async fn act(&self, action: Step, log_from: Option<u64>) -> Result<Outcome, ModuleError> {
+        let st = steps(self.svc, self.t, action, self.timeout, log_from)?;
         let sec = self.steps(&st).await?;
         let get = |k: &str| sec.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
         let check_text = get("check");
@@ -121,39 +136,35 @@ impl Run<'_> {
     /// Restore the backups known for this host, bring the server back, and fail.
     async fn rollback(
         &self,
-        args: &Args,
         errors: Vec<String>,
         first: &Outcome,
-        mut plan: Plan,
-    ) -> Plan {
+        mut result: Map<String, Value>,
+    ) -> ModuleError {
         let log_from = first.ls0;
         let errors_text = errors.join("; ");
-        if !args.bool("rollback", true) {
+        if !self.rollback {
             let lines = Self::tail(&first.log);
-            plan.result.insert("action".into(), json!("failed"));
-            plan.result.insert("errors".into(), json!(errors));
-            plan.result.insert("log_lines".into(), json!(lines));
-            plan.failed = Some(format!(
+            result.insert("action".into(), json!("failed"));
+            result.insert("errors".into(), json!(errors));
+            result.insert("log_lines".into(), json!(lines));
+            let msg = format!(
                 "PostgreSQL rejected the new configuration on {}: {errors_text}. rollback is off: \
                  nothing was restored. Server log:\n{}",
                 self.ctx.inventory_hostname,
                 lines.join("\n")
-            ));
-            return plan;
+            );
+            return ModuleError::failed_with(msg, result);
         }
-        let empty = Value::Array(Vec::new());
-        let backups = self.ctx.vars.get("castellan_backups").unwrap_or(&empty);
         let files: Vec<String> = ["config_file", "hba_file", "ident_file"]
             .iter()
             .filter_map(|k| {
                 self.facts
-                    .as_ref()
                     .and_then(|f| f.get(*k))
                     .and_then(Value::as_str)
                     .map(str::to_string)
             })
             .collect();
-        let pairs = select_backups(backups, &self.svc.roots(), &files);
+        let pairs = select_backups(self.ctx.backups, &self.svc.roots(), &files);
         let mut problems: Vec<String> = Vec::new();
         let mut restored: Vec<String> = Vec::new();
         if !pairs.is_empty() {
@@ -174,7 +185,7 @@ impl Run<'_> {
                 Err(e) => problems.push(e),
             }
         }
-        let back = self.act(Action::ReloadOrStart, log_from).await;
+        let back = self.act(Step::ReloadOrStart, log_from).await;
         let (did, healthy, still, lines) = match &back {
             Ok(o) => {
                 let did = o
@@ -229,13 +240,12 @@ impl Run<'_> {
             msg.push_str(&format!(" Rollback problems: {}.", problems.join("; ")));
         }
         msg.push_str(&format!(" Server log:\n{}", lines.join("\n")));
-        plan.result.insert("action".into(), json!("rolled_back"));
-        plan.result.insert("errors".into(), json!(errors));
-        plan.result.insert("restored".into(), json!(restored));
-        plan.result.insert("healthy".into(), json!(healthy));
-        plan.result.insert("log_lines".into(), json!(lines));
-        plan.failed = Some(msg);
-        plan
+        result.insert("action".into(), json!("rolled_back"));
+        result.insert("errors".into(), json!(errors));
+        result.insert("restored".into(), json!(restored));
+        result.insert("healthy".into(), json!(healthy));
+        result.insert("log_lines".into(), json!(lines));
+        ModuleError::failed_with(msg, result)
     }
 }
 
@@ -259,7 +269,7 @@ impl Module for PgService {
         Some(ARGS)
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let facts = ctx.vars.get("pg_facts").cloned().filter(Value::is_object);
         let svc_value = args
             .get("service")
@@ -270,37 +280,44 @@ impl Module for PgService {
         let t = PgTarget::resolve(args, ctx.vars, facts.as_ref())?;
         let timeout = args.int("timeout").unwrap_or(30).clamp(1, 3600) as u64;
         let state = args.req("state")?;
-        let mut plan = Plan::ok();
-        plan.result.insert("state".into(), json!(state));
-        plan.result
-            .insert("method".into(), json!(svc.method.as_str()));
-        if ctx.check_mode {
-            let would = if state == "restarted" {
-                "restarted"
-            } else {
-                "reloaded"
-            };
-            plan.changed = true;
-            plan.result.insert("action".into(), json!(would));
-            plan.result.insert(
-                "msg".into(),
-                json!(format!(
-                    "check mode: the server would be {would}{}",
-                    if state == "applied" {
-                        " (and restarted if a setting then needs it)"
-                    } else {
-                        ""
-                    }
-                )),
-            );
-            return Ok(plan);
-        }
-        let run = Run {
-            ctx,
+        let method = svc.method.as_str();
+        Ok(Plan::action(Control {
+            state: state.clone(),
             svc,
             t,
             facts,
             timeout,
+            rollback: args.bool("rollback", true),
+        })
+        .with("state", state)
+        .with("method", method))
+    }
+}
+
+#[async_trait]
+impl Action for Control {
+    fn describe(&self) -> String {
+        let how = self.svc.method.as_str();
+        match self.state.as_str() {
+            "restarted" => format!("restart the PostgreSQL server ({how})"),
+            "applied" => format!(
+                "reload the PostgreSQL server ({how}), restart it if a setting then needs it"
+            ),
+            _ => format!("reload the PostgreSQL server ({how})"),
+        }
+    }
+
+    async fn run(&self, ctx: &ActionCtx<'_>) -> Result<ActionOutput, ModuleError> {
+        let state = self.state.as_str();
+        let timeout = self.timeout;
+        let mut result = Map::new();
+        let run = Run {
+            ctx,
+            svc: &self.svc,
+            t: &self.t,
+            facts: self.facts.as_ref(),
+            timeout,
+            rollback: self.rollback,
         };
         let started = Instant::now();
         let mut action = "none";
@@ -309,7 +326,7 @@ impl Module for PgService {
         let mut lines: Vec<String> = Vec::new();
         let mut reload_ms = None;
         if state != "restarted" {
-            let o = run.act(Action::Reload, None).await?;
+            let o = run.act(Step::Reload, None).await?;
             reload_ms = Some(started.elapsed().as_millis() as u64);
             log_from = o.ls0;
             action = "reloaded";
@@ -339,13 +356,13 @@ impl Module for PgService {
             }
             lines = o.log.clone();
             if !errors.is_empty() {
-                plan.result.insert("pending_restart".into(), json!(pending));
-                return Ok(run.rollback(args, errors, &o, plan).await);
+                result.insert("pending_restart".into(), json!(pending));
+                return Err(run.rollback(errors, &o, result).await);
             }
         }
         let restart_for = pending.clone();
         if state == "restarted" || (state == "applied" && !pending.is_empty()) {
-            let o = run.act(Action::Restart, log_from).await?;
+            let o = run.act(Step::Restart, log_from).await?;
             action = "restarted";
             let mut errors = Vec::new();
             if o.action_rc != 0 {
@@ -361,37 +378,36 @@ impl Module for PgService {
             }
             if let Some(c) = &o.check {
                 pending = c.pending_restart.clone();
-                plan.result.insert(
+                result.insert(
                     "postmaster_start_time".into(),
                     json!(c.postmaster_start_time),
                 );
             }
             lines = o.log.clone();
             if !errors.is_empty() {
-                plan.result
-                    .insert("pending_restart".into(), json!(restart_for));
+                result.insert("pending_restart".into(), json!(restart_for));
                 let first = Outcome {
                     ls0: log_from.or(o.ls0),
                     ..o
                 };
-                return Ok(run.rollback(args, errors, &first, plan).await);
+                return Err(run.rollback(errors, &first, result).await);
             }
         }
-        plan.changed = action != "none";
-        plan.result.insert("action".into(), json!(action));
-        plan.result.insert("pending_restart".into(), json!(pending));
-        plan.result
-            .insert("restarted_for".into(), json!(restart_for));
-        plan.result.insert("errors".into(), json!([]));
-        plan.result
-            .insert("log_lines".into(), json!(Run::tail(&lines)));
+        result.insert("action".into(), json!(action));
+        result.insert("pending_restart".into(), json!(pending));
+        result.insert("restarted_for".into(), json!(restart_for));
+        result.insert("errors".into(), json!([]));
+        result.insert("log_lines".into(), json!(Run::tail(&lines)));
         if let Some(ms) = reload_ms {
-            plan.result.insert("reload_ms".into(), json!(ms));
+            result.insert("reload_ms".into(), json!(ms));
         }
-        plan.result.insert(
+        result.insert(
             "duration_ms".into(),
             json!(started.elapsed().as_millis() as u64),
         );
-        Ok(plan)
+        Ok(ActionOutput {
+            changed: action != "none",
+            result,
+        })
     }
 }

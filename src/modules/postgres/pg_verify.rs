@@ -3,16 +3,20 @@
 //! server presents and that a login without a client certificate is refused. Without
 //! `cert_file` it only probes the served certificate (SSLRequest, no login).
 //!
-//! Read-only: it runs in check mode too, where a failure is reported (`would_fail`) instead of
-//! failing the host, since the files it expects were not pushed.
+//! The plan only resolves where and how to connect; the probe and the logins are a deferred
+//! [`Action`] (a login is an effect on the server: a session, its log lines). Check mode skips
+//! it, like Ansible skips a `command`: the files it would check were not pushed either.
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::json;
+use serde_json::{json, Map};
 
 use crate::modules::args::PORT_RANGE;
-use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, Plan};
+use crate::modules::{
+    Action, ActionCtx, ActionOutput, Arg, Args, CheckMode, Kind, Module, ModuleCtx, ModuleError,
+    Plan,
+};
 use crate::postgres::target::{var_string, DEFAULT_PORT};
 use crate::postgres::verify::{login, normalize_fingerprint, probe, CertInfo, LoginSpec};
 
@@ -33,26 +37,18 @@ const ARGS: &[Arg] = &[
     Arg::new("timeout", Kind::Int).range(1, 600),
 ];
 
-fn cert_result(plan: &mut Plan, c: &CertInfo) {
-    plan.result
-        .insert("server_cert_sha256".into(), json!(c.sha256));
-    plan.result.insert("not_after".into(), json!(c.not_after));
-    plan.result
-        .insert("server_cert_subject".into(), json!(c.subject));
-    plan.result.insert("server_cert_sans".into(), json!(c.sans));
+fn cert_result(r: &mut Map<String, serde_json::Value>, c: &CertInfo) {
+    r.insert("server_cert_sha256".into(), json!(c.sha256));
+    r.insert("not_after".into(), json!(c.not_after));
+    r.insert("server_cert_subject".into(), json!(c.subject));
+    r.insert("server_cert_sans".into(), json!(c.sans));
 }
 
-/// In check mode a failure is only reported.
-fn fail(mut plan: Plan, check: bool, msg: String) -> Plan {
-    if check {
-        plan.result.insert("would_fail".into(), json!(msg));
-        plan.result
-            .insert("msg".into(), json!(format!("check mode: {msg}")));
-        plan
-    } else {
-        plan.failed = Some(msg);
-        plan
-    }
+/// The probe and logins the plan defers to the engine.
+struct Verify {
+    spec: LoginSpec,
+    expect_fingerprint: Option<String>,
+    expect_refused: bool,
 }
 
 #[async_trait]
@@ -76,7 +72,7 @@ impl Module for PgVerify {
         Ok(())
     }
 
-    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, String> {
+    async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let host = args
             .string("host")
             .or_else(|| var_string(ctx.vars, "ansible_host"))
@@ -86,11 +82,14 @@ impl Module for PgVerify {
             .or_else(|| var_string(ctx.vars, "pg_dns_name"))
             .unwrap_or_else(|| host.clone());
         let port = match args.int("port") {
-            Some(p) => u16::try_from(p).map_err(|_| format!("port {p} is out of range"))?,
+            Some(p) => u16::try_from(p)
+                .map_err(|_| ModuleError::InvalidArgs(format!("port {p} is out of range")))?,
             None => match var_string(ctx.vars, "pg_port") {
-                Some(p) => p
-                    .parse()
-                    .map_err(|_| format!("variable pg_port must be a port number, got `{p}`"))?,
+                Some(p) => p.parse().map_err(|_| {
+                    ModuleError::InvalidArgs(format!(
+                        "variable pg_port must be a port number, got `{p}`"
+                    ))
+                })?,
                 None => DEFAULT_PORT,
             },
         };
@@ -107,25 +106,54 @@ impl Module for PgVerify {
             key_file: args.string("key_file"),
             timeout,
         };
-        let check = ctx.check_mode;
-        let mut plan = Plan::ok()
-            .with("host", host.clone())
-            .with("server_name", server_name.clone())
-            .with("port", port);
+        Ok(Plan::action(Verify {
+            spec,
+            expect_fingerprint: args.string("expect_fingerprint"),
+            expect_refused: args.bool("expect_refused_without_cert", false),
+        })
+        .with("host", host)
+        .with("server_name", server_name)
+        .with("port", port))
+    }
+}
 
+#[async_trait]
+impl Action for Verify {
+    fn describe(&self) -> String {
+        let s = &self.spec;
+        if s.cert_file.is_some() {
+            format!(
+                "log in as {} to {}:{} with a client certificate (verify-full as {})",
+                s.user, s.host, s.port, s.server_name
+            )
+        } else {
+            format!(
+                "probe the certificate {}:{} serves (verify-full as {})",
+                s.host, s.port, s.server_name
+            )
+        }
+    }
+
+    fn in_check_mode(&self) -> CheckMode {
+        CheckMode::Skip(format!("check mode: would {}", self.describe()))
+    }
+
+    async fn run(&self, _ctx: &ActionCtx<'_>) -> Result<ActionOutput, ModuleError> {
+        let spec = &self.spec;
+        let (host, port, server_name) = (&spec.host, spec.port, &spec.server_name);
+        let mut r = Map::new();
+        let fail =
+            |r: Map<String, serde_json::Value>, msg: String| ModuleError::failed_with(msg, r);
         let presented: CertInfo = if spec.cert_file.is_some() {
-            match login(&spec, true).await {
+            match login(spec, true).await {
                 Ok(o) => {
-                    plan.result.insert("ssl".into(), json!(o.ssl));
-                    plan.result
-                        .insert("tls_version".into(), json!(o.tls_version));
-                    plan.result
-                        .insert("login_ms".into(), json!(o.elapsed.as_secs_f64() * 1000.0));
-                    cert_result(&mut plan, &o.cert);
+                    r.insert("ssl".into(), json!(o.ssl));
+                    r.insert("tls_version".into(), json!(o.tls_version));
+                    r.insert("login_ms".into(), json!(o.elapsed.as_secs_f64() * 1000.0));
+                    cert_result(&mut r, &o.cert);
                     if !o.ssl {
-                        return Ok(fail(
-                            plan,
-                            check,
+                        return Err(fail(
+                            r,
                             "logged in, but pg_stat_ssl says the session is not encrypted".into(),
                         ));
                     }
@@ -133,11 +161,10 @@ impl Module for PgVerify {
                 }
                 Err(e) => {
                     if let Some(c) = &e.cert {
-                        cert_result(&mut plan, c);
+                        cert_result(&mut r, c);
                     }
-                    return Ok(fail(
-                        plan,
-                        check,
+                    return Err(fail(
+                        r,
                         format!(
                             "mutual-TLS login as {} to {}:{} (verify-full as {}) failed: {}",
                             spec.user, host, port, server_name, e.msg
@@ -154,32 +181,30 @@ impl Module for PgVerify {
                     .next()
                     .ok_or_else(|| format!("{host} resolves to no address"))?,
             };
-            match probe(addr, &server_name, timeout).await {
+            match probe(addr, server_name, spec.timeout).await {
                 Ok(Some(c)) => {
-                    plan.result.insert("ssl".into(), json!(true));
-                    cert_result(&mut plan, &c);
+                    r.insert("ssl".into(), json!(true));
+                    cert_result(&mut r, &c);
                     c
                 }
                 Ok(None) => {
-                    plan.result.insert("ssl".into(), json!(false));
-                    return Ok(fail(
-                        plan,
-                        check,
+                    r.insert("ssl".into(), json!(false));
+                    return Err(fail(
+                        r,
                         format!("{host}:{port} does not accept TLS (ssl = off?)"),
                     ));
                 }
-                Err(e) => return Ok(fail(plan, check, e)),
+                Err(e) => return Err(fail(r, e)),
             }
         };
 
-        if let Some(want) = args.str("expect_fingerprint") {
+        if let Some(want) = &self.expect_fingerprint {
             let want = normalize_fingerprint(want);
             let ok = want == presented.sha256;
-            plan.result.insert("fingerprint_matches".into(), json!(ok));
+            r.insert("fingerprint_matches".into(), json!(ok));
             if !ok {
-                return Ok(fail(
-                    plan,
-                    check,
+                return Err(fail(
+                    r,
                     format!(
                         "{host}:{port} presents the certificate with SHA-256 {} ({}), not the one \
                          just pushed ({want}): the server has not loaded the new certificate \
@@ -190,12 +215,11 @@ impl Module for PgVerify {
             }
         }
 
-        if args.bool("expect_refused_without_cert", false) {
-            match login(&spec, false).await {
+        if self.expect_refused {
+            match login(spec, false).await {
                 Ok(_) => {
-                    return Ok(fail(
-                        plan,
-                        check,
+                    return Err(fail(
+                        r,
                         format!(
                             "a login as {} without a client certificate was accepted on {host}:{port}: \
                              the matching pg_hba.conf line does not require one (use `cert`, or \
@@ -205,12 +229,11 @@ impl Module for PgVerify {
                     ))
                 }
                 Err(e) if e.refused_by_server => {
-                    plan.result.insert("refused_without_cert".into(), json!(e.msg));
+                    r.insert("refused_without_cert".into(), json!(e.msg));
                 }
                 Err(e) => {
-                    return Ok(fail(
-                        plan,
-                        check,
+                    return Err(fail(
+                        r,
                         format!(
                             "the login without a client certificate failed before the server could refuse it: {}",
                             e.msg
@@ -219,6 +242,9 @@ impl Module for PgVerify {
                 }
             }
         }
-        Ok(plan)
+        Ok(ActionOutput {
+            changed: false,
+            result: r,
+        })
     }
 }
