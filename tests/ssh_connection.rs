@@ -502,6 +502,28 @@ async fn unknown_host_key_is_unreachable_with_advice() {
     let _ = fs::remove_file(&empty);
 }
 
+/// A command killed by a signal on a host that is still up is a failed command, not a lost
+/// host: the connection stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_killed_by_a_signal_fails_and_the_host_stays_reachable() {
+    let f = fleet();
+    let c = SshConnection::new(f.params(3));
+    let err = c
+        .exec(&ExecRequest {
+            shell: Some("kill -9 $$".into()),
+            ..ExecRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ConnError::Failed(m) if m.contains("terminated by a signal")),
+        "{err:?}"
+    );
+    let out = c.exec(&argv(&["echo", "still here"])).await.unwrap();
+    assert_eq!(out.stdout, b"still here\n");
+    c.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_host_is_unreachable_quickly_and_close_leaves_nothing() {
     let f = fleet();

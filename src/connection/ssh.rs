@@ -746,7 +746,14 @@ impl Inner {
         match e {
             openssh::Error::Disconnected => self.lost("disconnected"),
             openssh::Error::RemoteProcessTerminated => {
-                ConnError::Failed("the remote command was terminated by a signal".into())
+                // Under load the master may outlive its dead connection by more than the wait
+                // above: a new channel tells a command killed on a live host (it opens) from a
+                // host that is gone (it cannot).
+                if self.alive(m).await {
+                    ConnError::Failed("the remote command was terminated by a signal".into())
+                } else {
+                    self.lost(&m.exited().unwrap_or_else(|| "no answer".into()))
+                }
             }
             other => {
                 let source = std::error::Error::source(&other)
@@ -755,6 +762,15 @@ impl Inner {
                 ConnError::Failed(format!("ssh {}: {other}{source}", self.params.label()))
             }
         }
+    }
+
+    /// Whether the host still answers on this master: `true` runs on a new channel within 5 s.
+    async fn alive(&self, m: &Master) -> bool {
+        let mut cmd = m.session.raw_command("true");
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), cmd.status()).await,
+            Ok(Ok(st)) if st.success()
+        )
     }
 
     /// One command line on the master: one channel, one round trip.
