@@ -218,23 +218,32 @@ impl<'a> Runner<'a> {
             "castellan_backups".into(),
             serde_json::to_value(&hs.backups).unwrap_or(Value::Null),
         );
-        let needs = task::needs(task, &vars);
-        // Host lists cost O(hosts) per host: only tasks that read them get them.
-        if needs.play_hosts {
+        // Host lists cost O(hosts) per host: only tasks that read them get them, directly or
+        // through a variable.
+        let var_mentions = |n: &str| {
+            vars.values().any(
+                |v| matches!(v, Value::String(s) if s.contains(n) && crate::template::is_template(s)),
+            )
+        };
+        let reads = &task.reads;
+        let play_hosts = reads.any_with_prefix("ansible_play_") || var_mentions("ansible_play_");
+        let groups = reads.contains("groups") || var_mentions("groups");
+        let hostvars = reads.contains("hostvars") || var_mentions("hostvars");
+        if play_hosts {
             vars.insert("ansible_play_hosts".into(), json!(active));
             vars.insert("ansible_play_batch".into(), json!(pc.batch));
             vars.insert("ansible_play_hosts_all".into(), json!(pc.all_hosts));
         }
-        if needs.groups {
+        if groups {
             vars.insert("groups".into(), (*self.groups).clone());
         }
-        if needs.hostvars {
+        if hostvars {
             vars.insert("hostvars".into(), self.hostvars());
         }
         let errors = resolve(&mut vars, self.templar);
         // A variable that cannot be rendered fails only the tasks that read it.
         for (k, e) in errors {
-            if task::mentions(task, &k) {
+            if task.reads.contains(&k) {
                 return Err(format!(
                     "variable `{k}` could not be rendered: {}",
                     e.as_str().unwrap_or_default()

@@ -1,7 +1,6 @@
 //! Running one task on the hosts of a batch: conditions, loops, retries, the module's plan,
 //! applying its ops (unless in check mode), registering and notifying.
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
@@ -18,69 +17,6 @@ use crate::modules::{
 use crate::playbook::keywords::OMIT;
 use crate::playbook::{Action, Cond, Task};
 use crate::report::{diff, secret, HostResult, Status};
-
-/// Which expensive magic variables a task reads.
-pub struct Needs {
-    pub groups: bool,
-    pub hostvars: bool,
-    pub play_hosts: bool,
-}
-
-fn task_text(task: &Task) -> Arc<String> {
-    static CACHE: OnceLock<Mutex<HashMap<usize, Arc<String>>>> = OnceLock::new();
-    let key = task as *const Task as usize;
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Ok(c) = cache.lock() {
-        if let Some(t) = c.get(&key) {
-            return Arc::clone(t);
-        }
-    }
-    let mut text = format!(
-        "{:?}{:?}{:?}{:?}{:?}",
-        task.action, task.when, task.loop_, task.vars, task.scope.vars
-    );
-    if let Action::Module { module, args } = &task.action {
-        if module.name() == "template" {
-            // The template file may read `groups` or `hostvars` too.
-            if let Some(src) = args.str("src") {
-                let mut dirs: Vec<std::path::PathBuf> =
-                    task.scope.role.iter().map(|r| r.path.clone()).collect();
-                dirs.push(task.scope.dir.clone());
-                for d in dirs {
-                    for p in [d.join("templates").join(src), d.join(src)] {
-                        if let Ok(t) = std::fs::read_to_string(&p) {
-                            text.push_str(&t);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let text = Arc::new(text);
-    if let Ok(mut c) = cache.lock() {
-        c.insert(key, Arc::clone(&text));
-    }
-    text
-}
-
-/// Does the task's text mention a variable name?
-pub fn mentions(task: &Task, name: &str) -> bool {
-    task_text(task).contains(name)
-}
-
-pub fn needs(task: &Task, vars: &Map<String, Value>) -> Needs {
-    let text = task_text(task);
-    let var_mentions = |n: &str| {
-        vars.values().any(
-            |v| matches!(v, Value::String(s) if s.contains(n) && crate::template::is_template(s)),
-        )
-    };
-    Needs {
-        groups: text.contains("groups") || var_mentions("groups"),
-        hostvars: text.contains("hostvars") || var_mentions("hostvars"),
-        play_hosts: text.contains("ansible_play_") || var_mentions("ansible_play_"),
-    }
-}
 
 /// What a task did on one host, for the engine to apply.
 pub struct Outcome {

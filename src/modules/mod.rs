@@ -27,7 +27,7 @@ use async_trait::async_trait;
 
 #[cfg(doc)]
 use crate::connection::Op;
-use crate::template::Templar;
+use crate::template::{Names, Templar};
 
 pub use action::{Action, ActionCtx, ActionOutput, CheckMode};
 pub use args::{Arg, Args, Kind};
@@ -99,8 +99,8 @@ pub trait Module: Send + Sync {
         _args: &Args,
         _search_dirs: &[PathBuf],
         _templar: &Templar,
-    ) -> Result<Vec<String>, String> {
-        Ok(Vec::new())
+    ) -> Result<Names, String> {
+        Ok(Names::default())
     }
     /// Show the registered result with the status line (`debug`: the value is the point).
     fn shows_result(&self) -> bool {

@@ -149,6 +149,8 @@ pub struct Task {
     pub delay: f64,
     pub vars: Arc<Map<String, Value>>,
     pub scope: Scope,
+    /// The variables the task's own templates read, found when it was loaded.
+    pub reads: varcheck::Reads,
 }
 
 impl Task {

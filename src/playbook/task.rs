@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use super::keywords::{short_action, ACTION_KEYWORDS, TASK_KEYWORDS};
 use super::load::{bool_of, push_vars, tag_list, Inherit, Loader};
 use super::numbers;
+use super::varcheck::Reads;
 use super::{Action, Task};
 use crate::error::{Error, Result};
 use crate::modules::args::{did_you_mean, normalize};
@@ -274,6 +275,7 @@ impl Loader<'_> {
             locals: locals.clone(),
         };
 
+        let mut reads = Reads::default();
         let short = short_action(&action_name).to_string();
         let value = node
             .get(&action_name)
@@ -361,7 +363,9 @@ impl Loader<'_> {
             _ => {
                 let module = registry::lookup(&action_name)
                     .ok_or_else(|| action_key.error(format!("unknown module `{action_name}`")))?;
-                let args = self.module_args(module, value, node.get("args"), &locals, inh)?;
+                let (args, files_read) =
+                    self.module_args(module, value, node.get("args"), &locals, inh)?;
+                reads.extend(files_read);
                 if module.name() == "set_fact" {
                     for k in args.map.keys() {
                         self.defined.insert(k.clone());
@@ -374,6 +378,30 @@ impl Loader<'_> {
             }
         };
         let is_module = matches!(action, Action::Module { .. });
+        for c in when
+            .iter()
+            .chain(&changed_when)
+            .chain(&failed_when)
+            .chain(&until)
+        {
+            reads.cond(self.templar, &c.expr);
+        }
+        if let Some(l) = &loop_ {
+            reads.value(self.templar, l);
+        }
+        for s in loop_label.iter().chain(&become_user) {
+            reads.template(self.templar, s);
+        }
+        if let Action::Module { module, args } = &action {
+            let expr_args = module.expression_args();
+            for (k, v) in &args.map {
+                if expr_args.contains(&k.as_str()) {
+                    reads.conds(self.templar, v);
+                } else {
+                    reads.value(self.templar, v);
+                }
+            }
+        }
         Ok(Task {
             loc: node.loc.clone(),
             name,
@@ -410,6 +438,7 @@ impl Loader<'_> {
             delay,
             vars: Arc::new(own_vars),
             scope: if is_module { child.scope } else { scope },
+            reads,
         })
     }
 
@@ -423,7 +452,8 @@ impl Loader<'_> {
     }
 
     /// Turn the module's value (mapping, free-form string or `k=v` string) plus `args:` into
-    /// normalized arguments, checking names and types now.
+    /// normalized arguments, checking names and types now; with every variable the files the
+    /// module renders read.
     fn module_args(
         &mut self,
         module: &'static dyn Module,
@@ -431,7 +461,7 @@ impl Loader<'_> {
         extra: Option<&Node>,
         locals: &[String],
         inh: &Inherit,
-    ) -> Result<crate::modules::Args> {
+    ) -> Result<(crate::modules::Args, Vec<String>)> {
         let mut raw: Vec<(String, Node)> = Vec::new();
         if let Some(e) = extra {
             let Some(entries) = e.as_map() else {
@@ -517,14 +547,14 @@ impl Loader<'_> {
         let names = module
             .check_files(&args, &dirs, self.templar)
             .map_err(|m| Error::invalid(&value.loc, format!("{}: {m}", module.name())))?;
-        if !names.is_empty() {
+        if !names.required.is_empty() {
             self.uses.push(super::varcheck::VarUse {
                 loc: value.loc.clone(),
-                names,
+                names: names.required,
                 locals: locals.to_vec(),
             });
         }
-        Ok(args)
+        Ok((args, names.all))
     }
 
     /// Find a task file for `include_tasks`: next to the including file, in the role's
