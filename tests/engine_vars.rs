@@ -186,3 +186,105 @@ fn a_template_file_that_reads_groups_gets_them() {
     assert_eq!(results[0].1.status, Status::Changed, "{results:?}");
     assert_eq!(fs::read_to_string(&out).unwrap(), "1 hosts\n");
 }
+
+/// The layers, as Ansible orders them (lowest first): role defaults < inventory < play vars <
+/// vars_files < role vars < block vars < task vars < set_fact/registered < role params <
+/// include params (the `vars:` of include_tasks/include_role and the items of a looped
+/// include) < extra vars.
+#[test]
+fn include_params_role_params_set_fact_and_extra_vars_in_ansible_order() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let play = r#"
+- hosts: all
+  vars:
+    pv: play
+  pre_tasks:
+    - set_fact: {sf_vs_ip: set_fact, sf_vs_rp: set_fact, ip_vs_ex: set_fact, lv: set_fact, sf_vs_block: set_fact}
+  roles:
+    - role: r
+      sf_vs_rp: role_param
+      rp_vs_ip: role_param
+  tasks:
+    - include_tasks: inc.yml
+      vars:
+        sf_vs_ip: include_param
+        task_vs_ip: include_param
+        ip_vs_ex: include_param
+    - include_tasks: looped.yml
+      loop: [item_value]
+      loop_control: {loop_var: lv}
+    - include_role: {name: plain}
+      vars:
+        sf_vs_ip: include_role_param
+    - block:
+        - name: block vars lose to set_fact
+          debug: {msg: "{{ sf_vs_block }}"}
+      vars:
+        sf_vs_block: block
+"#;
+    let loaded = load(
+        d,
+        &[
+            ("p.yml", play),
+            (
+                "inc.yml",
+                "- name: include params\n  debug: {msg: \"{{ sf_vs_ip }} {{ task_vs_ip }} {{ ip_vs_ex }}\"}\n  vars:\n    task_vs_ip: task\n",
+            ),
+            (
+                "looped.yml",
+                "- name: a looped include's item\n  debug: {msg: \"{{ lv }}\"}\n",
+            ),
+            (
+                "roles/r/tasks/main.yml",
+                "- name: role params\n  debug: {msg: \"{{ sf_vs_rp }}\"}\n- include_tasks: more.yml\n  vars:\n    rp_vs_ip: include_param\n",
+            ),
+            (
+                "roles/r/tasks/more.yml",
+                "- name: include params beat role params\n  debug: {msg: \"{{ rp_vs_ip }}\"}\n",
+            ),
+            ("roles/plain/vars/main.yml", "sf_vs_ip: role_var\n"),
+            (
+                "roles/plain/tasks/main.yml",
+                "- name: include_role params\n  debug: {msg: \"{{ sf_vs_ip }}\"}\n",
+            ),
+        ],
+        "p.yml",
+        &["ip_vs_ex=extra"],
+    );
+    let results = run(&loaded, &["ip_vs_ex=extra"]);
+    let got = |name: &str| -> String {
+        let (_, r) = results
+            .iter()
+            .find(|(n, _)| n.ends_with(name))
+            .unwrap_or_else(|| panic!("no result for `{name}` in {results:#?}"));
+        assert_eq!(r.status, Status::Ok, "{name}: {:?}", r.msg);
+        msg(r)
+    };
+    assert_eq!(
+        got("role params"),
+        "role_param",
+        "role params beat set_fact"
+    );
+    assert_eq!(
+        got("include params beat role params"),
+        "include_param",
+        "include params beat role params"
+    );
+    assert_eq!(
+        got("include params"),
+        "include_param include_param extra",
+        "include params beat set_fact and task vars; extra vars beat them"
+    );
+    assert_eq!(
+        got("a looped include's item"),
+        "item_value",
+        "a looped include's item beats set_fact"
+    );
+    assert_eq!(
+        got("include_role params"),
+        "include_role_param",
+        "include_role's vars beat set_fact and role vars"
+    );
+    assert_eq!(got("block vars lose to set_fact"), "set_fact");
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::keywords::{short_action, ACTION_KEYWORDS, TASK_KEYWORDS};
-use super::load::{bool_of, push_vars, tag_list, Inherit, Loader};
+use super::load::{bool_of, push_params, push_vars, tag_list, Inherit, Loader};
 use super::numbers;
 use super::varcheck::Reads;
 use super::{Action, Task};
@@ -261,6 +261,18 @@ impl Loader<'_> {
         };
 
         let scope = push_vars(&inh.scope, Map::new());
+        let short = short_action(&action_name).to_string();
+        // The `vars:` of an include are include params for what it includes; a block's are
+        // block vars.
+        let is_include = matches!(
+            short.as_str(),
+            "include_tasks" | "import_tasks" | "include_role" | "import_role"
+        );
+        let child_scope = if is_include {
+            push_params(&inh.scope, own_vars.clone())
+        } else {
+            push_vars(&inh.scope, own_vars.clone())
+        };
         let mut child = Inherit {
             when: when.clone(),
             tags: tags.clone(),
@@ -271,12 +283,11 @@ impl Loader<'_> {
             check_mode: opt_bool("check_mode")?.or(inh.check_mode),
             delegate_to: delegate_to.clone(),
             run_once: opt_bool("run_once")?.or(inh.run_once),
-            scope: push_vars(&inh.scope, own_vars.clone()),
+            scope: child_scope,
             locals: locals.clone(),
         };
 
         let mut reads = Reads::default();
-        let short = short_action(&action_name).to_string();
         let value = node
             .get(&action_name)
             .ok_or_else(|| node.error("internal: action vanished"))?;
@@ -406,11 +417,7 @@ impl Loader<'_> {
             loc: node.loc.clone(),
             name,
             action,
-            when: if is_module
-                || matches!(
-                    short.as_str(),
-                    "include_tasks" | "import_tasks" | "include_role" | "import_role" | "meta"
-                ) {
+            when: if is_module || is_include || short == "meta" {
                 when
             } else {
                 Vec::new()
