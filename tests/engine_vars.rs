@@ -200,7 +200,9 @@ fn include_params_role_params_set_fact_and_extra_vars_in_ansible_order() {
   vars:
     pv: play
   pre_tasks:
-    - set_fact: {sf_vs_ip: set_fact, sf_vs_rp: set_fact, ip_vs_ex: set_fact, lv: set_fact, sf_vs_block: set_fact}
+    - set_fact: {sf_vs_ip: set_fact, sf_vs_rp: set_fact, ip_vs_ex: set_fact, lv: set_fact, sf_vs_block: set_fact, sf_only: only}
+    - name: a variable only set_fact sets is known before the run
+      debug: {msg: "{{ sf_only }}"}
   roles:
     - role: r
       sf_vs_rp: role_param
@@ -287,4 +289,5 @@ fn include_params_role_params_set_fact_and_extra_vars_in_ansible_order() {
         "include_role's vars beat set_fact and role vars"
     );
     assert_eq!(got("block vars lose to set_fact"), "set_fact");
+    assert_eq!(got("only set_fact sets is known before the run"), "only");
 }

@@ -150,3 +150,30 @@ impl<'a> Runner<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The engine knows modules only through the `Module` trait: no string literal in its code
+    /// (tests aside) is a module's name, and it never compares a module's name.
+    #[test]
+    fn no_module_name_is_hard_coded_in_the_engine() {
+        let names: Vec<&str> = crate::modules::registry::names().collect();
+        let literal = regex::Regex::new(r#""((?:[^"\\]|\\.)*)""#).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine");
+        let mut found = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (i, line) in code.lines().enumerate() {
+                let line = line.split("//").next().unwrap_or_default();
+                for c in literal.captures_iter(line) {
+                    if names.contains(&&c[1]) || line.contains("name() ==") {
+                        found.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "module names in the engine: {found:#?}");
+    }
+}

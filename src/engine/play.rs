@@ -306,28 +306,19 @@ impl Runner<'_> {
     fn hosts_where(&mut self, pc: &PlayCtx<'_>, task: &Task, active: &[String]) -> Vec<String> {
         let mut out = Vec::new();
         for h in active {
-            match self.cond_for(pc, task, h, active) {
+            let holds = if task.when.is_empty() {
+                Ok(true)
+            } else {
+                self.task_ctx(pc, task, h, active)
+                    .and_then(|ctx| self.eval_all(&task.when, &ctx))
+            };
+            match holds {
                 Ok(true) => out.push(h.clone()),
                 Ok(false) => {}
                 Err(e) => self.fail_host(h, task, e),
             }
         }
         out
-    }
-
-    /// Does the task's `when` hold on `host`?
-    fn cond_for(
-        &self,
-        pc: &PlayCtx<'_>,
-        task: &Task,
-        host: &str,
-        active: &[String],
-    ) -> Result<bool, String> {
-        if task.when.is_empty() {
-            return Ok(true);
-        }
-        let ctx = self.task_ctx(pc, task, host, active)?;
-        self.eval_all(&task.when, &ctx)
     }
 
     fn fail_host(&mut self, host: &str, task: &Task, msg: String) {

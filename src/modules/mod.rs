@@ -88,6 +88,11 @@ pub trait Module: Send + Sync {
     fn sets_facts(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Host facts these arguments set (`set_fact`: every key): known to the load-time check of
+    /// undefined variables, like [`Module::sets_facts`].
+    fn facts_from_args(&self, _args: &Args) -> Vec<String> {
+        Vec::new()
+    }
     /// Arguments holding bare expressions (`assert.that`, `debug.var`): checked like `when:`.
     fn expression_args(&self) -> &'static [&'static str] {
         &[]

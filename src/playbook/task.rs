@@ -377,11 +377,7 @@ impl Loader<'_> {
                 let (args, files_read) =
                     self.module_args(module, value, node.get("args"), &locals, inh)?;
                 reads.extend(files_read);
-                if module.name() == "set_fact" {
-                    for k in args.map.keys() {
-                        self.defined.insert(k.clone());
-                    }
-                }
+                self.defined.extend(module.facts_from_args(&args));
                 for k in module.sets_facts() {
                     self.defined.insert(k.to_string());
                 }
