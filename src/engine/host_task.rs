@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tera::Context;
 
-use super::results::{finish, skipped, ItemRun, Outcome};
+use super::results::{finish, skipped_by_when, ItemRun, Outcome};
 use super::{PlayCtx, Runner};
 use crate::connection::{ConnError, Connection};
 use crate::modules::{Args, Module};
@@ -87,7 +87,7 @@ impl Runner<'_> {
         let mut out = match &task.loop_ {
             None => match self.eval_all(&task.when, &ctx) {
                 Ok(true) => finish(task, host, self.run_item(&ht, ctx).await),
-                Ok(false) => return skipped(task, host),
+                Ok(false) => return skipped_by_when(task, host),
                 Err(e) => return finish(task, host, ItemRun::failed(e)),
             },
             // A loop: the list is rendered once, `when` is evaluated per item.

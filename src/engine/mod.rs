@@ -1,5 +1,12 @@
 //! The engine: plays, serial batches, the linear strategy, blocks, handlers, failure budget,
 //! check and diff. It emits events to a [`Reporter`]; it never prints.
+//!
+//! A module task, from the outside in: `task.rs` runs it on a batch's hosts and applies the
+//! outcomes; `host_task.rs` on one host (its variables from `task_vars.rs`, its connection and
+//! modes); `loops.rs` its loop items; `item.rs` one run (arguments, the module's plan);
+//! `retry.rs` `until`/`retries`; `conds.rs` `when`, `changed_when`, `failed_when`; `apply.rs`
+//! the plan's steps (or what check mode reports); `results.rs` what a run reports;
+//! `notify.rs` the handlers and backups a host owes.
 mod apply;
 mod conds;
 pub mod connections;

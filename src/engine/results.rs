@@ -148,7 +148,7 @@ fn censor(task: &Task, v: &Value) -> Value {
 }
 
 /// The outcome of a task skipped on `host` by its `when`.
-pub(super) fn skipped(task: &Task, host: &str) -> Outcome {
+pub(super) fn skipped_by_when(task: &Task, host: &str) -> Outcome {
     let mut r = HostResult::new(host, Status::Skipped);
     r.detail = Value::Object(condition_false());
     Outcome {
