@@ -19,6 +19,22 @@ pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
+/// The root variable names a template reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Names {
+    /// Read without a guard: the template fails when one is undefined.
+    pub required: Vec<String>,
+    /// Every name read, those guarded by `is defined` or `| default(...)` included.
+    pub all: Vec<String>,
+}
+
+impl Names {
+    fn push(&mut self, name: &str) {
+        self.required.push(name.to_string());
+        self.all.push(name.to_string());
+    }
+}
+
 /// A cache of compiled templates, shared by every host.
 #[derive(Default)]
 pub struct Templar {
@@ -58,22 +74,35 @@ impl Templar {
     /// undefined-variable check before a run). Locals (`for`, `set`) and names guarded by
     /// `is defined` or `| default(...)` are left out.
     pub fn check(&self, src: &str) -> Result<Vec<String>, String> {
-        // Compile the text as written first, so syntax errors point into the user's text.
-        self.compiled(src).map_err(|e| with_hint(src, e))?;
-        let tera = self.compiled(&wrap_native(src).unwrap_or_else(|| src.to_string()))?;
-        let tpl = tera.get_template(NAME).map_err(|e| error_chain(&e))?;
-        let mut found = Vec::new();
-        let mut locals: HashSet<String> = HashSet::new();
-        locals.insert(NATIVE_VAR.into());
-        walk_nodes(&tpl.ast, &mut locals, &mut found);
-        found.sort();
-        found.dedup();
-        Ok(found)
+        self.names(src).map(|n| n.required)
     }
 
     /// Check a bare expression (a `when:` condition) the same way.
     pub fn check_cond(&self, expr: &str) -> Result<Vec<String>, String> {
         self.check(&cond_template(expr))
+    }
+
+    /// Check a template's syntax and return the root variable names it reads: those it needs
+    /// and every one it reads at all (guarded ones included).
+    pub fn names(&self, src: &str) -> Result<Names, String> {
+        // Compile the text as written first, so syntax errors point into the user's text.
+        self.compiled(src).map_err(|e| with_hint(src, e))?;
+        let tera = self.compiled(&wrap_native(src).unwrap_or_else(|| src.to_string()))?;
+        let tpl = tera.get_template(NAME).map_err(|e| error_chain(&e))?;
+        let mut found = Names::default();
+        let mut locals: HashSet<String> = HashSet::new();
+        locals.insert(NATIVE_VAR.into());
+        walk_nodes(&tpl.ast, &mut locals, &mut found);
+        for v in [&mut found.required, &mut found.all] {
+            v.sort();
+            v.dedup();
+        }
+        Ok(found)
+    }
+
+    /// [`Templar::names`] of a bare expression (a `when:` condition).
+    pub fn names_cond(&self, expr: &str) -> Result<Names, String> {
+        self.names(&cond_template(expr))
     }
 
     /// Render a string to a string.
@@ -290,7 +319,7 @@ fn root_of(ident: &str) -> &str {
     &ident[..end]
 }
 
-fn walk_nodes(nodes: &[Node], locals: &mut HashSet<String>, found: &mut Vec<String>) {
+fn walk_nodes(nodes: &[Node], locals: &mut HashSet<String>, found: &mut Names) {
     for n in nodes {
         match n {
             Node::VariableBlock(_, e) => walk_expr(e, locals, found),
@@ -332,7 +361,7 @@ fn walk_nodes(nodes: &[Node], locals: &mut HashSet<String>, found: &mut Vec<Stri
     }
 }
 
-fn walk_expr(e: &Expr, locals: &HashSet<String>, found: &mut Vec<String>) {
+fn walk_expr(e: &Expr, locals: &HashSet<String>, found: &mut Names) {
     // `x | default(...)` tolerates an undefined `x`.
     if e.filters.iter().any(|f| f.name == "default") {
         if let ExprVal::Ident(_) = e.val {
@@ -341,6 +370,9 @@ fn walk_expr(e: &Expr, locals: &HashSet<String>, found: &mut Vec<String>) {
                     walk_expr(a, locals, found);
                 }
             }
+            let mut guarded = Names::default();
+            walk_val(&e.val, locals, &mut guarded);
+            found.all.extend(guarded.all);
             return;
         }
     }
@@ -352,12 +384,12 @@ fn walk_expr(e: &Expr, locals: &HashSet<String>, found: &mut Vec<String>) {
     walk_val(&e.val, locals, found);
 }
 
-fn walk_val(v: &ExprVal, locals: &HashSet<String>, found: &mut Vec<String>) {
+fn walk_val(v: &ExprVal, locals: &HashSet<String>, found: &mut Names) {
     match v {
         ExprVal::Ident(name) => {
             let root = root_of(name);
             if !root.is_empty() && !locals.contains(root) {
-                found.push(root.to_string());
+                found.push(root);
             }
             // Subscripts like `hostvars[item]` read `item` too.
             let mut rest = &name[root.len()..];
@@ -372,7 +404,7 @@ fn walk_val(v: &ExprVal, locals: &HashSet<String>, found: &mut Vec<String>) {
                 {
                     let r = root_of(inner);
                     if !locals.contains(r) {
-                        found.push(r.to_string());
+                        found.push(r);
                     }
                 }
                 rest = &after[close.min(after.len())..];
@@ -391,10 +423,12 @@ fn walk_val(v: &ExprVal, locals: &HashSet<String>, found: &mut Vec<String>) {
             walk_expr(&l.rhs, locals, found);
         }
         ExprVal::Test(t) => {
-            if t.name != "defined" && t.name != "undefined" {
-                let root = root_of(&t.ident);
-                if !locals.contains(root) {
-                    found.push(root.to_string());
+            let root = root_of(&t.ident);
+            if !locals.contains(root) {
+                if t.name != "defined" && t.name != "undefined" {
+                    found.push(root);
+                } else {
+                    found.all.push(root.to_string());
                 }
             }
             for a in &t.args {

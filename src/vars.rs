@@ -1,10 +1,8 @@
 //! Variable precedence and lazy templating of variables that refer to other variables.
 //!
-//! Lowest to highest, as Ansible orders them: role defaults < inventory (group vars, parents
-//! before children, then host vars) < play vars < play vars_files < role vars < block and
-//! include vars < task vars < set_fact/registered < role params < extra vars.
-use std::sync::Arc;
-
+//! Lowest to highest, as Ansible orders them (see [`Level`]): role defaults < inventory (group
+//! vars, parents before children, then host vars) < play vars < play vars_files < role vars <
+//! block vars < task vars < set_fact/registered < role params < include params < extra vars.
 use serde_json::{Map, Value};
 
 use crate::error::Location;
@@ -24,45 +22,57 @@ pub fn locs_of(node: &Node) -> VarLocs {
         .collect()
 }
 
-/// Every layer that may hold variables for one task on one host.
+/// Where a layer of variables comes from, lowest precedence first (the order of the variants is
+/// the precedence), as Ansible's "Understanding variable precedence" orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// `roles/NAME/defaults/main.yml`.
+    RoleDefaults,
+    /// Inventory group vars (parents before children), then host vars.
+    Inventory,
+    /// The play's `vars:`.
+    PlayVars,
+    /// The play's `vars_files:`.
+    VarsFiles,
+    /// `roles/NAME/vars/main.yml`.
+    RoleVars,
+    /// `vars:` of the enclosing blocks, outermost first.
+    BlockVars,
+    /// The task's own `vars:`.
+    TaskVars,
+    /// `set_fact` and registered results.
+    Facts,
+    /// Parameters of a `roles:` entry (`- {role: x, port: 1}`).
+    RoleParams,
+    /// Parameters of the enclosing includes, outermost first: the `vars:` of `include_tasks`,
+    /// `import_tasks`, `include_role`, `import_role`, and the loop item of a looped include.
+    IncludeParams,
+    /// `-e` on the command line: always wins.
+    Extra,
+}
+
+/// The layers of variables for one task on one host, added in any order.
 #[derive(Default)]
-pub struct Layers<'a> {
-    pub role_defaults: Option<&'a Map<String, Value>>,
-    pub inventory: Option<&'a Map<String, Value>>,
-    pub play_vars: Option<&'a Map<String, Value>>,
-    pub vars_files: Option<&'a Map<String, Value>>,
-    pub role_vars: Option<&'a Map<String, Value>>,
-    pub scope_vars: &'a [Arc<Map<String, Value>>],
-    pub task_vars: Option<&'a Map<String, Value>>,
-    pub facts: Option<&'a Map<String, Value>>,
-    pub role_params: Option<&'a Map<String, Value>>,
-    pub extra: Option<&'a Map<String, Value>>,
-}
+pub struct Layers<'a>(Vec<(Level, &'a Map<String, Value>)>);
 
-fn put(into: &mut Map<String, Value>, from: Option<&Map<String, Value>>) {
-    if let Some(m) = from {
-        for (k, v) in m {
-            into.insert(k.clone(), v.clone());
-        }
+impl<'a> Layers<'a> {
+    /// Add a layer; layers of one level keep the order they were added in (later wins).
+    pub fn add(&mut self, level: Level, vars: &'a Map<String, Value>) -> &mut Self {
+        self.0.push((level, vars));
+        self
     }
-}
 
-impl Layers<'_> {
-    /// Merge the layers (later wins; dictionaries are replaced, not merged, as in Ansible).
+    /// Merge the layers, higher levels over lower ones (dictionaries are replaced, not merged,
+    /// as in Ansible).
     pub fn merge(&self) -> Map<String, Value> {
+        let mut layers: Vec<&(Level, &Map<String, Value>)> = self.0.iter().collect();
+        layers.sort_by_key(|(level, _)| *level);
         let mut m = Map::new();
-        put(&mut m, self.role_defaults);
-        put(&mut m, self.inventory);
-        put(&mut m, self.play_vars);
-        put(&mut m, self.vars_files);
-        put(&mut m, self.role_vars);
-        for s in self.scope_vars {
-            put(&mut m, Some(s));
+        for (_, vars) in layers {
+            for (k, v) in vars.iter() {
+                m.insert(k.clone(), v.clone());
+            }
         }
-        put(&mut m, self.task_vars);
-        put(&mut m, self.facts);
-        put(&mut m, self.role_params);
-        put(&mut m, self.extra);
         m
     }
 }
@@ -121,25 +131,56 @@ mod tests {
 
     #[test]
     fn precedence_order() {
-        let d = json!({"a": "default", "b": "default"})
-            .as_object()
-            .unwrap()
-            .clone();
-        let inv = json!({"a": "inventory", "c": "inventory"})
-            .as_object()
-            .unwrap()
-            .clone();
-        let extra = json!({"c": "extra"}).as_object().unwrap().clone();
-        let m = Layers {
-            role_defaults: Some(&d),
-            inventory: Some(&inv),
-            extra: Some(&extra),
-            ..Layers::default()
-        }
-        .merge();
+        let map = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let d = map(json!({"a": "default", "b": "default"}));
+        let inv = map(json!({"a": "inventory", "c": "inventory"}));
+        let extra = map(json!({"c": "extra"}));
+        let m = Layers::default()
+            .add(Level::Extra, &extra)
+            .add(Level::RoleDefaults, &d)
+            .add(Level::Inventory, &inv)
+            .merge();
         assert_eq!(m["a"], "inventory");
         assert_eq!(m["b"], "default");
         assert_eq!(m["c"], "extra");
+    }
+
+    #[test]
+    fn every_level_beats_the_one_below_and_a_level_keeps_its_order() {
+        let levels = [
+            Level::RoleDefaults,
+            Level::Inventory,
+            Level::PlayVars,
+            Level::VarsFiles,
+            Level::RoleVars,
+            Level::BlockVars,
+            Level::TaskVars,
+            Level::Facts,
+            Level::RoleParams,
+            Level::IncludeParams,
+            Level::Extra,
+        ];
+        let maps: Vec<Map<String, Value>> = (0..levels.len())
+            .map(|i| json!({"x": i}).as_object().unwrap().clone())
+            .collect();
+        for top in 1..levels.len() {
+            // Added highest first: the order of adding does not matter across levels.
+            let mut l = Layers::default();
+            for i in (0..=top).rev() {
+                l.add(levels[i], &maps[i]);
+            }
+            assert_eq!(l.merge()["x"], json!(top), "{:?}", levels[top]);
+        }
+        let (outer, inner) = (map_of("outer"), map_of("inner"));
+        let m = Layers::default()
+            .add(Level::IncludeParams, &outer)
+            .add(Level::IncludeParams, &inner)
+            .merge();
+        assert_eq!(m["x"], "inner");
+    }
+
+    fn map_of(x: &str) -> Map<String, Value> {
+        json!({ "x": x }).as_object().unwrap().clone()
     }
 
     #[test]

@@ -21,8 +21,8 @@ pub struct HostState {
     /// Handlers an earlier run of the current play left owed: they join `notified` once the
     /// play's `tasks` have run (they may need what those tasks set, e.g. facts).
     pub owed: Vec<String>,
-    /// Variables of the includes being run (their loop items).
-    pub include_vars: Vec<Arc<Map<String, Value>>>,
+    /// The loop items of the looped includes being run, outermost first: include params.
+    pub include_items: Vec<Arc<Map<String, Value>>>,
     /// Backups made on the host, oldest first: those an earlier run left with a handler it
     /// still owed, then those of this run's writes (from each applied write's
     /// `OpOutput::backup_file`). What a rollback restores (given to actions in
@@ -41,7 +41,7 @@ impl HostState {
             ended: false,
             notified: Vec::new(),
             owed: Vec::new(),
-            include_vars: Vec::new(),
+            include_items: Vec::new(),
             backups: Vec::new(),
         }
     }

@@ -1,26 +1,40 @@
 //! The engine: plays, serial batches, the linear strategy, blocks, handlers, failure budget,
 //! check and diff. It emits events to a [`Reporter`]; it never prints.
+//!
+//! A module task, from the outside in: `task.rs` runs it on a batch's hosts and applies the
+//! outcomes; `host_task.rs` on one host (its variables from `task_vars.rs`, its connection and
+//! modes); `loops.rs` its loop items; `item.rs` one run (arguments, the module's plan);
+//! `retry.rs` `until`/`retries`; `conds.rs` `when`, `changed_when`, `failed_when`; `apply.rs`
+//! the plan's steps (or what check mode reports); `results.rs` what a run reports;
+//! `notify.rs` the handlers and backups a host owes.
+mod apply;
+mod conds;
 pub mod connections;
 pub mod host;
+mod host_task;
 pub mod interrupt;
+mod item;
+mod loops;
+mod notify;
 pub mod pending;
 mod play;
+mod results;
+mod retry;
 pub mod tags;
 mod task;
+mod task_vars;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::inventory::Inventory;
-use crate::playbook::keywords::OMIT;
-use crate::playbook::{Play, Playbook, Task};
+use crate::playbook::{Play, Playbook};
 use crate::report::{Reporter, Stats};
 use crate::template::Templar;
-use crate::vars::{resolve, Layers};
 
 pub use host::HostState;
 pub use interrupt::Interrupt;
@@ -131,136 +145,6 @@ impl<'a> Runner<'a> {
         self.interrupt.is_set()
     }
 
-    /// The variables of one task on one host, with magic variables, templates resolved.
-    /// Fails when a variable the task reads could not be rendered.
-    pub fn task_vars(
-        &self,
-        pc: &PlayCtx<'_>,
-        task: &Task,
-        host: &str,
-        active: &[String],
-    ) -> Result<Map<String, Value>, String> {
-        let hs = self
-            .hosts
-            .get(host)
-            .ok_or_else(|| format!("internal: no state for host {host}"))?;
-        let role = task.scope.role.as_deref();
-        // Roles listed under `roles:` are public: their defaults and vars reach the whole
-        // play; the task's own role comes last so it wins.
-        let mut defaults = Map::new();
-        let mut role_vars = Map::new();
-        for r in &pc.play.roles {
-            defaults.extend(r.defaults.iter().map(|(k, v)| (k.clone(), v.clone())));
-            role_vars.extend(r.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        if let Some(r) = role {
-            defaults.extend(r.defaults.iter().map(|(k, v)| (k.clone(), v.clone())));
-            role_vars.extend(r.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
-        let mut vars = Layers {
-            role_defaults: Some(&defaults),
-            inventory: Some(&hs.inv.vars),
-            play_vars: Some(&pc.play.vars),
-            vars_files: Some(&pc.play.vars_files),
-            role_vars: Some(&role_vars),
-            scope_vars: &task.scope.vars,
-            task_vars: Some(&task.vars),
-            facts: Some(&hs.facts),
-            role_params: role.map(|r| &r.params),
-            extra: None,
-        }
-        .merge();
-        for layer in &hs.include_vars {
-            for (k, v) in layer.iter() {
-                vars.insert(k.clone(), v.clone());
-            }
-        }
-        for (k, v) in &self.opts.extra_vars {
-            vars.insert(k.clone(), v.clone());
-        }
-        let short = host.split('.').next().unwrap_or(host);
-        vars.insert("inventory_hostname".into(), json!(host));
-        vars.insert("inventory_hostname_short".into(), json!(short));
-        let group_names: Vec<&String> =
-            hs.inv.groups.iter().filter(|g| *g != "ungrouped").collect();
-        vars.insert("group_names".into(), json!(group_names));
-        vars.insert("inventory_dir".into(), json!(hs.inv.inventory_dir));
-        vars.insert("inventory_file".into(), json!(hs.inv.inventory_file));
-        vars.insert("playbook_dir".into(), json!(pc.playbook_dir));
-        if let Some(r) = role {
-            vars.insert("role_path".into(), json!(r.path));
-            vars.insert("role_name".into(), json!(r.name));
-        }
-        let check = task
-            .check_mode
-            .or(pc.play.check_mode)
-            .unwrap_or(self.opts.check);
-        vars.insert("ansible_check_mode".into(), json!(check));
-        vars.insert("ansible_diff_mode".into(), json!(self.opts.diff));
-        vars.insert("ansible_play_name".into(), json!(pc.play.name));
-        vars.insert(
-            "ansible_run_tags".into(),
-            json!(if self.opts.tags.is_empty() {
-                vec!["all".to_string()]
-            } else {
-                self.opts.tags.clone()
-            }),
-        );
-        vars.insert("ansible_skip_tags".into(), json!(self.opts.skip_tags));
-        vars.insert("ansible_limit".into(), json!(self.opts.limit));
-        vars.insert("ansible_verbosity".into(), json!(self.opts.verbosity));
-        vars.insert(
-            "ansible_version".into(),
-            json!({"full": env!("CARGO_PKG_VERSION"), "string": env!("CARGO_PKG_VERSION")}),
-        );
-        vars.insert("omit".into(), json!(OMIT));
-        vars.insert(
-            "castellan_backups".into(),
-            serde_json::to_value(&hs.backups).unwrap_or(Value::Null),
-        );
-        let needs = task::needs(task, &vars);
-        // Host lists cost O(hosts) per host: only tasks that read them get them.
-        if needs.play_hosts {
-            vars.insert("ansible_play_hosts".into(), json!(active));
-            vars.insert("ansible_play_batch".into(), json!(pc.batch));
-            vars.insert("ansible_play_hosts_all".into(), json!(pc.all_hosts));
-        }
-        if needs.groups {
-            vars.insert("groups".into(), (*self.groups).clone());
-        }
-        if needs.hostvars {
-            vars.insert("hostvars".into(), self.hostvars());
-        }
-        let errors = resolve(&mut vars, self.templar);
-        // A variable that cannot be rendered fails only the tasks that read it.
-        for (k, e) in errors {
-            if task::mentions(task, &k) {
-                return Err(format!(
-                    "variable `{k}` could not be rendered: {}",
-                    e.as_str().unwrap_or_default()
-                ));
-            }
-        }
-        Ok(vars)
-    }
-
-    /// `hostvars`: every known host's inventory variables and facts.
-    fn hostvars(&self) -> Value {
-        let mut m = Map::new();
-        for h in self.inv.hosts() {
-            let mut v = h.vars.clone();
-            if let Some(hs) = self.hosts.get(&h.name) {
-                for (k, val) in &hs.facts {
-                    v.insert(k.clone(), val.clone());
-                }
-            }
-            v.insert("inventory_hostname".into(), json!(h.name));
-            v.insert("group_names".into(), json!(h.groups));
-            m.insert(h.name.clone(), Value::Object(v));
-        }
-        Value::Object(m)
-    }
-
     fn ensure_host(&mut self, name: &str) {
         if !self.hosts.contains_key(name) {
             let inv = self
@@ -271,5 +155,32 @@ impl<'a> Runner<'a> {
             self.hosts
                 .insert(name.to_string(), HostState::new(name, inv));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The engine knows modules only through the `Module` trait: no string literal in its code
+    /// (tests aside) is a module's name, and it never compares a module's name.
+    #[test]
+    fn no_module_name_is_hard_coded_in_the_engine() {
+        let names: Vec<&str> = crate::modules::registry::names().collect();
+        let literal = regex::Regex::new(r#""((?:[^"\\]|\\.)*)""#).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine");
+        let mut found = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (i, line) in code.lines().enumerate() {
+                let line = line.split("//").next().unwrap_or_default();
+                for c in literal.captures_iter(line) {
+                    if names.contains(&&c[1]) || line.contains("name() ==") {
+                        found.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "module names in the engine: {found:#?}");
     }
 }

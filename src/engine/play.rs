@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use tera::Context;
 
 use super::tags::selected;
 use super::{PlayCtx, Runner};
@@ -150,29 +149,6 @@ impl Runner<'_> {
         true
     }
 
-    /// Write what `host` owes now (handlers not run, backups) to the play's pending state.
-    pub(super) fn remember(&self, pc: &PlayCtx<'_>, host: &str) {
-        let Some(s) = self.hosts.get(host) else {
-            return;
-        };
-        let owed = super::pending::Owed {
-            handlers: s.owed_handlers(),
-            backups: s.backups.clone(),
-        };
-        self.keep(pc, host, owed);
-    }
-
-    /// Write `owed` for `host`; a failure is a warning (the run goes on).
-    pub(super) fn keep(&self, pc: &PlayCtx<'_>, host: &str, owed: super::pending::Owed) {
-        if let Err(e) = pc.book.record(host, owed.clone()) {
-            self.reporter.warn(&format!(
-                "{host}: could not record pending handlers {:?} under {}: {e}",
-                owed.handlers,
-                pc.book.location().display()
-            ));
-        }
-    }
-
     fn active(&self, hosts: &[String]) -> Vec<String> {
         hosts
             .iter()
@@ -256,15 +232,7 @@ impl Runner<'_> {
                 } => {
                     let entering = active.to_vec();
                     self.run_list(pc, block, &entering).await;
-                    let failed: Vec<String> = entering
-                        .iter()
-                        .filter(|h| {
-                            self.hosts
-                                .get(*h)
-                                .is_some_and(|s| s.failed && !s.unreachable)
-                        })
-                        .cloned()
-                        .collect();
+                    let failed = self.failed_in(&entering);
                     if !rescue.is_empty() && !failed.is_empty() && !pc.aborted {
                         for h in &failed {
                             if let Some(s) = self.hosts.get_mut(h) {
@@ -278,29 +246,13 @@ impl Runner<'_> {
                         self.run_list(pc, rescue, &failed).await;
                     }
                     if !always.is_empty() {
-                        let still_failed: Vec<String> = entering
-                            .iter()
-                            .filter(|h| {
-                                self.hosts
-                                    .get(*h)
-                                    .is_some_and(|s| s.failed && !s.unreachable)
-                            })
-                            .cloned()
-                            .collect();
-                        for h in &still_failed {
-                            if let Some(s) = self.hosts.get_mut(h) {
-                                s.failed = false;
-                            }
-                        }
+                        let still_failed = self.failed_in(&entering);
+                        self.set_failed(&still_failed, false);
                         let was_aborted = pc.aborted;
                         pc.aborted = false;
                         self.run_list(pc, always, &entering).await;
                         pc.aborted |= was_aborted;
-                        for h in &still_failed {
-                            if let Some(s) = self.hosts.get_mut(h) {
-                                s.failed = true;
-                            }
-                        }
+                        self.set_failed(&still_failed, true);
                     }
                     self.check_budget(pc);
                 }
@@ -329,45 +281,44 @@ impl Runner<'_> {
         })
     }
 
+    /// The hosts among `hosts` that failed (and are still reachable).
+    fn failed_in(&self, hosts: &[String]) -> Vec<String> {
+        hosts
+            .iter()
+            .filter(|h| {
+                self.hosts
+                    .get(*h)
+                    .is_some_and(|s| s.failed && !s.unreachable)
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn set_failed(&mut self, hosts: &[String], failed: bool) {
+        for h in hosts {
+            if let Some(s) = self.hosts.get_mut(h) {
+                s.failed = failed;
+            }
+        }
+    }
+
     /// Hosts for which a task's `when` holds (for metas and includes without loops).
     fn hosts_where(&mut self, pc: &PlayCtx<'_>, task: &Task, active: &[String]) -> Vec<String> {
         let mut out = Vec::new();
         for h in active {
-            match self.cond_for(pc, task, h, active, None) {
+            let holds = if task.when.is_empty() {
+                Ok(true)
+            } else {
+                self.task_ctx(pc, task, h, active)
+                    .and_then(|ctx| self.eval_all(&task.when, &ctx))
+            };
+            match holds {
                 Ok(true) => out.push(h.clone()),
                 Ok(false) => {}
                 Err(e) => self.fail_host(h, task, e),
             }
         }
         out
-    }
-
-    fn cond_for(
-        &self,
-        pc: &PlayCtx<'_>,
-        task: &Task,
-        host: &str,
-        active: &[String],
-        extra: Option<(&str, &Value)>,
-    ) -> Result<bool, String> {
-        if task.when.is_empty() {
-            return Ok(true);
-        }
-        let mut vars = self.task_vars(pc, task, host, active)?;
-        if let Some((k, v)) = extra {
-            vars.insert(k.to_string(), v.clone());
-        }
-        let ctx = Context::from_value(Value::Object(vars)).map_err(|e| e.to_string())?;
-        for c in &task.when {
-            if !self
-                .templar
-                .eval_cond(&c.expr, &ctx)
-                .map_err(|e| format!("{}: {e}", c.loc))?
-            {
-                return Ok(false);
-            }
-        }
-        Ok(true)
     }
 
     fn fail_host(&mut self, host: &str, task: &Task, msg: String) {
@@ -398,8 +349,7 @@ impl Runner<'_> {
         let mut per_host: Vec<(String, Vec<Value>)> = Vec::new();
         for h in active {
             let items = self
-                .task_vars(pc, task, h, active)
-                .and_then(|v| Context::from_value(Value::Object(v)).map_err(|e| e.to_string()))
+                .task_ctx(pc, task, h, active)
                 .and_then(|ctx| self.templar.render_value(loop_value, &ctx));
             match items {
                 Ok(Value::Array(a)) => per_host.push((h.clone(), a)),
@@ -418,7 +368,7 @@ impl Runner<'_> {
                         layer.insert(iv.clone(), json!(i));
                     }
                     if let Some(s) = self.hosts.get_mut(h) {
-                        s.include_vars.push(Arc::new(layer));
+                        s.include_items.push(Arc::new(layer));
                     }
                     hosts_i.push(h.clone());
                 }
@@ -426,7 +376,7 @@ impl Runner<'_> {
             self.run_list(pc, tasks, &hosts_i).await;
             for h in &hosts_i {
                 if let Some(s) = self.hosts.get_mut(h) {
-                    s.include_vars.pop();
+                    s.include_items.pop();
                 }
             }
         }

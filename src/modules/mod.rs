@@ -27,7 +27,7 @@ use async_trait::async_trait;
 
 #[cfg(doc)]
 use crate::connection::Op;
-use crate::template::Templar;
+use crate::template::{Names, Templar};
 
 pub use action::{Action, ActionCtx, ActionOutput, CheckMode};
 pub use args::{Arg, Args, Kind};
@@ -88,6 +88,11 @@ pub trait Module: Send + Sync {
     fn sets_facts(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Host facts these arguments set (`set_fact`: every key): known to the load-time check of
+    /// undefined variables, like [`Module::sets_facts`].
+    fn facts_from_args(&self, _args: &Args) -> Vec<String> {
+        Vec::new()
+    }
     /// Arguments holding bare expressions (`assert.that`, `debug.var`): checked like `when:`.
     fn expression_args(&self) -> &'static [&'static str] {
         &[]
@@ -99,8 +104,8 @@ pub trait Module: Send + Sync {
         _args: &Args,
         _search_dirs: &[PathBuf],
         _templar: &Templar,
-    ) -> Result<Vec<String>, String> {
-        Ok(Vec::new())
+    ) -> Result<Names, String> {
+        Ok(Names::default())
     }
     /// Show the registered result with the status line (`debug`: the value is the point).
     fn shows_result(&self) -> bool {

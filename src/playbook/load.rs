@@ -334,9 +334,8 @@ impl Loader<'_> {
             ignore_errors: node.get("ignore_errors").map(bool_of).transpose()?,
             no_log: node.get("no_log").map(bool_of).transpose()?,
             scope: Scope {
-                role: None,
-                vars: Vec::new(),
                 dir: self.playbook_dir.clone(),
+                ..Scope::default()
             },
             ..Inherit::default()
         };
@@ -547,6 +546,15 @@ pub fn push_vars(scope: &Scope, vars: Map<String, Value>) -> Scope {
     let mut s = scope.clone();
     if !vars.is_empty() {
         s.vars.push(Arc::new(vars));
+    }
+    s
+}
+
+/// Scope helper: a child scope with one more layer of include params.
+pub fn push_params(scope: &Scope, params: Map<String, Value>) -> Scope {
+    let mut s = scope.clone();
+    if !params.is_empty() {
+        s.params.push(Arc::new(params));
     }
     s
 }

@@ -84,11 +84,15 @@ pub struct Role {
 }
 
 /// What a task inherits from where it is written: its role, the variables of enclosing blocks
-/// and includes, and the directory relative paths resolve against.
+/// and the parameters of enclosing includes, and the directory relative paths resolve against.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
     pub role: Option<Arc<Role>>,
+    /// `vars:` of the enclosing blocks, outermost first (block vars).
     pub vars: Vec<Arc<Map<String, Value>>>,
+    /// `vars:` of the enclosing `include_tasks`/`import_tasks`/`include_role`/`import_role`,
+    /// outermost first (include params: they win over set_fact and role params).
+    pub params: Vec<Arc<Map<String, Value>>>,
     pub dir: PathBuf,
 }
 
@@ -149,6 +153,8 @@ pub struct Task {
     pub delay: f64,
     pub vars: Arc<Map<String, Value>>,
     pub scope: Scope,
+    /// The variables the task's own templates read, found when it was loaded.
+    pub reads: varcheck::Reads,
 }
 
 impl Task {

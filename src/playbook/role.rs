@@ -127,8 +127,8 @@ impl Loader<'_> {
         let mut child = inh.clone();
         child.scope = Scope {
             role: Some(Arc::clone(&role)),
-            vars: inh.scope.vars.clone(),
             dir: path.join("tasks"),
+            ..inh.scope.clone()
         };
         let mut tasks = Vec::new();
         let mut handlers = Vec::new();

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::keywords::{short_action, ACTION_KEYWORDS, TASK_KEYWORDS};
-use super::load::{bool_of, push_vars, tag_list, Inherit, Loader};
+use super::load::{bool_of, push_params, push_vars, tag_list, Inherit, Loader};
 use super::numbers;
+use super::varcheck::Reads;
 use super::{Action, Task};
 use crate::error::{Error, Result};
 use crate::modules::args::{did_you_mean, normalize};
@@ -260,6 +261,18 @@ impl Loader<'_> {
         };
 
         let scope = push_vars(&inh.scope, Map::new());
+        let short = short_action(&action_name).to_string();
+        // The `vars:` of an include are include params for what it includes; a block's are
+        // block vars.
+        let is_include = matches!(
+            short.as_str(),
+            "include_tasks" | "import_tasks" | "include_role" | "import_role"
+        );
+        let child_scope = if is_include {
+            push_params(&inh.scope, own_vars.clone())
+        } else {
+            push_vars(&inh.scope, own_vars.clone())
+        };
         let mut child = Inherit {
             when: when.clone(),
             tags: tags.clone(),
@@ -270,11 +283,11 @@ impl Loader<'_> {
             check_mode: opt_bool("check_mode")?.or(inh.check_mode),
             delegate_to: delegate_to.clone(),
             run_once: opt_bool("run_once")?.or(inh.run_once),
-            scope: push_vars(&inh.scope, own_vars.clone()),
+            scope: child_scope,
             locals: locals.clone(),
         };
 
-        let short = short_action(&action_name).to_string();
+        let mut reads = Reads::default();
         let value = node
             .get(&action_name)
             .ok_or_else(|| node.error("internal: action vanished"))?;
@@ -361,12 +374,10 @@ impl Loader<'_> {
             _ => {
                 let module = registry::lookup(&action_name)
                     .ok_or_else(|| action_key.error(format!("unknown module `{action_name}`")))?;
-                let args = self.module_args(module, value, node.get("args"), &locals, inh)?;
-                if module.name() == "set_fact" {
-                    for k in args.map.keys() {
-                        self.defined.insert(k.clone());
-                    }
-                }
+                let (args, files_read) =
+                    self.module_args(module, value, node.get("args"), &locals, inh)?;
+                reads.extend(files_read);
+                self.defined.extend(module.facts_from_args(&args));
                 for k in module.sets_facts() {
                     self.defined.insert(k.to_string());
                 }
@@ -374,15 +385,35 @@ impl Loader<'_> {
             }
         };
         let is_module = matches!(action, Action::Module { .. });
+        for c in when
+            .iter()
+            .chain(&changed_when)
+            .chain(&failed_when)
+            .chain(&until)
+        {
+            reads.cond(self.templar, &c.expr);
+        }
+        if let Some(l) = &loop_ {
+            reads.value(self.templar, l);
+        }
+        for s in loop_label.iter().chain(&become_user) {
+            reads.template(self.templar, s);
+        }
+        if let Action::Module { module, args } = &action {
+            let expr_args = module.expression_args();
+            for (k, v) in &args.map {
+                if expr_args.contains(&k.as_str()) {
+                    reads.conds(self.templar, v);
+                } else {
+                    reads.value(self.templar, v);
+                }
+            }
+        }
         Ok(Task {
             loc: node.loc.clone(),
             name,
             action,
-            when: if is_module
-                || matches!(
-                    short.as_str(),
-                    "include_tasks" | "import_tasks" | "include_role" | "import_role" | "meta"
-                ) {
+            when: if is_module || is_include || short == "meta" {
                 when
             } else {
                 Vec::new()
@@ -410,6 +441,7 @@ impl Loader<'_> {
             delay,
             vars: Arc::new(own_vars),
             scope: if is_module { child.scope } else { scope },
+            reads,
         })
     }
 
@@ -423,7 +455,8 @@ impl Loader<'_> {
     }
 
     /// Turn the module's value (mapping, free-form string or `k=v` string) plus `args:` into
-    /// normalized arguments, checking names and types now.
+    /// normalized arguments, checking names and types now; with every variable the files the
+    /// module renders read.
     fn module_args(
         &mut self,
         module: &'static dyn Module,
@@ -431,7 +464,7 @@ impl Loader<'_> {
         extra: Option<&Node>,
         locals: &[String],
         inh: &Inherit,
-    ) -> Result<crate::modules::Args> {
+    ) -> Result<(crate::modules::Args, Vec<String>)> {
         let mut raw: Vec<(String, Node)> = Vec::new();
         if let Some(e) = extra {
             let Some(entries) = e.as_map() else {
@@ -517,14 +550,14 @@ impl Loader<'_> {
         let names = module
             .check_files(&args, &dirs, self.templar)
             .map_err(|m| Error::invalid(&value.loc, format!("{}: {m}", module.name())))?;
-        if !names.is_empty() {
+        if !names.required.is_empty() {
             self.uses.push(super::varcheck::VarUse {
                 loc: value.loc.clone(),
-                names,
+                names: names.required,
                 locals: locals.to_vec(),
             });
         }
-        Ok(args)
+        Ok((args, names.all))
     }
 
     /// Find a task file for `include_tasks`: next to the including file, in the role's

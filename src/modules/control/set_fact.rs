@@ -32,6 +32,14 @@ impl Module for SetFact {
         Ok(())
     }
 
+    fn facts_from_args(&self, args: &Args) -> Vec<String> {
+        args.map
+            .keys()
+            .filter(|k| *k != "cacheable")
+            .cloned()
+            .collect()
+    }
+
     async fn plan(&self, _ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let mut plan = Plan::ok();
         for (k, v) in &args.map {

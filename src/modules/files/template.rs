@@ -41,16 +41,16 @@ impl Module for Template {
         args: &Args,
         search_dirs: &[std::path::PathBuf],
         templar: &crate::template::Templar,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<crate::template::Names, String> {
         let Some(src) = args.str("src").filter(|s| !crate::template::is_template(s)) else {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         };
         let path = common::find_in(search_dirs, src, "templates")?;
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("could not read template {}: {e}", path.display()))?;
         let text = trim_blocks(&text);
         templar
-            .check(&text)
+            .names(&text)
             .map_err(|e| format!("in template {}: {e}", path.display()))
     }
 
