@@ -57,11 +57,17 @@ fuzz_target!(|data: &[u8]| {
     let Ok(first) = edit(current, &a) else {
         return;
     };
+    let ctx = || format!("args: {a:?}\ninput: {current:?}");
     if !first.changed {
         if let Some(t) = current {
             assert_eq!(first.content, t, "unchanged but the content differs");
         }
     }
     let second = edit(Some(&first.content), &a).expect("the same edit failed the second time");
-    assert_idempotent("ini_file", &first.content, &second.content, second.changed);
+    assert_idempotent(
+        || format!("ini_file ({})", ctx()),
+        &first.content,
+        &second.content,
+        second.changed,
+    );
 });

@@ -75,6 +75,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(first) = edit(current, &a) else {
         return;
     };
+    let ctx = || format!("args: {a:?}\ninput: {current:?}");
     if !first.changed {
         if let Some(t) = current {
             assert_eq!(first.content, t, "unchanged but the content differs");
@@ -98,7 +99,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let second = edit(Some(&first.content), &a).expect("the same edit failed the second time");
     assert_idempotent(
-        "lineinfile",
+        || format!("lineinfile ({})", ctx()),
         &first.content,
         &second.content,
         second.changed,

@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
         );
         let mut twice = again.clone();
         twice.unset(&name);
-        assert_idempotent("unset", &out, &twice.render(), false);
+        assert_idempotent(|| "unset".into(), &out, &twice.render(), false);
         return;
     }
     let Ok(first) = edited.set(&name, &value) else {
@@ -96,5 +96,5 @@ fuzz_target!(|data: &[u8]| {
     let second = twice
         .set(&name, &value)
         .expect("the same set failed the second time");
-    assert_idempotent("set", &out, &twice.render(), second.changed);
+    assert_idempotent(|| "set".into(), &out, &twice.render(), second.changed);
 });

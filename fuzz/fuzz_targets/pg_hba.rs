@@ -169,5 +169,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut twice = again.clone();
     let second = apply(&mut twice, &e).expect("the same edit failed the second time");
-    assert_idempotent("apply", &out, &twice.render(), second.changed());
+    assert_idempotent(|| "apply".into(), &out, &twice.render(), second.changed());
 });

@@ -50,9 +50,10 @@ pub fn pick_some(u: &mut Unstructured<'_>, choices: &[&str]) -> Result<Option<St
 }
 
 /// Fails the run with both texts when an edit applied a second time changed the file.
-pub fn assert_idempotent(what: &str, first: &str, second: &str, changed: bool) {
+pub fn assert_idempotent(what: impl FnOnce() -> String, first: &str, second: &str, changed: bool) {
     assert!(
         first == second && !changed,
-        "{what}: applying the same edit again changed the file (changed={changed})\n--- after the first edit:\n{first:?}\n--- after the second:\n{second:?}"
+        "{}: applying the same edit again changed the file (changed={changed})\n--- after the first edit:\n{first:?}\n--- after the second:\n{second:?}",
+        what()
     );
 }

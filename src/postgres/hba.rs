@@ -769,6 +769,13 @@ pub fn major_version(v: i64) -> i64 {
 pub fn normalize(spec: &RuleSpec, server_version: Option<i64>) -> Result<RuleSpec, String> {
     let mut out = spec.clone();
     let line = spec.line();
+    // A rule is one line: a line break (or a NUL, where the server stops reading) in a field
+    // would write a second line of its own, a rule nobody asked for.
+    if line.contains(['\n', '\r', '\0']) {
+        return Err(format!(
+            "a pg_hba.conf rule is one line: a field holds a line break or a NUL character: {line:?}"
+        ));
+    }
     let t = spec.conn_type.as_str();
     if !CONN_TYPES.contains(&t) {
         return Err(format!(
@@ -1162,6 +1169,28 @@ host    replication     all             127.0.0.1/32            scram-sha-256
 host    replication     all             ::1/128                 scram-sha-256
 host    all             all             0.0.0.0/0               md5
 ";
+
+    /// Found by the pg_hba fuzz target: a line break in a rule's field (an option value, a
+    /// user...) was written as is, so `{map: "x\nhost all all 0.0.0.0/0 trust"}` added a
+    /// trust rule of its own to pg_hba.conf. Such a rule is refused and the file not changed.
+    #[test]
+    fn line_breaks_in_a_rule_are_refused() {
+        let injected = "x\nhost all all 0.0.0.0/0 trust";
+        let mut with_option = ssl_rule("10.0.0.0/8");
+        with_option.options.push(("map".into(), injected.into()));
+        let mut with_user = ssl_rule("10.0.0.0/8");
+        with_user.user = injected.into();
+        let mut with_cr = ssl_rule("10.0.0.0/8");
+        with_cr.method = "cert\r".into();
+        let mut with_nul = ssl_rule("10.0.0.0/8");
+        with_nul.database = "a\0b".into();
+        for rule in [with_option, with_user, with_cr, with_nul] {
+            let mut f = HbaFile::parse(DEBIAN);
+            let err = apply(&mut f, &edit(vec![rule.clone()])).unwrap_err();
+            assert!(err.contains("line break"), "{err}");
+            assert_eq!(f.render(), DEBIAN);
+        }
+    }
 
     #[test]
     fn tokenizer_follows_postgres() {

@@ -146,6 +146,15 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
 
     let begin = args.marker.replace("{mark}", &args.marker_begin);
     let end = args.marker.replace("{mark}", &args.marker_end);
+    // The block is found again by its marker lines: each must be one line. (Identical opening
+    // and closing markers stay allowed: Ansible documents that the block is then inserted
+    // again on every run.)
+    if begin.contains(['\n', '\r']) || end.contains(['\n', '\r']) {
+        return Err(format!(
+            "the markers must be single lines: marker {:?} with marker_begin {:?} and marker_end {:?} holds a line break",
+            args.marker, args.marker_begin, args.marker_end
+        ));
+    }
     let block_lines: Vec<String> = if present && !args.block.is_empty() {
         let mut v = vec![format!("{begin}{nl}")];
         v.extend(
@@ -274,6 +283,22 @@ mod tests {
         assert_eq!(e.content, content, "content");
         assert_eq!(e.changed, changed, "changed");
         assert_eq!(e.msg, msg, "msg");
+    }
+
+    /// Found by the blockinfile fuzz target: a marker holding a line break was written over
+    /// two lines and never found again: the block was added once more on every run, with a
+    /// line of the marker's own (`PermitRootLogin yes` below) each time.
+    #[test]
+    fn markers_must_be_single_lines() {
+        let file = "# X\nold\n# X\n";
+        for json in [
+            r##"{"block": "b", "marker": "# {mark}\nPermitRootLogin yes"}"##,
+            r##"{"block": "b", "marker_begin": "B\r"}"##,
+            r##"{"block": "b", "marker_end": "E\n"}"##,
+        ] {
+            let e = edit(Some(file), &args(json)).expect_err(json);
+            assert!(e.contains("marker"), "{json}: {e}");
+        }
     }
 
     /// `lines` joined with "\n", each terminated; `B`/`E` stand for the default markers.

@@ -201,11 +201,37 @@ impl Section<'_> {
     }
 }
 
+/// Section and option names and values each end up on one line of the file: a line break
+/// would split them (a header never found again, or a line of its own nobody asked for).
+fn check_one_line(args: &Args) -> Result<(), String> {
+    let mut texts: Vec<(&str, &str)> = Vec::new();
+    for (what, v) in [
+        ("section", &args.section),
+        ("option", &args.option),
+        ("value", &args.value),
+    ] {
+        texts.extend(v.as_deref().map(|v| (what, v)));
+    }
+    texts.extend(args.values.iter().flatten().map(|v| ("values", v.as_str())));
+    for c in args.section_has_values.iter().flatten() {
+        texts.push(("section_has_values", c.option.as_str()));
+        let values = c.value.iter().chain(c.values.iter().flatten());
+        texts.extend(values.map(|v| ("section_has_values", v.as_str())));
+    }
+    match texts.iter().find(|(_, t)| t.contains(['\n', '\r'])) {
+        Some((what, text)) => Err(format!(
+            "{what} {text:?} contains a line break: an INI file holds it on one line"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Applies `args` to `current` (`None`: the file does not exist).
 pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
     if args.value.is_some() && args.values.is_some() {
         return Err("parameters are mutually exclusive: value|values".into());
     }
+    check_one_line(args)?;
     let present = args.state == State::Present;
     let no_values = args.values.as_ref().is_none_or(|v| v.is_empty());
     if present && !args.allow_no_value && args.value.is_none() && no_values {
@@ -519,6 +545,23 @@ mod tests {
         assert_eq!(e.content, content, "content");
         assert_eq!(e.changed, changed, "changed");
         assert_eq!(e.msg, msg, "msg");
+    }
+
+    /// Found by the ini_file fuzz target: a line break in `section`, `option` or a value was
+    /// written as is: a header or option spread over two lines, never found again, so every run
+    /// appended the section once more (and could add lines nobody asked for).
+    #[test]
+    fn line_breaks_in_names_and_values_are_refused() {
+        for json in [
+            r#"{"section": "a\nb", "option": "k", "value": "v"}"#,
+            r#"{"section": "a", "option": "k\r", "value": "v"}"#,
+            r#"{"section": "a", "option": "k", "value": "v\n[evil]"}"#,
+            r#"{"section": "a", "option": "k", "values": ["v", "w\nx = y"]}"#,
+            r#"{"section": "a", "option": "k", "value": "v", "section_has_values": [{"option": "o\n"}]}"#,
+        ] {
+            let e = fails(Some("[a]\nk = v\n"), json);
+            assert!(e.contains("line break"), "{json}: {e}");
+        }
     }
 
     // ---- arguments ----
