@@ -1045,7 +1045,18 @@ pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
             };
             return Err(format!("invalid rule `{line}`: {why}"));
         };
-        wanted.push((line, rule));
+        // Two rules for the same connections: the first would win in the server and the
+        // second rewrite it on every run. The same rule twice is only one rule (and for
+        // `absent` only the connections matter).
+        match wanted.iter().find(|(_, w): &&(String, Rule)| w.key() == rule.key()) {
+            Some((_, w)) if w.same_auth(&rule) || edit.state == Want::Absent => continue,
+            Some((other, _)) => {
+                return Err(format!(
+                    "`{other}` and `{line}` are for the same connections (type, database, user, address) with different authentication: keep one"
+                ))
+            }
+            None => wanted.push((line, rule)),
+        }
     }
     let ours: HashSet<RuleKey> = wanted.iter().map(|(_, r)| r.key()).collect();
 
@@ -1190,6 +1201,25 @@ host    all             all             0.0.0.0/0               md5
             assert!(err.contains("line break"), "{err}");
             assert_eq!(f.render(), DEBIAN);
         }
+    }
+
+    /// Found by the pg_hba fuzz target: two wanted rules for the same connections with
+    /// different methods rewrote each other on every run (the file never settled). Such an
+    /// edit is refused; the same rule given twice is fine.
+    #[test]
+    fn contradictory_rules_are_refused() {
+        let a = ssl_rule("10.0.0.0/8");
+        let mut b = a.clone();
+        b.method = "reject".into();
+        b.options.clear();
+        let mut f = HbaFile::parse(DEBIAN);
+        let err = apply(&mut f, &edit(vec![a.clone(), b])).unwrap_err();
+        assert!(err.contains("same connections"), "{err}");
+        assert_eq!(f.render(), DEBIAN);
+        let (once, _) = run(DEBIAN, &edit(vec![a.clone(), a.clone()]));
+        let (twice, r) = run(&once, &edit(vec![a.clone(), a]));
+        assert_eq!(once, twice);
+        assert!(!r.changed());
     }
 
     #[test]

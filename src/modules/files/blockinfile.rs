@@ -123,6 +123,17 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
         (Some(p), _) => Insert::After(compile_regex("insertafter", p)?),
         (None, Some(p)) => Insert::Before(compile_regex("insertbefore", p)?),
     };
+    let begin = args.marker.replace("{mark}", &args.marker_begin);
+    let end = args.marker.replace("{mark}", &args.marker_end);
+    // The block is found again by its marker lines: each must be one line. (Identical opening
+    // and closing markers stay allowed: Ansible documents that the block is then inserted
+    // again on every run.)
+    if begin.contains(['\n', '\r']) || end.contains(['\n', '\r']) {
+        return Err(format!(
+            "the markers must be single lines: marker {:?} with marker_begin {:?} and marker_end {:?} holds a line break",
+            args.marker, args.marker_begin, args.marker_end
+        ));
+    }
     let present = args.state == State::Present;
     let original = match current {
         Some(text) => text,
@@ -144,17 +155,6 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
         .map(String::from)
         .collect();
 
-    let begin = args.marker.replace("{mark}", &args.marker_begin);
-    let end = args.marker.replace("{mark}", &args.marker_end);
-    // The block is found again by its marker lines: each must be one line. (Identical opening
-    // and closing markers stay allowed: Ansible documents that the block is then inserted
-    // again on every run.)
-    if begin.contains(['\n', '\r']) || end.contains(['\n', '\r']) {
-        return Err(format!(
-            "the markers must be single lines: marker {:?} with marker_begin {:?} and marker_end {:?} holds a line break",
-            args.marker, args.marker_begin, args.marker_end
-        ));
-    }
     let block_lines: Vec<String> = if present && !args.block.is_empty() {
         let mut v = vec![format!("{begin}{nl}")];
         v.extend(

@@ -47,14 +47,22 @@ pub struct SectionHasValue {
 }
 
 impl SectionHasValue {
-    /// `value: v` is `values: [v]`; neither means "any value".
+    /// `value: v` is `values: [v]`; neither means "any value". Leading blanks are dropped,
+    /// as when the value is read back (see [`read_value`]).
     fn wanted(&self) -> Vec<String> {
         match (&self.value, &self.values) {
-            (Some(v), _) => vec![v.clone()],
-            (None, Some(vs)) => vs.clone(),
+            (Some(v), _) => vec![read_value(v).to_string()],
+            (None, Some(vs)) => vs.iter().map(|v| read_value(v).to_string()).collect(),
             (None, None) => Vec::new(),
         }
     }
+}
+
+/// A value as it reads back from `option = value`: without its leading blanks (the matcher,
+/// like every INI reader, skips them). Values are written and compared in this form, so that
+/// `"  x"` is found again after it was written.
+fn read_value(v: &str) -> &str {
+    v.trim_start_matches([' ', '\t'])
 }
 
 /// The content arguments of `ini_file`.
@@ -253,9 +261,9 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
         (None, Some(vs)) => vs.as_slice(),
         (None, None) => &[],
     };
-    for v in given {
-        if !values.contains(v) {
-            values.push(v.clone());
+    for v in given.iter().map(|v| read_value(v)) {
+        if !values.iter().any(|have| have == v) {
+            values.push(v.to_string());
         }
     }
     let option = args.option.as_deref().filter(|o| !o.is_empty());
@@ -562,6 +570,22 @@ mod tests {
             let e = fails(Some("[a]\nk = v\n"), json);
             assert!(e.contains("line break"), "{json}: {e}");
         }
+    }
+
+    /// Found by the ini_file fuzz target: a value with leading blanks (`"  x"`) is read back
+    /// from `k =   x` as `x`, so with `exclusive: false` every run added the line once more.
+    /// The value is written and compared without its leading blanks.
+    #[test]
+    fn leading_blanks_of_a_value_do_not_repeat_the_line() {
+        let json = r#"{"section": "s", "option": "k", "value": "  x  ", "exclusive": false}"#;
+        let first = run(Some("[s]\n"), json);
+        assert_edit(&first, "[s]\nk = x  \n", true, "option added");
+        let second = run(Some(&first.content), json);
+        assert_edit(&second, &first.content, false, "OK");
+        let json = r#"{"section": "s", "option": "k", "value": "v",
+                       "section_has_values": [{"option": "k", "value": " v"}]}"#;
+        let first = run(Some(""), json);
+        assert_eq!(run(Some(&first.content), json).content, first.content);
     }
 
     // ---- arguments ----
