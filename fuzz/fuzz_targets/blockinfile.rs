@@ -92,14 +92,27 @@ fuzz_target!(|data: &[u8]| {
             first.content
         );
     }
-    // As in Ansible, an edit works on the last block only: with several blocks of the same
-    // markers, `absent` removes one per run; and a block holding its own marker line is taken
-    // for the end of the block on the next run. Neither is promised idempotent.
-    let count = |text: &str, m: &str| text.lines().filter(|l| *l == m).count();
+    // As in Ansible, the markers are trusted to mark one block: with several blocks of the same
+    // markers, or a lone marker line, the edit works on the last BEGIN and the last END found
+    // (`absent` removes one block per run, a stray END swallows what is between); a block that
+    // holds its own marker line is cut there on the next run. Idempotence is promised for a
+    // file with no marker line or one well-formed block.
     let input = current.unwrap_or_default();
-    if (a.state == State::Absent && (count(input, &begin) > 1 || count(input, &end) > 1))
-        || a.block.lines().any(|l| l == begin || l == end)
-    {
+    let find = |m: &str| {
+        let v: Vec<usize> = input
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| *l == m)
+            .map(|(i, _)| i)
+            .collect();
+        v
+    };
+    let well_formed = match (find(&begin).as_slice(), find(&end).as_slice()) {
+        ([], []) => true,
+        ([b], [e]) => b < e,
+        _ => false,
+    };
+    if !well_formed || a.block.lines().any(|l| l == begin || l == end) {
         return;
     }
     let second = edit(Some(&first.content), &a).expect("the same edit failed the second time");

@@ -66,11 +66,16 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(
             again.errors().len(),
             invalid,
-            "unset made a line invalid:\n{out:?}"
+            "unset {name} made a line invalid:\n{text:?}\n->\n{out:?}"
         );
         let mut twice = again.clone();
         twice.unset(&name);
-        assert_idempotent(|| "unset".into(), &out, &twice.render(), false);
+        assert_idempotent(
+            || format!("unset {name} on {text:?}"),
+            &out,
+            &twice.render(),
+            false,
+        );
         return;
     }
     let Ok(first) = edited.set(&name, &value) else {
@@ -85,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(
         again.errors().len(),
         invalid,
-        "set wrote an invalid line:\n{out:?}"
+        "set {name} = {value:?} wrote an invalid line:\n{text:?}\n->\n{out:?}"
     );
     let got = again.get(&name).map(str::to_string);
     assert!(
@@ -96,5 +101,10 @@ fuzz_target!(|data: &[u8]| {
     let second = twice
         .set(&name, &value)
         .expect("the same set failed the second time");
-    assert_idempotent(|| "set".into(), &out, &twice.render(), second.changed);
+    assert_idempotent(
+        || format!("set {name} = {value:?} on {text:?}"),
+        &out,
+        &twice.render(),
+        second.changed,
+    );
 });

@@ -152,7 +152,7 @@ fuzz_target!(|data: &[u8]| {
     );
     assert!(
         again.errors().len() <= invalid,
-        "apply wrote an invalid record:\n{out}"
+        "apply {e:?} wrote an invalid record:\n{text:?}\n->\n{out:?}"
     );
     // Every wanted rule is there (present), or none (absent).
     let keys: Vec<_> = again.rules().map(|r| r.key()).collect();
@@ -169,5 +169,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut twice = again.clone();
     let second = apply(&mut twice, &e).expect("the same edit failed the second time");
-    assert_idempotent(|| "apply".into(), &out, &twice.render(), second.changed());
+    assert_idempotent(
+        || format!("apply {e:?} to {text:?}: first {report:?}, second {second:?}"),
+        &out,
+        &twice.render(),
+        second.changed(),
+    );
 });

@@ -1029,6 +1029,27 @@ fn warn_existing(f: &HbaFile, major: Option<i64>, report: &mut HbaReport) {
     }
 }
 
+/// `block_plain`: comments out the `host`/`hostnossl` rules (not `reject` ones) that are not
+/// among the wanted rules of a `present` edit.
+fn block_plain(
+    file: &mut HbaFile,
+    edit: &HbaEdit,
+    ours: &HashSet<RuleKey>,
+    report: &mut HbaReport,
+) {
+    for i in 0..file.records.len() {
+        let Some(rule) = file.records[i].rule() else {
+            continue;
+        };
+        let plain = matches!(rule.conn_type.as_str(), "host" | "hostnossl");
+        let ours_present = edit.state == Want::Present && ours.contains(&rule.key());
+        if plain && rule.method != "reject" && !ours_present {
+            report.blocked.push(file.records[i].text());
+            file.comment_out(i);
+        }
+    }
+}
+
 /// Applies `edit` to `file`. Errors (an invalid rule, a clientcert the server would refuse, a
 /// position regex that matches nothing) leave the file unchanged in meaning: the caller drops it.
 pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
@@ -1059,6 +1080,12 @@ pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
         }
     }
     let ours: HashSet<RuleKey> = wanted.iter().map(|(_, r)| r.key()).collect();
+    // A regex position is found in the file as it will be: the blocked rules, commented out,
+    // may match it (`^#`), and blocking after the insertion would move the anchor.
+    let block_first = matches!(edit.position, Position::Before(_) | Position::After(_));
+    if edit.block_plain && block_first {
+        block_plain(file, edit, &ours, &mut report);
+    }
 
     match edit.state {
         Want::Absent => {
@@ -1111,18 +1138,8 @@ pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
         }
     }
     // After the rules: a new hostssl rule takes the place of the first plain one it blocks.
-    if edit.block_plain {
-        for i in 0..file.records.len() {
-            let Some(rule) = file.records[i].rule() else {
-                continue;
-            };
-            let plain = matches!(rule.conn_type.as_str(), "host" | "hostnossl");
-            let ours_present = edit.state == Want::Present && ours.contains(&rule.key());
-            if plain && rule.method != "reject" && !ours_present {
-                report.blocked.push(file.records[i].text());
-                file.comment_out(i);
-            }
-        }
+    if edit.block_plain && !block_first {
+        block_plain(file, edit, &ours, &mut report);
     }
 
     warn_existing(file, edit.server_version, &mut report);
@@ -1220,6 +1237,23 @@ host    all             all             0.0.0.0/0               md5
         let (twice, r) = run(&once, &edit(vec![a.clone(), a]));
         assert_eq!(once, twice);
         assert!(!r.changed());
+    }
+
+    /// Found by the pg_hba fuzz target: with `block_plain` and a regex position matching `#`,
+    /// the plain rules commented out after the insertion became new matches of the anchor, so
+    /// the next run moved the rule again (and so on). Blocking now comes first for regex
+    /// positions: the anchor is found in the file as it will be.
+    #[test]
+    fn block_plain_with_a_regex_position_settles() {
+        let re = Regex::new("^#").unwrap();
+        let mut e = edit(vec![ssl_rule("10.0.0.0/8")]);
+        e.block_plain = true;
+        e.position = Position::After(re);
+        let (once, r) = run(DEBIAN, &e);
+        assert_eq!(r.added.len(), 1);
+        let (twice, r2) = run(&once, &e);
+        assert!(!r2.changed(), "{r2:?}");
+        assert_eq!(once, twice);
     }
 
     #[test]

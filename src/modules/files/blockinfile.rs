@@ -128,6 +128,12 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
     // The block is found again by its marker lines: each must be one line. (Identical opening
     // and closing markers stay allowed: Ansible documents that the block is then inserted
     // again on every run.)
+    if begin.trim().is_empty() || end.trim().is_empty() {
+        return Err(format!(
+            "the markers must not be blank lines (every blank line of the file would be taken for one): marker {:?} with marker_begin {:?} and marker_end {:?}",
+            args.marker, args.marker_begin, args.marker_end
+        ));
+    }
     if begin.contains(['\n', '\r']) || end.contains(['\n', '\r']) {
         return Err(format!(
             "the markers must be single lines: marker {:?} with marker_begin {:?} and marker_end {:?} holds a line break",
@@ -287,7 +293,8 @@ mod tests {
 
     /// Found by the blockinfile fuzz target: a marker holding a line break was written over
     /// two lines and never found again: the block was added once more on every run, with a
-    /// line of the marker's own (`PermitRootLogin yes` below) each time.
+    /// line of the marker's own (`PermitRootLogin yes` below) each time. A blank marker
+    /// (`marker: "{mark}"`, `marker_end: ""`) was taken for any blank line of the file.
     #[test]
     fn markers_must_be_single_lines() {
         let file = "# X\nold\n# X\n";
@@ -295,6 +302,8 @@ mod tests {
             r##"{"block": "b", "marker": "# {mark}\nPermitRootLogin yes"}"##,
             r##"{"block": "b", "marker_begin": "B\r"}"##,
             r##"{"block": "b", "marker_end": "E\n"}"##,
+            r##"{"block": "b", "marker": "{mark}", "marker_end": ""}"##,
+            r##"{"block": "b", "marker": "{mark}", "marker_begin": " \t"}"##,
         ] {
             let e = edit(Some(file), &args(json)).expect_err(json);
             assert!(e.contains("marker"), "{json}: {e}");
