@@ -1103,10 +1103,20 @@ pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
         Want::Present => {
             for (line, rule) in &wanted {
                 let key = rule.key();
-                let existing = file
-                    .records
-                    .iter()
-                    .position(|r| r.rule().is_some_and(|x| x.key() == key));
+                let same = |r: &Record| r.rule().is_some_and(|x| x.key() == key);
+                let existing = file.records.iter().position(same);
+                // Other lines for the same connections are dead (first match wins) or, above
+                // ours, would shadow it: the wanted rule replaces them all.
+                if let Some(first) = existing {
+                    let mut i = file.records.len();
+                    while i > first + 1 {
+                        i -= 1;
+                        if same(&file.records[i]) {
+                            report.removed.push(file.records[i].text());
+                            file.records.remove(i);
+                        }
+                    }
+                }
                 let new_line = |old: Option<&Rule>| match old.and_then(|o| o.comment.as_deref()) {
                     Some(c) => format!("{line}  {c}"),
                     None => line.clone(),
@@ -1251,6 +1261,29 @@ host    all             all             0.0.0.0/0               md5
         e.position = Position::After(re);
         let (once, r) = run(DEBIAN, &e);
         assert_eq!(r.added.len(), 1);
+        let (twice, r2) = run(&once, &e);
+        assert!(!r2.changed(), "{r2:?}");
+        assert_eq!(once, twice);
+    }
+
+    /// Found by the pg_hba fuzz target: with the wanted rule's connections on two lines
+    /// already, each run moved or rewrote the first of them and left the other: the two swapped
+    /// on every run, and the one left above could shadow ours with another method. The wanted
+    /// rule now replaces all of them.
+    #[test]
+    fn duplicates_of_a_wanted_rule_are_merged_into_it() {
+        let text = "host all all 0.0.0.0/0 md5\nlocal all all peer\nhost all all 0.0.0.0/0 trust\nlocal db all peer\n";
+        let mut want =
+            spec(json!({"type": "host", "address": "0.0.0.0/0", "method": "scram-sha-256"}));
+        want.database = "all".into();
+        let mut e = edit(vec![want]);
+        e.position = Position::Bottom;
+        let (once, r) = run(text, &e);
+        assert_eq!(r.removed.len(), 1, "{r:?}");
+        let f = HbaFile::parse(&once);
+        let hosts: Vec<&Rule> = f.rules().filter(|r| r.conn_type == "host").collect();
+        assert_eq!(hosts.len(), 1, "{once}");
+        assert_eq!(hosts[0].method, "scram-sha-256");
         let (twice, r2) = run(&once, &e);
         assert!(!r2.changed(), "{r2:?}");
         assert_eq!(once, twice);

@@ -210,7 +210,8 @@ impl Section<'_> {
 }
 
 /// Section and option names and values each end up on one line of the file: a line break
-/// would split them (a header never found again, or a line of its own nobody asked for).
+/// would split them (a header never found again, or a line of its own nobody asked for); an
+/// option name starting with `[`, `#` or `;` would read as a header or a comment.
 fn check_one_line(args: &Args) -> Result<(), String> {
     let mut texts: Vec<(&str, &str)> = Vec::new();
     for (what, v) in [
@@ -225,6 +226,20 @@ fn check_one_line(args: &Args) -> Result<(), String> {
         texts.push(("section_has_values", c.option.as_str()));
         let values = c.value.iter().chain(c.values.iter().flatten());
         texts.extend(values.map(|v| ("section_has_values", v.as_str())));
+    }
+    let names = args
+        .option
+        .iter()
+        .chain(args.section_has_values.iter().flatten().map(|c| &c.option));
+    for name in names {
+        if name
+            .trim_start_matches([' ', '\t'])
+            .starts_with(['[', '#', ';'])
+        {
+            return Err(format!(
+                "option {name:?} would read as a section header or a comment: an option name cannot start with '[', '#' or ';'"
+            ));
+        }
     }
     match texts.iter().find(|(_, t)| t.contains(['\n', '\r'])) {
         Some((what, text)) => Err(format!(
@@ -586,6 +601,23 @@ mod tests {
                        "section_has_values": [{"option": "k", "value": " v"}]}"#;
         let first = run(Some(""), json);
         assert_eq!(run(Some(&first.content), json).content, first.content);
+    }
+
+    /// Found by the ini_file fuzz target: an option named `[x` was written as `[x = v`, a
+    /// section header to every reader (and to the next run, which added it again); `#x` and
+    /// `;x` would be comments. Such names are refused.
+    #[test]
+    fn option_names_that_read_as_headers_or_comments_are_refused() {
+        for option in ["[]TUUU", " [x", "#x", ";x", "\t# x"] {
+            let json = serde_json::json!({"section": "main", "option": option, "value": "v"});
+            let e = edit(Some("[main]\n"), &args(&json.to_string())).expect_err(option);
+            assert!(e.contains("option"), "{option:?}: {e}");
+        }
+        // Inside the name these characters are fine.
+        run(
+            Some("[main]\n"),
+            r#"{"section": "main", "option": "a[0]#b", "value": "v"}"#,
+        );
     }
 
     // ---- arguments ----
