@@ -525,9 +525,11 @@ impl HbaFile {
                 }
                 raw.push_str(self.newline);
             }
-            // A trailing backslash (only possible at the end of the file) would swallow the
-            // new line: end the continuation with an empty line.
-            if strip_crlf(&raw).ends_with('\\') {
+            // A trailing backslash on the record's last line (only possible at the end of the
+            // file) would swallow the new line: end the continuation with an empty line.
+            let body = &raw[..raw.len() - eol_of(&raw).len()];
+            let last_line = &raw[body.rfind('\n').map_or(0, |i| i + 1)..];
+            if strip_crlf(last_line).ends_with('\\') {
                 raw.push_str(self.newline);
             }
             if raw != *prev {
@@ -1286,6 +1288,24 @@ host    all             all             0.0.0.0/0               md5
         assert_eq!(hosts[0].method, "scram-sha-256");
         let (twice, r2) = run(&once, &e);
         assert!(!r2.changed(), "{r2:?}");
+        assert_eq!(once, twice);
+    }
+
+    /// Found by the pg_hba fuzz target: a record that ends a continuation with an empty line
+    /// (`...peer \\` then an empty line) was taken for an open continuation when a rule was
+    /// added after it, and got one more line ending.
+    #[test]
+    fn a_closed_continuation_gets_no_extra_line() {
+        let text = "local all all peer \\\n\n";
+        let mut e = edit(vec![ssl_rule("10.0.0.0/8")]);
+        e.position = Position::Bottom;
+        let (once, _) = run(text, &e);
+        assert!(
+            once.starts_with("local all all peer \\\n\nhostssl"),
+            "{once:?}"
+        );
+        let (twice, r) = run(&once, &e);
+        assert!(!r.changed());
         assert_eq!(once, twice);
     }
 
