@@ -37,6 +37,14 @@ fn is_port(s: &str) -> bool {
 
 const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
+/// The most host names one host key may expand to (`db[0:999999999]` would otherwise take
+/// every byte of memory before anything could be said about it).
+pub const MAX_RANGE_HOSTS: usize = 10_000;
+
+fn too_many(line: &str) -> String {
+    format!("host range `{line}` expands to more than {MAX_RANGE_HOSTS} hosts")
+}
+
 /// Expand every `[begin:end(:step)]` range in a host name; a name without `[` is returned as is.
 pub(super) fn expand(name: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
@@ -107,6 +115,10 @@ fn expand_into(line: &str, out: &mut Vec<String>) -> Result<(), String> {
             if b > e {
                 return Ok(());
             }
+            let count = (i128::from(e) - i128::from(b)) / step as i128 + 1;
+            if count > MAX_RANGE_HOSTS as i128 {
+                return Err(too_many(line));
+            }
             (b..=e)
                 .step_by(step)
                 .map(|n| {
@@ -121,6 +133,9 @@ fn expand_into(line: &str, out: &mut Vec<String>) -> Result<(), String> {
     };
     for item in items {
         expand_into(&format!("{head}{item}{tail}"), out)?;
+        if out.len() > MAX_RANGE_HOSTS {
+            return Err(too_many(line));
+        }
     }
     Ok(())
 }
@@ -147,6 +162,27 @@ mod tests {
         assert_eq!(
             expand("r[1:2]n[a:b]").unwrap(),
             ["r1na", "r1nb", "r2na", "r2nb"]
+        );
+    }
+
+    /// Found by the inventory fuzz target: `db[0:999999999]` made a billion host names and
+    /// took every byte of memory. A host key expands to at most MAX_RANGE_HOSTS names.
+    #[test]
+    fn huge_ranges_are_refused_before_expansion() {
+        for key in [
+            "db[0:999999999]",
+            "db[1:9223372036854775807]",
+            "a[0:99]b[0:99]c[0:99]",
+        ] {
+            let e = expand(key).unwrap_err();
+            assert!(e.contains("more than"), "{key}: {e}");
+        }
+        assert_eq!(expand("db[1:10000]").unwrap().len(), 10_000);
+        assert_eq!(
+            expand("db[-9223372036854775808:-9223372036854775807]")
+                .unwrap()
+                .len(),
+            2
         );
     }
 
