@@ -9,7 +9,7 @@
 use regex::Regex;
 use serde::Deserialize;
 
-use super::text::{compile_regex, has_eol, newline_of, split_lines, strip_eol};
+use super::text::{compile_regex, has_eol, newline_of, split_lines, strip_eol, terminate};
 use super::{lenient, State};
 use crate::modules::edit::Edit;
 
@@ -211,7 +211,7 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
 
     if !block_lines.is_empty() {
         if at > 0 && !has_eol(&lines[at - 1]) {
-            lines[at - 1].push_str(nl);
+            terminate(&mut lines[at - 1], nl);
         }
         if args.prepend_newline && at > 0 && !strip_eol(&lines[at - 1]).is_empty() {
             lines.insert(at, nl.to_string());
@@ -289,6 +289,18 @@ mod tests {
         assert_eq!(e.content, content, "content");
         assert_eq!(e.changed, changed, "changed");
         assert_eq!(e.msg, msg, "msg");
+    }
+
+    /// Found by the blockinfile fuzz target: a file whose only line ends with a CR (a CRLF
+    /// file that lost its last LF) got the block with LF endings, and the next run rewrote it
+    /// with CRLF. The CR now says CRLF from the first run on.
+    #[test]
+    fn a_last_line_ending_in_cr_means_crlf() {
+        let json = r##"{"block": "a\nb"}"##;
+        let first = run(Some("x\r"), json);
+        assert_eq!(first.content, format!("x\r\n{B}\r\na\r\nb\r\n{E}\r\n"));
+        let second = run(Some(&first.content), json);
+        assert_edit(&second, &first.content, false, "");
     }
 
     /// Found by the blockinfile fuzz target: a marker holding a line break was written over
