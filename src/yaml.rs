@@ -209,7 +209,8 @@ fn parse_with_starts(text: &str, path: &Path) -> Result<(Vec<Node>, Vec<Location
         doc_starts: Vec::new(),
         stack: Vec::new(),
         anchors: std::collections::HashMap::new(),
-        alias_nodes: 0,
+        expanded: 0,
+        sizes: Vec::new(),
         error: None,
     };
     let mut parser = Parser::new_from_str(text);
@@ -277,38 +278,29 @@ struct Builder {
     docs: Vec<Node>,
     doc_starts: Vec<Location>,
     stack: Vec<Frame>,
-    /// Anchored nodes and their size in nodes.
+    /// Anchored nodes and how many nodes each holds.
     anchors: std::collections::HashMap<usize, (Node, usize)>,
-    /// Nodes copied by aliases so far.
-    alias_nodes: usize,
+    /// Nodes created by expanding aliases so far (see [`MAX_ALIAS_NODES`]).
+    expanded: usize,
+    /// For each open collection of `stack`, how many nodes it holds so far.
+    sizes: Vec<usize>,
     error: Option<Error>,
 }
 
 use std::path::PathBuf;
-
-/// How many nodes a tree holds.
-fn size(n: &Node) -> usize {
-    match &n.value {
-        NodeValue::Seq(items) => 1 + items.iter().map(size).sum::<usize>(),
-        NodeValue::Map(entries) => {
-            1 + entries
-                .iter()
-                .map(|(k, v)| size(k) + size(v))
-                .sum::<usize>()
-        }
-        _ => 1,
-    }
-}
 
 impl Builder {
     fn loc(&self, mark: &Marker) -> Location {
         Location::new(&self.file, mark.line(), mark.col() + 1)
     }
 
-    fn push_node(&mut self, node: Node, anchor: usize) {
+    /// Adds a finished node (`size`: the nodes it holds, itself included) to its parent.
+    fn push_node(&mut self, node: Node, anchor: usize, size: usize) {
+        if let Some(parent) = self.sizes.last_mut() {
+            *parent = parent.saturating_add(size);
+        }
         if anchor > 0 {
-            let n = size(&node);
-            self.anchors.insert(anchor, (node.clone(), n));
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.docs.push(node),
@@ -346,6 +338,7 @@ impl Builder {
             ));
             return;
         }
+        self.sizes.push(0);
         self.stack.push(frame);
     }
 }
@@ -407,30 +400,28 @@ impl MarkedEventReceiver for Builder {
                     ),
                     None => return,
                 };
-                self.push_node(node, anchor);
+                let size = self.sizes.pop().unwrap_or(0).saturating_add(1);
+                self.push_node(node, anchor, size);
             }
             Event::Scalar(text, style, anchor, tag) => {
                 match resolve_scalar(text, style, tag.as_ref()) {
-                    Ok(value) => self.push_node(Node { loc, value }, anchor),
+                    Ok(value) => self.push_node(Node { loc, value }, anchor, 1),
                     Err(msg) => self.error = Some(Error::invalid(&loc, msg)),
                 }
             }
             Event::Alias(id) => match self.anchors.get(&id) {
-                Some((node, n)) => {
-                    self.alias_nodes += n;
-                    if self.alias_nodes > MAX_ALIAS_NODES {
-                        self.error = Some(Error::invalid(
-                            &loc,
-                            format!(
-                                "aliases expand to more than {MAX_ALIAS_NODES} nodes \
-                                 (nested aliases, \"billion laughs\"?)"
-                            ),
-                        ));
-                        return;
-                    }
+                Some((_, size)) if self.expanded.saturating_add(*size) > MAX_ALIAS_NODES => {
+                    self.error = Some(Error::invalid(
+                        &loc,
+                        format!("aliases expand to more than {MAX_ALIAS_NODES} nodes: an alias of an alias of ... (\"billion laughs\")? Reuse fewer or smaller anchors"),
+                    ))
+                }
+                Some((node, size)) => {
+                    let size = *size;
+                    self.expanded += size;
                     let mut node = node.clone();
                     node.loc = loc;
-                    self.push_node(node, 0);
+                    self.push_node(node, 0, size);
                 }
                 None => self.error = Some(Error::invalid(&loc, "alias to an unknown anchor")),
             },
@@ -564,6 +555,27 @@ mod tests {
 
     fn one(text: &str) -> Node {
         parse_str(text, Path::new("t.yml")).unwrap().remove(0)
+    }
+
+    /// Found by the yaml fuzz target (a "billion laughs" file): aliases of aliases expanded
+    /// without bound, so nine short lines took every byte of memory. Expansion is now capped:
+    /// invalid input (exit 4) at the alias that crosses the cap.
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x]\n");
+        for i in 1..=10 {
+            let p = format!("*a{}", i - 1);
+            text.push_str(&format!("a{i}: &a{i} [{p}, {p}, {p}, {p}]\n"));
+        }
+        let Err(e) = parse_str(&text, Path::new("t.yml")) else {
+            panic!("an alias bomb was expanded");
+        };
+        assert_eq!(e.exit_code(), 4);
+        let msg = e.to_string();
+        assert!(msg.contains("t.yml:") && msg.contains("alias"), "{msg}");
+        // Ordinary reuse is fine.
+        let n = one("base: &b {x: 1, y: [1, 2]}\nh1: {<<: *b}\nh2: *b\n");
+        assert_eq!(n.to_json()["h2"]["y"][1], 2);
     }
 
     #[test]

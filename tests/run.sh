@@ -6,3 +6,4 @@ bash tests/setup.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+bash tests/fuzz_smoke.sh

@@ -40,6 +40,10 @@ const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 /// take gigabytes.
 pub(super) const MAX_RANGE_HOSTS: usize = 65_536;
 
+fn too_many(line: &str) -> String {
+    format!("host pattern `{line}` expands to more than {MAX_RANGE_HOSTS} hosts")
+}
+
 /// Expand every `[begin:end(:step)]` range in a host name; a name without `[` is returned as is.
 pub(super) fn expand(name: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
@@ -133,9 +137,7 @@ fn expand_into(line: &str, out: &mut Vec<String>) -> Result<(), String> {
     for item in items {
         expand_into(&format!("{head}{item}{tail}"), out)?;
         if out.len() > MAX_RANGE_HOSTS {
-            return Err(format!(
-                "host pattern `{line}` expands to more than {MAX_RANGE_HOSTS} hosts"
-            ));
+            return Err(too_many(line));
         }
     }
     Ok(())
@@ -163,6 +165,27 @@ mod tests {
         assert_eq!(
             expand("r[1:2]n[a:b]").unwrap(),
             ["r1na", "r1nb", "r2na", "r2nb"]
+        );
+    }
+
+    /// Found by the inventory fuzz target: `db[0:999999999]` made a billion host names and
+    /// took every byte of memory. A host key expands to at most MAX_RANGE_HOSTS names.
+    #[test]
+    fn huge_ranges_are_refused_before_expansion() {
+        for key in [
+            "db[0:999999999]",
+            "db[1:9223372036854775807]",
+            "a[0:99]b[0:99]c[0:99]",
+        ] {
+            let e = expand(key).unwrap_err();
+            assert!(e.contains("more than"), "{key}: {e}");
+        }
+        assert_eq!(expand("db[1:10000]").unwrap().len(), 10_000);
+        assert_eq!(
+            expand("db[-9223372036854775808:-9223372036854775807]")
+                .unwrap()
+                .len(),
+            2
         );
     }
 

@@ -272,11 +272,11 @@ impl Builder {
                 groups: Vec::new(),
             }
         });
+        // The host's own (short) list of groups says whether the group lists it already:
+        // searching the group's list instead took quadratic time on large ranges.
         if !host.groups.iter().any(|g| g == group) {
             host.groups.push(group.to_string());
-        }
-        if let Some(g) = self.groups.get_mut(group) {
-            if !g.hosts.iter().any(|h| h == name) {
+            if let Some(g) = self.groups.get_mut(group) {
                 g.hosts.push(name.to_string());
             }
         }

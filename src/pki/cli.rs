@@ -32,7 +32,7 @@ pub enum PkiCommand {
     InitCa(InitCaArgs),
     /// Issue a server or client certificate, or renew it when needed (idempotent)
     Issue(IssueArgs),
-    /// Revoke a certificate and write crl.pem
+    /// Revoke a name's certificate (and its earlier unexpired ones) and write crl.pem
     Revoke(RevokeArgs),
     /// Write crl.pem, or refresh it when it is stale
     Crl(CrlArgs),
@@ -308,6 +308,12 @@ pub fn run(cmd: PkiCommand, output_json: bool) -> Result<i32, PkiError> {
                 if !o.sans.is_empty() {
                     println!("  sans: {}", o.sans.join(", "));
                 }
+                if !o.revoked_superseded.is_empty() {
+                    println!(
+                        "  revoked (superseded): serial {}",
+                        o.revoked_superseded.join(", ")
+                    );
+                }
             }
         }
         PkiCommand::Revoke(a) => {
@@ -325,12 +331,16 @@ pub fn run(cmd: PkiCommand, output_json: bool) -> Result<i32, PkiError> {
             if output_json || a.out.json() {
                 print_json(&o)?;
             } else {
+                let serials = if o.serials.is_empty() {
+                    o.serial.clone()
+                } else {
+                    o.serials.join(", ")
+                };
                 println!(
-                    "{}: revoked {} {} (serial {}, {}); {} #{} lists {} certificate(s), next update {}",
+                    "{}: revoked {} {} (serial {serials}, {}); {} #{} lists {} certificate(s), next update {}",
                     status_word(o.changed),
                     o.kind,
                     o.name,
-                    o.serial,
                     o.reason,
                     o.crl_path.display(),
                     o.crl_number,

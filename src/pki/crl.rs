@@ -134,6 +134,9 @@ pub struct RevokeOutcome {
     pub kind: CertKind,
     pub name: String,
     pub serial: String,
+    /// Every serial this call revoked: the current certificate of the name and its earlier,
+    /// unexpired ones (empty when nothing changed).
+    pub serials: Vec<String>,
     pub reason: String,
     pub crl_path: PathBuf,
     pub crl_number: u64,
@@ -254,6 +257,58 @@ fn write_crl(
     Ok(record)
 }
 
+/// Writes a new crl.pem after [`Index::supersede`] revoked certificates, when a CRL was
+/// published before (otherwise the first CRL written will list them), with the lifetime the
+/// last one had. Returns a warning instead when the CA cannot sign CRLs.
+pub(crate) fn republish_crl(
+    pki: &PkiDir,
+    ca: &Ca,
+    index: &mut Index,
+    now: OffsetDateTime,
+    txn: &mut Txn,
+) -> Result<Option<String>> {
+    let Some(last) = index.crl.clone() else {
+        return Ok(None);
+    };
+    if !ca.cert.crl_sign {
+        return Ok(Some(format!(
+            "{} cannot be updated (the CA lacks cRLSign): it does not list the superseded certificate(s)",
+            pki.crl().display()
+        )));
+    }
+    let parse = |t: &str| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339);
+    let days = match (parse(&last.this_update), parse(&last.next_update)) {
+        (Ok(a), Ok(b)) => u32::try_from((b - a).whole_days()).unwrap_or(DEFAULT_CRL_DAYS),
+        _ => DEFAULT_CRL_DAYS,
+    };
+    let days = if check_days(days, "--crl-days").is_ok() {
+        days
+    } else {
+        DEFAULT_CRL_DAYS
+    };
+    write_crl(pki, ca, index, days, now, txn)?;
+    Ok(None)
+}
+
+/// The positions of the entries a revocation of the name whose current entry is at `pos` must
+/// revoke: the current one unless it is revoked already, and every earlier certificate of the
+/// name that is neither revoked nor expired (superseded certificates stay usable until then).
+fn revocation_targets(index: &Index, pos: usize, now: OffsetDateTime) -> Vec<usize> {
+    let current = &index.certs[pos];
+    index
+        .certs
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| {
+            e.kind == current.kind
+                && e.name == current.name
+                && e.status != EntryStatus::Revoked
+                && (*i == pos || !e.expired(now))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// The kind and index position of the entry `spec` names (the current one, valid or revoked).
 fn locate(dir: &Path, index: &Index, spec: &RevokeSpec) -> Result<(CertKind, usize)> {
     let kinds: Vec<CertKind> = match spec.kind {
@@ -305,8 +360,8 @@ pub fn plan_revoked(dir: &Path, spec: &RevokeSpec) -> Result<Option<String>> {
     let ca = load_ca(&pki)?;
     let index = Index::load(&pki)?;
     let (kind, pos) = locate(dir, &index, spec)?;
-    let entry = &index.certs[pos];
-    if entry.status == EntryStatus::Revoked {
+    let targets = revocation_targets(&index, pos, now()?);
+    if targets.is_empty() {
         return Ok(None);
     }
     if !ca.cert.crl_sign {
@@ -314,9 +369,15 @@ pub fn plan_revoked(dir: &Path, spec: &RevokeSpec) -> Result<Option<String>> {
             path: pki.ca_cert(),
         });
     }
+    let serials: Vec<&str> = targets
+        .iter()
+        .map(|i| index.certs[*i].serial.as_str())
+        .collect();
     Ok(Some(format!(
         "revoke {kind} certificate {:?} (serial {}, {})",
-        spec.name, entry.serial, spec.reason
+        spec.name,
+        serials.join(", "),
+        spec.reason
     )))
 }
 
@@ -335,7 +396,8 @@ fn revoke_inner(dir: &Path, spec: &RevokeSpec, strict: bool) -> Result<RevokeOut
     let now = now()?;
     let (kind, pos) = locate(dir, &index, spec)?;
     let entry = index.certs[pos].clone();
-    if entry.status == EntryStatus::Revoked {
+    let targets = revocation_targets(&index, pos, now);
+    if targets.is_empty() {
         if strict {
             return Err(PkiError::AlreadyRevoked {
                 kind,
@@ -350,6 +412,7 @@ fn revoke_inner(dir: &Path, spec: &RevokeSpec, strict: bool) -> Result<RevokeOut
             kind,
             name: spec.name.clone(),
             serial: entry.serial,
+            serials: Vec::new(),
             reason: entry.revocation_reason.unwrap_or_default(),
             crl_path: pki.crl(),
             crl_number: crl.as_ref().map(|c| c.number).unwrap_or(0),
@@ -357,11 +420,11 @@ fn revoke_inner(dir: &Path, spec: &RevokeSpec, strict: bool) -> Result<RevokeOut
             revoked_count: revoked_serials(&index).len(),
         });
     }
-    {
-        let e = &mut index.certs[pos];
-        e.status = EntryStatus::Revoked;
-        e.revoked_at = Some(rfc3339(now));
-        e.revocation_reason = Some(spec.reason.name().to_string());
+    let mut serials = Vec::new();
+    for i in targets {
+        let e = &mut index.certs[i];
+        e.revoke(spec.reason.name(), now);
+        serials.push(e.serial.clone());
     }
     let mut txn = Txn::new();
     let record = write_crl(&pki, &ca, &mut index, spec.crl_days, now, &mut txn)?;
@@ -372,6 +435,7 @@ fn revoke_inner(dir: &Path, spec: &RevokeSpec, strict: bool) -> Result<RevokeOut
         kind,
         name: spec.name.clone(),
         serial: entry.serial,
+        serials,
         reason: spec.reason.name().to_string(),
         crl_path: pki.crl(),
         crl_number: record.number,
@@ -380,7 +444,8 @@ fn revoke_inner(dir: &Path, spec: &RevokeSpec, strict: bool) -> Result<RevokeOut
     })
 }
 
-/// Revokes the current certificate of a name and writes a new crl.pem. Revoking a name that is
+/// Revokes the current certificate of a name, and every earlier certificate of that name that
+/// has not expired, and writes a new crl.pem. Revoking a name that is
 /// already revoked is an error ([`PkiError::AlreadyRevoked`]); see [`ensure_revoked`].
 pub fn revoke(dir: &Path, spec: &RevokeSpec) -> Result<RevokeOutcome> {
     revoke_inner(dir, spec, true)

@@ -125,13 +125,47 @@ impl Index {
             .filter(|e| e.status == EntryStatus::Revoked)
     }
 
-    /// Marks the valid entries of `kind`/`name` superseded.
-    pub fn supersede(&mut self, kind: CertKind, name: &str) {
+    /// Retires every earlier certificate of `kind`/`name` before a new one is recorded: the
+    /// ones that have not expired yet are revoked with reason `superseded` (so the next CRL
+    /// lists them: a replaced certificate must not stay usable for the rest of its life), the
+    /// expired ones are only marked superseded. Returns the serials revoked.
+    pub fn supersede(&mut self, kind: CertKind, name: &str, now: OffsetDateTime) -> Vec<String> {
+        let mut revoked = Vec::new();
         for e in self.certs.iter_mut() {
-            if e.kind == kind && e.name == name && e.status == EntryStatus::Valid {
+            if e.kind != kind || e.name != name || e.status == EntryStatus::Revoked {
+                continue;
+            }
+            if e.expired(now) {
                 e.status = EntryStatus::Superseded;
+            } else {
+                e.revoke(SUPERSEDED, now);
+                revoked.push(e.serial.clone());
             }
         }
+        revoked
+    }
+
+    /// The revoked entry recording the certificate whose DER has this SHA-256, if any.
+    pub fn revoked_by_sha256(&self, sha256: &str) -> Option<&IndexEntry> {
+        self.revoked().find(|e| e.sha256 == sha256)
+    }
+}
+
+/// The revocation reason recorded for a certificate replaced by a new one (RFC 5280 name).
+pub(crate) const SUPERSEDED: &str = "superseded";
+
+impl IndexEntry {
+    /// True once the certificate's notAfter is past. An unreadable date counts as not expired
+    /// (revoking a certificate too many is safe, keeping one valid is not).
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        parse_time(&self.not_after).is_some_and(|t| t <= now)
+    }
+
+    /// Marks the entry revoked at `now` for `reason` (an RFC 5280 reason name).
+    pub(crate) fn revoke(&mut self, reason: &str, now: OffsetDateTime) {
+        self.status = EntryStatus::Revoked;
+        self.revoked_at = Some(rfc3339(now));
+        self.revocation_reason = Some(reason.to_string());
     }
 }
 
@@ -374,12 +408,27 @@ mod tests {
             ..Index::default()
         };
         idx.certs.push(e.clone());
-        idx.supersede(CertKind::Server, "db1");
+        let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
+        assert_eq!(idx.supersede(CertKind::Server, "db1", now), vec!["01"]);
+        assert_eq!(idx.certs[0].status, EntryStatus::Revoked);
+        assert_eq!(
+            idx.certs[0].revocation_reason.as_deref(),
+            Some("superseded")
+        );
         idx.certs.push(IndexEntry {
             serial: "02".into(),
-            ..e
+            ..e.clone()
         });
         assert_eq!(idx.current(CertKind::Server, "db1").unwrap().serial, "02");
+        assert_eq!(idx.revoked_by_sha256("00").unwrap().serial, "01");
+        // An expired certificate needs no CRL entry: only marked superseded.
+        let later = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+        assert!(idx.supersede(CertKind::Server, "db1", later).is_empty());
+        assert_eq!(idx.certs[1].status, EntryStatus::Superseded);
+        idx.certs.push(IndexEntry {
+            serial: "03".into(),
+            ..e
+        });
         assert!(idx.current(CertKind::Client, "db1").is_none());
         let text = serde_json::to_string(&idx).unwrap();
         let back: Index = serde_json::from_str(&text).unwrap();

@@ -20,6 +20,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
 use super::ca::{check_days, common_name, decode_cert, load_ca, parse_der, validate_cn, Ca};
+use super::crl::republish_crl;
 use super::index::{EntryStatus, Index, IndexEntry};
 use super::key::{
     key_matches_spki, parse_private_key_pem, pem_label, private_key_pem, private_key_pk8, KeyType,
@@ -238,6 +239,9 @@ pub struct CertOutcome {
     pub not_before: String,
     pub not_after: String,
     pub days_left: i64,
+    /// Serials of the earlier certificates of this name that this call revoked with reason
+    /// `superseded` (it issued a new certificate with a new key).
+    pub revoked_superseded: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -320,6 +324,7 @@ fn decide(
     pki: &PkiDir,
     spec: &CertSpec,
     req: &Request,
+    index: &Index,
     ca_x509: &X509Certificate<'_>,
     now: OffsetDateTime,
 ) -> Result<Decision> {
@@ -352,6 +357,15 @@ fn decide(
             file(&cert_path)
         )));
     };
+    // A revoked certificate put back (from a backup, say) is never taken back as current.
+    if let Some(e) = index.revoked_by_sha256(&sha256_hex(&der)) {
+        return Ok(Decision::Issue(format!(
+            "{} was revoked (serial {}, {})",
+            file(&cert_path),
+            e.serial,
+            e.revocation_reason.as_deref().unwrap_or("unspecified")
+        )));
+    }
     let Some(key_bytes) = read_opt(&key_path)? else {
         return Ok(Decision::Issue(format!("{} is missing", file(&key_path))));
     };
@@ -518,6 +532,7 @@ fn outcome(
         not_before: e.not_before,
         not_after: e.not_after,
         days_left: days_until(not_after, now),
+        revoked_superseded: Vec::new(),
         warnings,
     })
 }
@@ -580,7 +595,7 @@ fn assess(pki: &PkiDir, spec: &CertSpec, req: &Request) -> Result<Assessment> {
     let now = now()?;
     let ca_x509 = parse_der(&ca.cert.der)
         .ok_or_else(|| PkiError::Internal("cannot re-read ca.crt".into()))?;
-    let decision = decide(pki, spec, req, &ca_x509, now)?;
+    let decision = decide(pki, spec, req, &index, &ca_x509, now)?;
     Ok(Assessment {
         ca,
         index,
@@ -685,7 +700,10 @@ pub fn ensure_cert(dir: &Path, spec: &CertSpec) -> Result<CertOutcome> {
             (der, true, Some(why))
         }
     };
-    // Keep index.json in step with the files (also repairs a lost or stale index).
+    // Keep index.json in step with the files (also repairs a lost or stale index). The
+    // certificates this one replaces are revoked (superseded), and a published CRL says so.
+    let mut revoked_superseded = Vec::new();
+    let mut warnings = Vec::new();
     let sha = sha256_hex(&der);
     if index
         .current(spec.kind, &spec.name)
@@ -696,12 +714,18 @@ pub fn ensure_cert(dir: &Path, spec: &CertSpec) -> Result<CertOutcome> {
             .ok_or_else(|| PkiError::Internal("cannot re-read the new certificate".into()))?;
         let entry = entry_for(spec, &x509, &der)?;
         index.version = 1;
-        index.supersede(spec.kind, &spec.name);
+        revoked_superseded = index.supersede(spec.kind, &spec.name, now);
         index.certs.push(entry);
+        if !revoked_superseded.is_empty() {
+            warnings.extend(republish_crl(&pki, &ca, &mut index, now, &mut txn)?);
+        }
         index.save(&pki, &mut txn)?;
     }
     txn.commit();
-    outcome(&pki, spec, &ca, &der, changed, reason, now)
+    let mut o = outcome(&pki, spec, &ca, &der, changed, reason, now)?;
+    o.revoked_superseded = revoked_superseded;
+    o.warnings.extend(warnings);
+    Ok(o)
 }
 
 #[cfg(test)]

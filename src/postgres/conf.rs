@@ -613,9 +613,15 @@ impl ConfFile {
             };
             if !same_value(&s.value, value) {
                 let raw = &self.lines[last].raw;
+                let head = &raw[..s.value_span.start];
+                // `ssl'off'` (no `=`, no blank) is valid; `sslon` would not be.
+                let glue = if head.ends_with(|c: char| c.is_whitespace() || c == '=') {
+                    ""
+                } else {
+                    " "
+                };
                 let new = format!(
-                    "{}{}{}",
-                    &raw[..s.value_span.start],
+                    "{head}{glue}{}{}",
                     quote_value(value),
                     &raw[s.value_span.end..]
                 );
@@ -686,6 +692,27 @@ mod tests {
         let mut f = ConfFile::parse(text);
         let o = f.set(name, value).unwrap();
         (f.render(), o)
+    }
+
+    /// Found by the pg_conf fuzz target: `ssl'off'` (no `=`, no blank: PostgreSQL reads it as
+    /// ssl = off) became `sslon`, one word the server rejects. A blank now separates them.
+    #[test]
+    fn a_value_glued_to_its_name_stays_separate() {
+        for (text, want) in [
+            ("ssl'off'\n", "ssl on\n"),
+            ("ssl'off' # c\n", "ssl on # c\n"),
+            ("port=5432\n", "port=5433\n"),
+            ("ssl 'off'\n", "ssl on\n"),
+        ] {
+            let value = if want.contains("port") { "5433" } else { "on" };
+            let name = if want.contains("port") { "port" } else { "ssl" };
+            let (out, o) = set(text, name, value);
+            assert_eq!(out, want, "{text:?}");
+            assert!(o.changed);
+            let f = ConfFile::parse(&out);
+            assert!(f.errors().is_empty(), "{out:?}: {:?}", f.errors());
+            assert_eq!(f.get(name), Some(value));
+        }
     }
 
     #[test]

@@ -525,9 +525,11 @@ impl HbaFile {
                 }
                 raw.push_str(self.newline);
             }
-            // A trailing backslash (only possible at the end of the file) would swallow the
-            // new line: end the continuation with an empty line.
-            if strip_crlf(&raw).ends_with('\\') {
+            // A trailing backslash on the record's last line (only possible at the end of the
+            // file) would swallow the new line: end the continuation with an empty line.
+            let body = &raw[..raw.len() - eol_of(&raw).len()];
+            let last_line = &raw[body.rfind('\n').map_or(0, |i| i + 1)..];
+            if strip_crlf(last_line).ends_with('\\') {
                 raw.push_str(self.newline);
             }
             if raw != *prev {
@@ -769,6 +771,13 @@ pub fn major_version(v: i64) -> i64 {
 pub fn normalize(spec: &RuleSpec, server_version: Option<i64>) -> Result<RuleSpec, String> {
     let mut out = spec.clone();
     let line = spec.line();
+    // A rule is one line: a line break (or a NUL, where the server stops reading) in a field
+    // would write a second line of its own, a rule nobody asked for.
+    if line.contains(['\n', '\r', '\0']) {
+        return Err(format!(
+            "a pg_hba.conf rule is one line: a field holds a line break or a NUL character: {line:?}"
+        ));
+    }
     let t = spec.conn_type.as_str();
     if !CONN_TYPES.contains(&t) {
         return Err(format!(
@@ -1022,6 +1031,27 @@ fn warn_existing(f: &HbaFile, major: Option<i64>, report: &mut HbaReport) {
     }
 }
 
+/// `block_plain`: comments out the `host`/`hostnossl` rules (not `reject` ones) that are not
+/// among the wanted rules of a `present` edit.
+fn block_plain(
+    file: &mut HbaFile,
+    edit: &HbaEdit,
+    ours: &HashSet<RuleKey>,
+    report: &mut HbaReport,
+) {
+    for i in 0..file.records.len() {
+        let Some(rule) = file.records[i].rule() else {
+            continue;
+        };
+        let plain = matches!(rule.conn_type.as_str(), "host" | "hostnossl");
+        let ours_present = edit.state == Want::Present && ours.contains(&rule.key());
+        if plain && rule.method != "reject" && !ours_present {
+            report.blocked.push(file.records[i].text());
+            file.comment_out(i);
+        }
+    }
+}
+
 /// Applies `edit` to `file`. Errors (an invalid rule, a clientcert the server would refuse, a
 /// position regex that matches nothing) leave the file unchanged in meaning: the caller drops it.
 pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
@@ -1038,9 +1068,26 @@ pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
             };
             return Err(format!("invalid rule `{line}`: {why}"));
         };
-        wanted.push((line, rule));
+        // Two rules for the same connections: the first would win in the server and the
+        // second rewrite it on every run. The same rule twice is only one rule (and for
+        // `absent` only the connections matter).
+        match wanted.iter().find(|(_, w): &&(String, Rule)| w.key() == rule.key()) {
+            Some((_, w)) if w.same_auth(&rule) || edit.state == Want::Absent => continue,
+            Some((other, _)) => {
+                return Err(format!(
+                    "`{other}` and `{line}` are for the same connections (type, database, user, address) with different authentication: keep one"
+                ))
+            }
+            None => wanted.push((line, rule)),
+        }
     }
     let ours: HashSet<RuleKey> = wanted.iter().map(|(_, r)| r.key()).collect();
+    // A regex position is found in the file as it will be: the blocked rules, commented out,
+    // may match it (`^#`), and blocking after the insertion would move the anchor.
+    let block_first = matches!(edit.position, Position::Before(_) | Position::After(_));
+    if edit.block_plain && block_first {
+        block_plain(file, edit, &ours, &mut report);
+    }
 
     match edit.state {
         Want::Absent => {
@@ -1058,10 +1105,20 @@ pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
         Want::Present => {
             for (line, rule) in &wanted {
                 let key = rule.key();
-                let existing = file
-                    .records
-                    .iter()
-                    .position(|r| r.rule().is_some_and(|x| x.key() == key));
+                let same = |r: &Record| r.rule().is_some_and(|x| x.key() == key);
+                let existing = file.records.iter().position(same);
+                // Other lines for the same connections are dead (first match wins) or, above
+                // ours, would shadow it: the wanted rule replaces them all.
+                if let Some(first) = existing {
+                    let mut i = file.records.len();
+                    while i > first + 1 {
+                        i -= 1;
+                        if same(&file.records[i]) {
+                            report.removed.push(file.records[i].text());
+                            file.records.remove(i);
+                        }
+                    }
+                }
                 let new_line = |old: Option<&Rule>| match old.and_then(|o| o.comment.as_deref()) {
                     Some(c) => format!("{line}  {c}"),
                     None => line.clone(),
@@ -1093,18 +1150,8 @@ pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
         }
     }
     // After the rules: a new hostssl rule takes the place of the first plain one it blocks.
-    if edit.block_plain {
-        for i in 0..file.records.len() {
-            let Some(rule) = file.records[i].rule() else {
-                continue;
-            };
-            let plain = matches!(rule.conn_type.as_str(), "host" | "hostnossl");
-            let ours_present = edit.state == Want::Present && ours.contains(&rule.key());
-            if plain && rule.method != "reject" && !ours_present {
-                report.blocked.push(file.records[i].text());
-                file.comment_out(i);
-            }
-        }
+    if edit.block_plain && !block_first {
+        block_plain(file, edit, &ours, &mut report);
     }
 
     warn_existing(file, edit.server_version, &mut report);
@@ -1162,6 +1209,105 @@ host    replication     all             127.0.0.1/32            scram-sha-256
 host    replication     all             ::1/128                 scram-sha-256
 host    all             all             0.0.0.0/0               md5
 ";
+
+    /// Found by the pg_hba fuzz target: a line break in a rule's field (an option value, a
+    /// user...) was written as is, so `{map: "x\nhost all all 0.0.0.0/0 trust"}` added a
+    /// trust rule of its own to pg_hba.conf. Such a rule is refused and the file not changed.
+    #[test]
+    fn line_breaks_in_a_rule_are_refused() {
+        let injected = "x\nhost all all 0.0.0.0/0 trust";
+        let mut with_option = ssl_rule("10.0.0.0/8");
+        with_option.options.push(("map".into(), injected.into()));
+        let mut with_user = ssl_rule("10.0.0.0/8");
+        with_user.user = injected.into();
+        let mut with_cr = ssl_rule("10.0.0.0/8");
+        with_cr.method = "cert\r".into();
+        let mut with_nul = ssl_rule("10.0.0.0/8");
+        with_nul.database = "a\0b".into();
+        for rule in [with_option, with_user, with_cr, with_nul] {
+            let mut f = HbaFile::parse(DEBIAN);
+            let err = apply(&mut f, &edit(vec![rule.clone()])).unwrap_err();
+            assert!(err.contains("line break"), "{err}");
+            assert_eq!(f.render(), DEBIAN);
+        }
+    }
+
+    /// Found by the pg_hba fuzz target: two wanted rules for the same connections with
+    /// different methods rewrote each other on every run (the file never settled). Such an
+    /// edit is refused; the same rule given twice is fine.
+    #[test]
+    fn contradictory_rules_are_refused() {
+        let a = ssl_rule("10.0.0.0/8");
+        let mut b = a.clone();
+        b.method = "reject".into();
+        b.options.clear();
+        let mut f = HbaFile::parse(DEBIAN);
+        let err = apply(&mut f, &edit(vec![a.clone(), b])).unwrap_err();
+        assert!(err.contains("same connections"), "{err}");
+        assert_eq!(f.render(), DEBIAN);
+        let (once, _) = run(DEBIAN, &edit(vec![a.clone(), a.clone()]));
+        let (twice, r) = run(&once, &edit(vec![a.clone(), a]));
+        assert_eq!(once, twice);
+        assert!(!r.changed());
+    }
+
+    /// Found by the pg_hba fuzz target: with `block_plain` and a regex position matching `#`,
+    /// the plain rules commented out after the insertion became new matches of the anchor, so
+    /// the next run moved the rule again (and so on). Blocking now comes first for regex
+    /// positions: the anchor is found in the file as it will be.
+    #[test]
+    fn block_plain_with_a_regex_position_settles() {
+        let re = Regex::new("^#").unwrap();
+        let mut e = edit(vec![ssl_rule("10.0.0.0/8")]);
+        e.block_plain = true;
+        e.position = Position::After(re);
+        let (once, r) = run(DEBIAN, &e);
+        assert_eq!(r.added.len(), 1);
+        let (twice, r2) = run(&once, &e);
+        assert!(!r2.changed(), "{r2:?}");
+        assert_eq!(once, twice);
+    }
+
+    /// Found by the pg_hba fuzz target: with the wanted rule's connections on two lines
+    /// already, each run moved or rewrote the first of them and left the other: the two swapped
+    /// on every run, and the one left above could shadow ours with another method. The wanted
+    /// rule now replaces all of them.
+    #[test]
+    fn duplicates_of_a_wanted_rule_are_merged_into_it() {
+        let text = "host all all 0.0.0.0/0 md5\nlocal all all peer\nhost all all 0.0.0.0/0 trust\nlocal db all peer\n";
+        let mut want =
+            spec(json!({"type": "host", "address": "0.0.0.0/0", "method": "scram-sha-256"}));
+        want.database = "all".into();
+        let mut e = edit(vec![want]);
+        e.position = Position::Bottom;
+        let (once, r) = run(text, &e);
+        assert_eq!(r.removed.len(), 1, "{r:?}");
+        let f = HbaFile::parse(&once);
+        let hosts: Vec<&Rule> = f.rules().filter(|r| r.conn_type == "host").collect();
+        assert_eq!(hosts.len(), 1, "{once}");
+        assert_eq!(hosts[0].method, "scram-sha-256");
+        let (twice, r2) = run(&once, &e);
+        assert!(!r2.changed(), "{r2:?}");
+        assert_eq!(once, twice);
+    }
+
+    /// Found by the pg_hba fuzz target: a record that ends a continuation with an empty line
+    /// (`...peer \\` then an empty line) was taken for an open continuation when a rule was
+    /// added after it, and got one more line ending.
+    #[test]
+    fn a_closed_continuation_gets_no_extra_line() {
+        let text = "local all all peer \\\n\n";
+        let mut e = edit(vec![ssl_rule("10.0.0.0/8")]);
+        e.position = Position::Bottom;
+        let (once, _) = run(text, &e);
+        assert!(
+            once.starts_with("local all all peer \\\n\nhostssl"),
+            "{once:?}"
+        );
+        let (twice, r) = run(&once, &e);
+        assert!(!r.changed());
+        assert_eq!(once, twice);
+    }
 
     #[test]
     fn tokenizer_follows_postgres() {

@@ -9,7 +9,7 @@
 use regex::Regex;
 use serde::Deserialize;
 
-use super::text::{compile_regex, has_eol, newline_of, split_lines, strip_eol};
+use super::text::{compile_regex, has_eol, newline_of, split_lines, strip_eol, terminate};
 use super::{lenient, State};
 use crate::modules::edit::Edit;
 
@@ -123,6 +123,23 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
         (Some(p), _) => Insert::After(compile_regex("insertafter", p)?),
         (None, Some(p)) => Insert::Before(compile_regex("insertbefore", p)?),
     };
+    let begin = args.marker.replace("{mark}", &args.marker_begin);
+    let end = args.marker.replace("{mark}", &args.marker_end);
+    // The block is found again by its marker lines: each must be one line. (Identical opening
+    // and closing markers stay allowed: Ansible documents that the block is then inserted
+    // again on every run.)
+    if begin.trim().is_empty() || end.trim().is_empty() {
+        return Err(format!(
+            "the markers must not be blank lines (every blank line of the file would be taken for one): marker {:?} with marker_begin {:?} and marker_end {:?}",
+            args.marker, args.marker_begin, args.marker_end
+        ));
+    }
+    if begin.contains(['\n', '\r']) || end.contains(['\n', '\r']) {
+        return Err(format!(
+            "the markers must be single lines: marker {:?} with marker_begin {:?} and marker_end {:?} holds a line break",
+            args.marker, args.marker_begin, args.marker_end
+        ));
+    }
     let present = args.state == State::Present;
     let original = match current {
         Some(text) => text,
@@ -144,8 +161,6 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
         .map(String::from)
         .collect();
 
-    let begin = args.marker.replace("{mark}", &args.marker_begin);
-    let end = args.marker.replace("{mark}", &args.marker_end);
     let block_lines: Vec<String> = if present && !args.block.is_empty() {
         let mut v = vec![format!("{begin}{nl}")];
         v.extend(
@@ -196,7 +211,7 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
 
     if !block_lines.is_empty() {
         if at > 0 && !has_eol(&lines[at - 1]) {
-            lines[at - 1].push_str(nl);
+            terminate(&mut lines[at - 1], nl);
         }
         if args.prepend_newline && at > 0 && !strip_eol(&lines[at - 1]).is_empty() {
             lines.insert(at, nl.to_string());
@@ -274,6 +289,37 @@ mod tests {
         assert_eq!(e.content, content, "content");
         assert_eq!(e.changed, changed, "changed");
         assert_eq!(e.msg, msg, "msg");
+    }
+
+    /// Found by the blockinfile fuzz target: a file whose only line ends with a CR (a CRLF
+    /// file that lost its last LF) got the block with LF endings, and the next run rewrote it
+    /// with CRLF. The CR now says CRLF from the first run on.
+    #[test]
+    fn a_last_line_ending_in_cr_means_crlf() {
+        let json = r##"{"block": "a\nb"}"##;
+        let first = run(Some("x\r"), json);
+        assert_eq!(first.content, format!("x\r\n{B}\r\na\r\nb\r\n{E}\r\n"));
+        let second = run(Some(&first.content), json);
+        assert_edit(&second, &first.content, false, "");
+    }
+
+    /// Found by the blockinfile fuzz target: a marker holding a line break was written over
+    /// two lines and never found again: the block was added once more on every run, with a
+    /// line of the marker's own (`PermitRootLogin yes` below) each time. A blank marker
+    /// (`marker: "{mark}"`, `marker_end: ""`) was taken for any blank line of the file.
+    #[test]
+    fn markers_must_be_single_lines() {
+        let file = "# X\nold\n# X\n";
+        for json in [
+            r##"{"block": "b", "marker": "# {mark}\nPermitRootLogin yes"}"##,
+            r##"{"block": "b", "marker_begin": "B\r"}"##,
+            r##"{"block": "b", "marker_end": "E\n"}"##,
+            r##"{"block": "b", "marker": "{mark}", "marker_end": ""}"##,
+            r##"{"block": "b", "marker": "{mark}", "marker_begin": " \t"}"##,
+        ] {
+            let e = edit(Some(file), &args(json)).expect_err(json);
+            assert!(e.contains("marker"), "{json}: {e}");
+        }
     }
 
     /// `lines` joined with "\n", each terminated; `B`/`E` stand for the default markers.

@@ -47,14 +47,22 @@ pub struct SectionHasValue {
 }
 
 impl SectionHasValue {
-    /// `value: v` is `values: [v]`; neither means "any value".
+    /// `value: v` is `values: [v]`; neither means "any value". Leading blanks are dropped,
+    /// as when the value is read back (see [`read_value`]).
     fn wanted(&self) -> Vec<String> {
         match (&self.value, &self.values) {
-            (Some(v), _) => vec![v.clone()],
-            (None, Some(vs)) => vs.clone(),
+            (Some(v), _) => vec![read_value(v).to_string()],
+            (None, Some(vs)) => vs.iter().map(|v| read_value(v).to_string()).collect(),
             (None, None) => Vec::new(),
         }
     }
+}
+
+/// A value as it reads back from `option = value`: without its leading blanks (the matcher,
+/// like every INI reader, skips them). Values are written and compared in this form, so that
+/// `"  x"` is found again after it was written.
+fn read_value(v: &str) -> &str {
+    v.trim_start_matches([' ', '\t'])
 }
 
 /// The content arguments of `ini_file`.
@@ -201,11 +209,52 @@ impl Section<'_> {
     }
 }
 
+/// Section and option names and values each end up on one line of the file: a line break
+/// would split them (a header never found again, or a line of its own nobody asked for); an
+/// option name starting with `[`, `#` or `;` would read as a header or a comment.
+fn check_one_line(args: &Args) -> Result<(), String> {
+    let mut texts: Vec<(&str, &str)> = Vec::new();
+    for (what, v) in [
+        ("section", &args.section),
+        ("option", &args.option),
+        ("value", &args.value),
+    ] {
+        texts.extend(v.as_deref().map(|v| (what, v)));
+    }
+    texts.extend(args.values.iter().flatten().map(|v| ("values", v.as_str())));
+    for c in args.section_has_values.iter().flatten() {
+        texts.push(("section_has_values", c.option.as_str()));
+        let values = c.value.iter().chain(c.values.iter().flatten());
+        texts.extend(values.map(|v| ("section_has_values", v.as_str())));
+    }
+    let names = args
+        .option
+        .iter()
+        .chain(args.section_has_values.iter().flatten().map(|c| &c.option));
+    for name in names {
+        if name
+            .trim_start_matches([' ', '\t'])
+            .starts_with(['[', '#', ';'])
+        {
+            return Err(format!(
+                "option {name:?} would read as a section header or a comment: an option name cannot start with '[', '#' or ';'"
+            ));
+        }
+    }
+    match texts.iter().find(|(_, t)| t.contains(['\n', '\r'])) {
+        Some((what, text)) => Err(format!(
+            "{what} {text:?} contains a line break: an INI file holds it on one line"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Applies `args` to `current` (`None`: the file does not exist).
 pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
     if args.value.is_some() && args.values.is_some() {
         return Err("parameters are mutually exclusive: value|values".into());
     }
+    check_one_line(args)?;
     let present = args.state == State::Present;
     let no_values = args.values.as_ref().is_none_or(|v| v.is_empty());
     if present && !args.allow_no_value && args.value.is_none() && no_values {
@@ -227,9 +276,9 @@ pub fn edit(current: Option<&str>, args: &Args) -> Result<Edit, String> {
         (None, Some(vs)) => vs.as_slice(),
         (None, None) => &[],
     };
-    for v in given {
-        if !values.contains(v) {
-            values.push(v.clone());
+    for v in given.iter().map(|v| read_value(v)) {
+        if !values.iter().any(|have| have == v) {
+            values.push(v.to_string());
         }
     }
     let option = args.option.as_deref().filter(|o| !o.is_empty());
@@ -520,6 +569,56 @@ mod tests {
         assert_eq!(e.content, content, "content");
         assert_eq!(e.changed, changed, "changed");
         assert_eq!(e.msg, msg, "msg");
+    }
+
+    /// Found by the ini_file fuzz target: a line break in `section`, `option` or a value was
+    /// written as is: a header or option spread over two lines, never found again, so every run
+    /// appended the section once more (and could add lines nobody asked for).
+    #[test]
+    fn line_breaks_in_names_and_values_are_refused() {
+        for json in [
+            r#"{"section": "a\nb", "option": "k", "value": "v"}"#,
+            r#"{"section": "a", "option": "k\r", "value": "v"}"#,
+            r#"{"section": "a", "option": "k", "value": "v\n[evil]"}"#,
+            r#"{"section": "a", "option": "k", "values": ["v", "w\nx = y"]}"#,
+            r#"{"section": "a", "option": "k", "value": "v", "section_has_values": [{"option": "o\n"}]}"#,
+        ] {
+            let e = fails(Some("[a]\nk = v\n"), json);
+            assert!(e.contains("line break"), "{json}: {e}");
+        }
+    }
+
+    /// Found by the ini_file fuzz target: a value with leading blanks (`"  x"`) is read back
+    /// from `k =   x` as `x`, so with `exclusive: false` every run added the line once more.
+    /// The value is written and compared without its leading blanks.
+    #[test]
+    fn leading_blanks_of_a_value_do_not_repeat_the_line() {
+        let json = r#"{"section": "s", "option": "k", "value": "  x  ", "exclusive": false}"#;
+        let first = run(Some("[s]\n"), json);
+        assert_edit(&first, "[s]\nk = x  \n", true, "option added");
+        let second = run(Some(&first.content), json);
+        assert_edit(&second, &first.content, false, "OK");
+        let json = r#"{"section": "s", "option": "k", "value": "v",
+                       "section_has_values": [{"option": "k", "value": " v"}]}"#;
+        let first = run(Some(""), json);
+        assert_eq!(run(Some(&first.content), json).content, first.content);
+    }
+
+    /// Found by the ini_file fuzz target: an option named `[x` was written as `[x = v`, a
+    /// section header to every reader (and to the next run, which added it again); `#x` and
+    /// `;x` would be comments. Such names are refused.
+    #[test]
+    fn option_names_that_read_as_headers_or_comments_are_refused() {
+        for option in ["[]TUUU", " [x", "#x", ";x", "\t# x"] {
+            let json = serde_json::json!({"section": "main", "option": option, "value": "v"});
+            let e = edit(Some("[main]\n"), &args(&json.to_string())).expect_err(option);
+            assert!(e.contains("option"), "{option:?}: {e}");
+        }
+        // Inside the name these characters are fine.
+        run(
+            Some("[main]\n"),
+            r#"{"section": "main", "option": "a[0]#b", "value": "v"}"#,
+        );
     }
 
     // ---- arguments ----

@@ -152,7 +152,10 @@ fn present(current: Option<&str>, args: &Args, regexp: Option<&Regex>) -> Result
             }
             _ => line.to_string(),
         };
-        new_line.push_str(nl);
+        // The line keeps its own ending (a file may mix them); a last line without one gets
+        // the file's newline.
+        let own = &lines[i][strip_eol(&lines[i]).len()..];
+        new_line.push_str(if own.is_empty() { nl } else { own });
         if lines[i] != new_line {
             lines[i] = new_line;
             msg = "line replaced";
@@ -377,6 +380,24 @@ mod tests {
         assert_eq!(e.content, content, "content");
         assert_eq!(e.changed, changed, "changed");
         assert_eq!(e.msg, msg, "msg");
+    }
+
+    /// Found by the lineinfile fuzz target: in a file whose lines end differently (a CRLF file
+    /// with one LF line, or a last line ending in CR), the line already there was "replaced" by
+    /// the same text with the file's newline on every run, and the run after changed it back.
+    #[test]
+    fn a_present_line_keeps_its_own_line_ending() {
+        let e = run(Some("x\r\nssl = on\n"), r#"{"line": "ssl = on"}"#);
+        assert_edit(&e, "x\r\nssl = on\n", false, "");
+        let e = run(
+            Some("a\nssl = off\r\n"),
+            r#"{"line": "ssl = on", "regexp": "^ssl"}"#,
+        );
+        assert_edit(&e, "a\nssl = on\r\n", true, "line replaced");
+        let first = run(Some("# Do not edit\r"), r#"{"line": ""}"#);
+        assert!(first.changed);
+        let second = run(Some(&first.content), r#"{"line": ""}"#);
+        assert_edit(&second, &first.content, false, "");
     }
 
     // ---- argument handling ----

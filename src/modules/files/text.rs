@@ -5,11 +5,24 @@ use regex::Regex;
 
 /// The newline convention of `text`: `"\r\n"` when its first line ends with CRLF, else `"\n"`.
 ///
-/// Files without any newline (including empty and new files) use `"\n"`.
+/// Files without any newline (including empty and new files) use `"\n"`, unless they end with
+/// a CR: a CRLF file that lost its last LF (terminated by [`terminate_last`], that line becomes
+/// CRLF, and the next edit would see a CRLF file).
 pub fn newline_of(text: &str) -> &'static str {
     match text.find('\n') {
         Some(i) if text[..i].ends_with('\r') => "\r\n",
+        None if text.ends_with('\r') => "\r\n",
         _ => "\n",
+    }
+}
+
+/// Ends `line` (which has no `"\n"`) with `nl`; a line already ending with a CR only gets the
+/// LF (`"a\r"` becomes `"a\r\n"`, not `"a\r\r\n"`).
+pub fn terminate(line: &mut String, nl: &str) {
+    if line.ends_with('\r') {
+        line.push('\n');
+    } else {
+        line.push_str(nl);
     }
 }
 
@@ -35,7 +48,7 @@ pub fn has_eol(line: &str) -> bool {
 pub fn terminate_last(lines: &mut [String], nl: &str) {
     if let Some(last) = lines.last_mut() {
         if !has_eol(last) {
-            last.push_str(nl);
+            terminate(last, nl);
         }
     }
 }
