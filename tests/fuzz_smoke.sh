@@ -8,6 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${FUZZ_SECONDS:-20}"
 
+# libfuzzer-sys compiles libFuzzer (C++); cargo-fuzz comes from crates.io. Both only if missing.
+if ! command -v c++ >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends g++ >/dev/null
+fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 # libFuzzer's instrumentation needs unstable flags: allowed on this stable toolchain.
 export RUSTC_BOOTSTRAP=1
