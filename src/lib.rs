@@ -1,6 +1,7 @@
 //! castellan: a declarative provisioning agent for mutual-TLS PostgreSQL fleets.
 pub mod cli;
 pub mod connection;
+pub mod diff;
 pub mod engine;
 pub mod error;
 pub mod inventory;

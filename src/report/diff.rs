@@ -8,7 +8,7 @@
 use sha2::Digest as _;
 
 use super::secret;
-use crate::modules::Diff;
+use crate::diff::Diff;
 
 pub const REDACTED: &str = "<redacted>";
 

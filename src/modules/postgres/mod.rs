@@ -4,3 +4,4 @@ pub mod pg_facts;
 pub mod pg_hba;
 pub mod pg_service;
 pub mod pg_verify;
+pub mod target;
