@@ -1,4 +1,5 @@
 //! PostgreSQL modules. Shared logic lives in `crate::postgres`.
+pub mod hba_args;
 pub mod pg_conf;
 pub mod pg_facts;
 pub mod pg_hba;
