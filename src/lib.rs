@@ -1,4 +1,5 @@
 //! castellan: a declarative provisioning agent for mutual-TLS PostgreSQL fleets.
+pub mod boolean;
 pub mod cli;
 pub mod connection;
 pub mod diff;
