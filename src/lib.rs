@@ -13,5 +13,6 @@ pub mod postgres;
 pub mod report;
 pub mod template;
 pub mod template_filters;
+pub mod text;
 pub mod vars;
 pub mod yaml;

@@ -16,6 +16,8 @@ use std::net::IpAddr;
 
 use regex::Regex;
 
+use crate::text::{eol_of, newline_of, terminate};
+
 /// One token of a field: its text (quotes removed) and whether it started with a quote
 /// (a quoted `"all"` is a name, not the keyword).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -436,23 +438,6 @@ pub fn parse_record(raw: &str) -> Record {
     }
 }
 
-fn newline_of(text: &str) -> &'static str {
-    match text.find('\n') {
-        Some(i) if text[..i].ends_with('\r') => "\r\n",
-        _ => "\n",
-    }
-}
-
-fn eol_of(raw: &str) -> &'static str {
-    if raw.ends_with("\r\n") {
-        "\r\n"
-    } else if raw.ends_with('\n') {
-        "\n"
-    } else {
-        ""
-    }
-}
-
 impl HbaFile {
     /// Parses a whole file. Never fails: records PostgreSQL would reject are kept as
     /// [`RecordKind::Invalid`].
@@ -522,7 +507,7 @@ impl HbaFile {
                 if raw.ends_with('\\') {
                     raw.push(' ');
                 }
-                raw.push_str(self.newline);
+                terminate(&mut raw, self.newline);
             }
             // A trailing backslash on the record's last line (only possible at the end of the
             // file) would swallow the new line: end the continuation with an empty line.
@@ -1059,6 +1044,15 @@ mod tests {
         let mut f = HbaFile::parse(text);
         let r = apply(&mut f, e).unwrap();
         (f.render(), r)
+    }
+
+    #[test]
+    fn a_crlf_file_that_lost_its_last_lf_stays_crlf() {
+        let mut e = edit(vec![ssl_rule("10.0.0.0/8")]);
+        e.position = Position::Bottom;
+        let (t, _) = run("local all all peer\r", &e);
+        let line = ssl_rule("10.0.0.0/8").line();
+        assert_eq!(t, format!("local all all peer\r\n{line}\r\n"));
     }
 
     const DEBIAN: &str = "\
