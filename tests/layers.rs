@@ -114,75 +114,105 @@ fn ident_at(s: &str) -> &str {
     &s[..end]
 }
 
-/// The top-level modules named by `crate::` after position `at` in `code`: one, or each member
-/// of a `{...}` group (nested groups name the same top-level module as their head).
-fn crate_targets(rest: &str) -> Vec<String> {
-    let rest = rest.trim_start();
-    if let Some(group) = rest.strip_prefix('{') {
-        let mut out = Vec::new();
-        let mut depth = 0;
-        let mut start = true;
-        for (k, c) in group.char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' if depth == 0 => break,
-                '}' => depth -= 1,
-                ',' if depth == 0 => start = true,
-                c if start && (c.is_alphanumeric() || c == '_') => {
-                    out.push(ident_at(&group[k..]).to_string());
-                    start = false;
-                }
-                _ => {}
-            }
+/// The paths that start at `rest` (just after `crate::` or the `super::`s): `a::b::X` gives
+/// `[a, b, X]`; a group `a::{b::X, c}` gives `[a, b]` and `[a, c]` (each member's first name).
+fn paths_at(rest: &str) -> Vec<Vec<String>> {
+    let mut head = Vec::new();
+    let mut rest = rest.trim_start();
+    loop {
+        let id = ident_at(rest);
+        if id.is_empty() {
+            break;
         }
-        out
-    } else {
-        vec![ident_at(rest).to_string()]
+        head.push(id.to_string());
+        match rest[id.len()..].strip_prefix("::") {
+            Some(r) => rest = r.trim_start(),
+            None => return vec![head],
+        }
     }
+    let Some(group) = rest.strip_prefix('{') else {
+        return vec![head];
+    };
+    let mut out = Vec::new();
+    let mut depth = 0;
+    let mut start = true;
+    for (k, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => start = true,
+            c if start && (c.is_alphanumeric() || c == '_') => {
+                let mut p = head.clone();
+                p.push(ident_at(&group[k..]).to_string());
+                out.push(p);
+                start = false;
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
-/// Every up-pointing path in one file: `(line, what it names)`.
-fn up_paths(rel: &Path, src: &str) -> Vec<String> {
+/// A path of the crate a file names, made absolute.
+struct Named {
+    line: usize,
+    path: Vec<String>,
+    /// Inside an inline `mod tests`.
+    in_tests: bool,
+}
+
+/// Every path of the crate a file names, made absolute (`super::` resolved against the file's
+/// module and its inline modules), with its line; `tera::` paths as `[tera]`.
+fn crate_paths(rel: &Path, src: &str) -> Vec<Named> {
     let path = module_path(rel);
-    let Some(own) = path.first().cloned() else {
-        return Vec::new();
-    };
-    let own_layer = layer_of(&own);
     let code = code_only(src);
     let mut out = Vec::new();
     // Inline modules (`mod tests {`): each adds one step for `super::` to climb.
     let mut depth = 0usize;
-    let mut inline: Vec<usize> = Vec::new();
+    let mut inline: Vec<(usize, String)> = Vec::new();
     for (n, line) in code.lines().enumerate() {
         let t = line.trim_start();
         let t = t.strip_prefix("pub ").unwrap_or(t);
-        if t.starts_with("mod ") && t.trim_end().ends_with('{') {
-            inline.push(depth);
+        if let Some(name) = t.strip_prefix("mod ") {
+            if t.trim_end().ends_with('{') {
+                inline.push((depth, ident_at(name).to_string()));
+            }
         }
-        let steps = path.len() + inline.len();
+        let in_tests = inline.iter().any(|(_, m)| m == "tests");
+        let mut here = path.clone();
+        here.extend(inline.iter().map(|(_, m)| m.clone()));
         for c in line.chars() {
             match c {
                 '{' => depth += 1,
                 '}' => {
                     depth = depth.saturating_sub(1);
-                    if inline.last() == Some(&depth) {
+                    if inline.last().map(|(d, _)| *d) == Some(depth) {
                         inline.pop();
                     }
                 }
                 _ => {}
             }
         }
-        let mut named: Vec<String> = Vec::new();
+        let starts_path = |k: usize| {
+            !line[..k]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+        };
         for (k, _) in line.match_indices("crate::") {
-            let before = line[..k].chars().next_back();
-            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-                continue; // `castellan_crate::`, not ours
+            if starts_path(k) {
+                for p in paths_at(&line[k + "crate::".len()..]) {
+                    out.push(Named {
+                        line: n + 1,
+                        path: p,
+                        in_tests,
+                    });
+                }
             }
-            named.extend(crate_targets(&line[k + "crate::".len()..]));
         }
         for (k, _) in line.match_indices("super::") {
-            let before = line[..k].chars().next_back();
-            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            if !starts_path(k) {
                 continue; // counted from its first `super::`
             }
             let mut rest = &line[k..];
@@ -191,30 +221,88 @@ fn up_paths(rel: &Path, src: &str) -> Vec<String> {
                 ups += 1;
                 rest = r;
             }
-            // A file's own module is `path`; `super` goes to its parent. The crate root is
-            // reached after `path.len()` steps (a `mod tests` inside the file adds one).
-            if ups >= steps {
-                named.extend(crate_targets(rest));
+            // `super` from module `here` is its parent: `here` minus `ups` names.
+            let base = &here[..here.len().saturating_sub(ups)];
+            for p in paths_at(rest) {
+                let mut abs = base.to_vec();
+                abs.extend(p);
+                out.push(Named {
+                    line: n + 1,
+                    path: abs,
+                    in_tests,
+                });
             }
         }
         for (k, _) in line.match_indices("tera::") {
-            let before = line[..k].chars().next_back();
-            if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
-                named.push("tera".to_string());
+            if starts_path(k) {
+                out.push(Named {
+                    line: n + 1,
+                    path: vec!["tera".to_string()],
+                    in_tests,
+                });
             }
         }
-        for m in named {
-            if m == own || m == "self" || m.is_empty() {
+    }
+    out
+}
+
+/// Every up-pointing path in one file: `file:line: own -> named`.
+fn up_paths(rel: &Path, src: &str) -> Vec<String> {
+    let path = module_path(rel);
+    let Some(own) = path.first().cloned() else {
+        return Vec::new();
+    };
+    let own_layer = layer_of(&own);
+    let mut out = Vec::new();
+    for Named { line, path: p, .. } in crate_paths(rel, src) {
+        let Some(m) = p.first() else { continue };
+        if *m == own || m == "self" {
+            continue;
+        }
+        let bad = match (own_layer, layer_of(m)) {
+            (Some(o), Some(t)) => t > o,
+            // A top-level module missing from LAYERS: place it first.
+            (None, _) => true,
+            (_, None) => m.chars().next().is_some_and(char::is_lowercase),
+        };
+        if bad {
+            out.push(format!("{}:{line}: {own} -> {m}", rel.display()));
+        }
+    }
+    out
+}
+
+/// The files of the same directory a file uses (`super::x` and `crate::dir::x` from
+/// `src/dir/y.rs`), by name; its tests may use any (`ssh_script.rs` checks itself against
+/// `local.rs`).
+fn siblings_used(rel: &Path, src: &str) -> std::collections::BTreeSet<String> {
+    let path = module_path(rel);
+    let Some((me, dir)) = path.split_last() else {
+        return Default::default();
+    };
+    crate_paths(rel, src)
+        .into_iter()
+        .filter(|n| !n.in_tests && n.path.len() > dir.len() && n.path[..dir.len()] == *dir)
+        .map(|n| n.path[dir.len()].clone())
+        .filter(|s| s != me)
+        .collect()
+}
+
+/// Pairs of files of one directory that use each other: `a.rs <-> b.rs`.
+fn sibling_cycles(files: &[(PathBuf, String)]) -> Vec<String> {
+    let uses: Vec<(Vec<String>, std::collections::BTreeSet<String>)> = files
+        .iter()
+        .filter(|(rel, _)| rel.file_name().is_some_and(|n| n != "mod.rs"))
+        .map(|(rel, src)| (module_path(rel), siblings_used(rel, src)))
+        .collect();
+    let mut out = Vec::new();
+    for (a, ua) in &uses {
+        for (b, ub) in &uses {
+            let (Some((na, da)), Some((nb, db))) = (a.split_last(), b.split_last()) else {
                 continue;
-            }
-            let bad = match (own_layer, layer_of(&m)) {
-                (Some(o), Some(t)) => t > o,
-                // A top-level module missing from LAYERS: place it first.
-                (None, _) => true,
-                (_, None) => m.chars().next().is_some_and(char::is_lowercase),
             };
-            if bad {
-                out.push(format!("{}:{}: {own} -> {m}", rel.display(), n + 1));
+            if da == db && na < nb && ua.contains(nb) && ub.contains(na) {
+                out.push(format!("{}: {na}.rs <-> {nb}.rs", da.join("/")));
             }
         }
     }
@@ -233,19 +321,68 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-#[test]
-fn no_file_of_src_points_up_a_layer() {
+/// Every `src/**/*.rs`, as (path under `src/`, text).
+fn src_files() -> Vec<(PathBuf, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     assert!(files.len() > 50, "read {} files", files.len());
+    files
+        .iter()
+        .map(|f| {
+            let rel = f.strip_prefix(&src).unwrap().to_path_buf();
+            (rel, std::fs::read_to_string(f).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn no_two_files_of_a_directory_use_each_other() {
+    let cycles = sibling_cycles(&src_files());
+    assert!(
+        cycles.is_empty(),
+        "files that use each other (move what both need to a third file):\n{}",
+        cycles.join("\n")
+    );
+}
+
+#[test]
+fn the_checker_sees_two_files_that_use_each_other() {
+    let f = |p: &str, s: &str| (PathBuf::from(p), s.to_string());
+    let ca = f(
+        "pki/ca.rs",
+        "use super::index::{CaRecord, Index};\n#[cfg(test)]\nmod tests {\n    use super::*;\n}\n",
+    );
+    let index = f(
+        "pki/index.rs",
+        "fn l() { let c = super::ca::load_ca_cert(); }",
+    );
+    let list = f("pki/list.rs", "use crate::pki::{ca, index::Index};");
+    assert_eq!(
+        sibling_cycles(&[ca.clone(), index.clone()]),
+        ["pki: ca.rs <-> index.rs"]
+    );
+    assert!(sibling_cycles(&[ca.clone(), list.clone()]).is_empty());
+    let index_in_tests = f(
+        "pki/index.rs",
+        "#[cfg(test)]\nmod tests {\n    use super::super::ca;\n}\n",
+    );
+    assert!(sibling_cycles(&[ca.clone(), index_in_tests]).is_empty());
+    let index_via_crate = f("pki/index.rs", "use crate::pki::{ca::load_ca_cert, store};");
+    assert_eq!(sibling_cycles(&[ca, index_via_crate, list]).len(), 1);
+    // Same names in different directories are not siblings.
+    let a = f("modules/pki/ca.rs", "use crate::pki::index;");
+    let b = f("pki/index.rs", "use crate::modules::pki::ca;");
+    assert!(sibling_cycles(&[a, b]).is_empty());
+}
+
+#[test]
+fn no_file_of_src_points_up_a_layer() {
     let mut bad = Vec::new();
     let mut tops = std::collections::BTreeSet::new();
-    for f in &files {
-        let rel = f.strip_prefix(&src).unwrap();
-        tops.insert(module_path(rel)[0].clone());
-        let text = std::fs::read_to_string(f).unwrap();
-        bad.extend(up_paths(rel, &text));
+    for (rel, text) in src_files() {
+        tops.insert(module_path(&rel)[0].clone());
+        bad.extend(up_paths(&rel, &text));
     }
     let unplaced: Vec<_> = tops.iter().filter(|t| layer_of(t).is_none()).collect();
     assert!(
