@@ -166,18 +166,12 @@ mod tests {
                             "options": ["a=b", "c=d e"]}),
         )
         .unwrap();
+        // The same rule as `postgres::hba`'s test of RuleSpec::line builds by hand.
         assert_eq!(
-            s,
-            RuleSpec {
-                conn_type: "host".into(),
-                database: "app,\"my db\"".into(),
-                user: "u1,u2".into(),
-                address: Some("10.0.0.1".into()),
-                netmask: Some("255.255.255.255".into()),
-                method: "md5".into(),
-                options: vec![("a".into(), "b".into()), ("c".into(), "d e".into())],
-            }
+            s.line(),
+            "host    app,\"my db\"     u1,u2           10.0.0.1 255.255.255.255 md5 a=b \"c=d e\""
         );
+        assert_eq!(s.netmask.as_deref(), Some("255.255.255.255"));
         let d = rule_spec(&json!({"type": "local", "method": "peer"})).unwrap();
         assert_eq!((d.database.as_str(), d.user.as_str()), ("all", "all"));
         assert_eq!(
