@@ -41,10 +41,7 @@ pub fn truthy(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,
         Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => matches!(
-            s.trim().to_ascii_lowercase().as_str(),
-            "yes" | "on" | "true" | "1" | "y" | "t"
-        ),
+        Value::String(s) => crate::boolean::parse(s.trim()) == Some(true),
         Value::Null => false,
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),

@@ -88,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
         && match (&a.regexp, &a.search_string, a.state) {
             (_, _, State::Absent) => true,
             (Some(re), _, State::Present) => {
-                castellan::modules::files::text::compile_regex("regexp", re)
+                castellan::text::compile_regex("regexp", re)
                     .is_ok_and(|re| re.is_match(line))
             }
             (None, Some(s), State::Present) => line.contains(s.as_str()),

@@ -2,6 +2,7 @@
 pub mod certs;
 pub mod extra_vars;
 pub mod inventory;
+pub mod pki;
 pub mod playbook;
 
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Local CA work: create a CA, issue, revoke and list certificates (no hosts needed)
     #[command(subcommand)]
-    Pki(crate::pki::cli::PkiCommand),
+    Pki(pki::PkiCommand),
     /// What the servers serve: certificates, expiry, whether they match the PKI
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -155,7 +156,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Inventory(args) => inventory::run(args),
         Command::Certs(CertsCommand::Status(args)) => certs::run(args),
         Command::Pki(cmd) => {
-            return match crate::pki::cli::run(cmd, false) {
+            return match pki::run(cmd, false) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("error: {}", crate::error::printable(&e.to_string()));

@@ -13,8 +13,18 @@ pub mod ssh_script;
 pub mod stdin_script;
 
 use async_trait::async_trait;
+use serde_json::{Map, Value};
 
 pub use op::{Attrs, Backup, ExecOutput, ExecRequest, FileKind, FileState, Op, OpOutput, Want};
+
+/// Is this host reached through the local connection?
+pub fn is_local(name: &str, vars: &Map<String, Value>) -> bool {
+    match vars.get("ansible_connection").and_then(Value::as_str) {
+        Some("local") => true,
+        Some(_) => false,
+        None => matches!(name, "localhost" | "127.0.0.1" | "::1"),
+    }
+}
 
 /// Why an operation on a host did not complete.
 #[derive(Debug, Clone, thiserror::Error)]

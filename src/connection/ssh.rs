@@ -219,11 +219,8 @@ pub fn bool_var(v: &serde_json::Value) -> Option<bool> {
     match v {
         serde_json::Value::Bool(b) => Some(*b),
         serde_json::Value::Number(n) => n.as_i64().map(|n| n != 0),
-        serde_json::Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "yes" | "y" | "true" | "on" | "1" => Some(true),
-            "no" | "n" | "false" | "off" | "0" | "" => Some(false),
-            _ => None,
-        },
+        serde_json::Value::String(s) if s.is_empty() => Some(false),
+        serde_json::Value::String(s) => crate::boolean::parse(s),
         _ => None,
     }
 }
@@ -995,6 +992,23 @@ mod tests {
 
     fn vars(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn bool_vars_take_ansibles_words() {
+        for (v, want) in [
+            (json!("t"), Some(true)),
+            (json!("F"), Some(false)),
+            (json!("Yes"), Some(true)),
+            (json!("off"), Some(false)),
+            (json!(""), Some(false)),
+            (json!(1), Some(true)),
+            (json!(false), Some(false)),
+            (json!("maybe"), None),
+            (json!([true]), None),
+        ] {
+            assert_eq!(bool_var(&v), want, "{v}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::connection::local::LocalConnection;
 use crate::connection::ssh::{SshConnection, SshParams};
-use crate::connection::{ConnError, Connection};
+use crate::connection::{is_local, ConnError, Connection};
 
 /// A host's connection, filled by the first task that needs it.
 type Slot = Arc<OnceCell<Arc<dyn Connection>>>;
@@ -26,15 +26,6 @@ impl Default for Pool {
             local: Arc::new(LocalConnection::new()),
             accept_new_host_keys: false,
         }
-    }
-}
-
-/// Is this host reached through the local connection?
-pub fn is_local(name: &str, vars: &Map<String, Value>) -> bool {
-    match vars.get("ansible_connection").and_then(Value::as_str) {
-        Some("local") => true,
-        Some(_) => false,
-        None => matches!(name, "localhost" | "127.0.0.1" | "::1"),
     }
 }
 

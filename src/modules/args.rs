@@ -1,6 +1,7 @@
 //! Module argument specifications, normalization and "did you mean" errors.
 use serde_json::{Map, Value};
 
+use crate::boolean;
 use crate::template::is_template;
 use crate::template_filters::truthy;
 
@@ -179,10 +180,10 @@ fn coerce(arg: &Arg, v: &Value) -> Result<Value, String> {
         },
         Kind::Bool => match v {
             Value::Bool(_) => v.clone(),
-            Value::String(s) => match s.to_ascii_lowercase().as_str() {
-                "yes" | "on" | "true" | "1" | "y" | "t" => Value::Bool(true),
-                "no" | "off" | "false" | "0" | "n" | "f" | "" => Value::Bool(false),
-                _ => {
+            Value::String(s) if s.is_empty() => Value::Bool(false),
+            Value::String(s) => match boolean::parse(s) {
+                Some(b) => Value::Bool(b),
+                None => {
                     return Err(format!(
                         "argument `{name}` must be a boolean (yes/no), got `{s}`"
                     ))

@@ -29,6 +29,7 @@ use async_trait::async_trait;
 use crate::connection::Op;
 use crate::template::{Names, Templar};
 
+pub use crate::diff::Diff;
 pub use action::{Action, ActionCtx, ActionOutput, CheckMode};
 pub use args::{Arg, Args, Kind};
 pub use error::ModuleError;
@@ -45,16 +46,6 @@ pub struct ModuleCtx<'a> {
     /// Where relative `src` paths are looked up, best first (role `files/`, playbook dir, ...).
     pub search_dirs: &'a [PathBuf],
     pub inventory_hostname: &'a str,
-}
-
-/// A text change to show with `--diff`.
-#[derive(Debug, Clone, Default)]
-pub struct Diff {
-    pub path: String,
-    pub before: String,
-    pub after: String,
-    /// Key material: shown as `<redacted>`.
-    pub secret: bool,
 }
 
 #[async_trait]

@@ -10,7 +10,7 @@ use x509_parser::extensions::ParsedExtension;
 
 use super::ca::{check_days, load_ca, parse_der, Ca};
 use super::index::{CrlRecord, EntryStatus, Index};
-use super::issue::validate_name;
+use super::store::validate_name;
 use super::store::{lock, read_opt, PkiDir, Txn, PUBLIC_MODE};
 use super::{now, rfc3339, sha256_hex, CertKind, PkiError, Result};
 

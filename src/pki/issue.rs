@@ -25,7 +25,7 @@ use super::index::{EntryStatus, Index, IndexEntry};
 use super::key::{
     key_matches_spki, parse_private_key_pem, pem_label, private_key_pem, private_key_pk8, KeyType,
 };
-use super::store::{lock, read_opt, PkiDir, Txn, PRIVATE_MODE, PUBLIC_MODE};
+use super::store::{lock, read_opt, validate_name, PkiDir, Txn, PRIVATE_MODE, PUBLIC_MODE};
 use super::{
     days_until, now, random_serial, rfc3339, serial_hex, sha256_hex, CertKind, PkiError, Result,
 };
@@ -149,32 +149,6 @@ fn parse_dns(s: &str) -> std::result::Result<String, String> {
         return Err("it looks like an IP address but is not a valid one".into());
     }
     Ok(name)
-}
-
-/// Checks a certificate name (it becomes a directory name).
-pub(crate) fn validate_name(name: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Err(PkiError::InvalidName {
-            name: name.to_string(),
-            why: why.to_string(),
-        })
-    };
-    if name.is_empty() {
-        return bad("it is empty");
-    }
-    if name.len() > 64 {
-        return bad("it is longer than 64 characters");
-    }
-    if name.starts_with('.') || name.starts_with('-') {
-        return bad("it starts with '.' or '-'");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return bad("it contains characters other than letters, digits, '.', '_' and '-'");
-    }
-    Ok(())
 }
 
 /// What certificate to ensure.

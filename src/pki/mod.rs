@@ -18,11 +18,11 @@
 //! Private keys never appear in an outcome, an error or a log line.
 
 pub mod ca;
-pub mod cli;
 pub mod crl;
 pub mod index;
 pub mod issue;
 pub mod key;
+pub mod list;
 pub mod store;
 
 use std::fmt;
@@ -37,12 +37,12 @@ pub use crl::{
     ensure_crl, ensure_revoked, plan_crl, plan_revoked, revoke, CrlOutcome, CrlPlan, CrlSpec,
     RevocationReason, RevokeOutcome, RevokeSpec, DEFAULT_CRL_DAYS, DEFAULT_CRL_RENEW_BEFORE_DAYS,
 };
-pub use index::{list, CaInfo, CrlInfo, ListEntry, Listing};
 pub use issue::{
     ensure_cert, plan_cert, CertOutcome, CertPlan, CertSpec, San, DEFAULT_LEAF_DAYS,
     DEFAULT_RENEW_BEFORE_DAYS,
 };
 pub use key::KeyType;
+pub use list::{list, CaInfo, CrlInfo, ListEntry, Listing};
 
 /// Result type of the PKI functions.
 pub type Result<T> = std::result::Result<T, PkiError>;

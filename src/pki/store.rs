@@ -225,6 +225,32 @@ impl Drop for Txn {
     }
 }
 
+/// Checks a certificate name (it becomes a directory name).
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(PkiError::InvalidName {
+            name: name.to_string(),
+            why: why.to_string(),
+        })
+    };
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > 64 {
+        return bad("it is longer than 64 characters");
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return bad("it starts with '.' or '-'");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return bad("it contains characters other than letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

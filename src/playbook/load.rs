@@ -468,11 +468,8 @@ pub fn bool_of(n: &Node) -> Result<bool> {
     match &n.value {
         NodeValue::Bool(b) => Ok(*b),
         NodeValue::Int(i) => Ok(*i != 0),
-        NodeValue::Str(s) => match s.to_ascii_lowercase().as_str() {
-            "yes" | "true" | "on" | "1" | "y" => Ok(true),
-            "no" | "false" | "off" | "0" | "n" => Ok(false),
-            _ => Err(n.error(format!("expected a boolean (yes/no), got `{s}`"))),
-        },
+        NodeValue::Str(s) => crate::boolean::parse(s)
+            .ok_or_else(|| n.error(format!("expected a boolean (yes/no), got `{s}`"))),
         _ => Err(n.error(format!("expected a boolean (yes/no), not {}", n.kind()))),
     }
 }
@@ -557,4 +554,25 @@ pub fn push_params(scope: &Scope, params: Map<String, Value>) -> Scope {
         s.params.push(Arc::new(params));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bool_of;
+
+    #[test]
+    fn keyword_booleans_take_ansibles_words() {
+        let doc = "a: t\nb: F\nc: yes\nd: 0\ne: maybe\nf: true\n";
+        let nodes = crate::yaml::parse_str(doc, std::path::Path::new("pb.yml")).unwrap();
+        let b = |k: &str| bool_of(nodes[0].get(k).unwrap());
+        assert!(b("a").unwrap());
+        assert!(!b("b").unwrap());
+        assert!(b("c").unwrap());
+        assert!(!b("d").unwrap());
+        assert!(b("f").unwrap());
+        assert!(b("e")
+            .unwrap_err()
+            .to_string()
+            .contains("expected a boolean"));
+    }
 }

@@ -16,8 +16,8 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 
 use super::{Play, Playbook};
+use crate::connection::is_local;
 use crate::connection::ssh::{bool_var, check_user_name, SshParams};
-use crate::engine::connections::is_local;
 use crate::error::{Error, Result};
 use crate::inventory::{Host, Inventory};
 use crate::template::{is_template, Templar};

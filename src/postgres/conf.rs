@@ -12,6 +12,8 @@
 
 use std::ops::Range;
 
+use crate::text::{eol_of, newline_of, terminate};
+
 /// One parsed `name [=] value` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
@@ -471,13 +473,6 @@ pub fn parse_line(raw: &str) -> ConfLine {
     }
 }
 
-fn newline_of(text: &str) -> &'static str {
-    match text.find('\n') {
-        Some(i) if text[..i].ends_with('\r') => "\r\n",
-        _ => "\n",
-    }
-}
-
 impl ConfFile {
     /// Parses a whole file. Never fails: lines PostgreSQL would reject are kept as
     /// [`LineKind::Invalid`].
@@ -544,14 +539,7 @@ impl ConfFile {
     }
 
     fn eol_of(&self, i: usize) -> &'static str {
-        let raw = &self.lines[i].raw;
-        if raw.ends_with("\r\n") {
-            "\r\n"
-        } else if raw.ends_with('\n') {
-            "\n"
-        } else {
-            ""
-        }
+        eol_of(&self.lines[i].raw)
     }
 
     /// Comments out line `i`, appending `note` (if any) after the line's text.
@@ -570,7 +558,8 @@ impl ConfFile {
     /// Makes sure the last line ends with a newline (before adding a line after it).
     fn terminate(&mut self, i: usize) {
         if self.eol_of(i).is_empty() {
-            let raw = format!("{}{}", self.lines[i].raw, self.newline);
+            let mut raw = self.lines[i].raw.clone();
+            terminate(&mut raw, self.newline);
             self.replace(i, raw);
         }
     }
@@ -859,6 +848,10 @@ mod tests {
         assert_eq!(t, "a = 1\r\n#port = 1\r\nport = 2\r\n");
         let (t, _) = set("port = 1\r\n", "port", "2");
         assert_eq!(t, "port = 2\r\n");
+        // A CRLF file that lost its last LF: the same convention as the file editors
+        // (crate::text::newline_of), not a bare LF after a CR.
+        let (t, _) = set("a = 1\r", "port", "2");
+        assert_eq!(t, "a = 1\r\nport = 2\r\n");
     }
 
     #[test]

@@ -15,7 +15,8 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use regex::Regex;
-use serde_json::Value;
+
+use crate::text::{eol_of, newline_of, terminate};
 
 /// One token of a field: its text (quotes removed) and whether it started with a quote
 /// (a quoted `"all"` is a name, not the keyword).
@@ -437,23 +438,6 @@ pub fn parse_record(raw: &str) -> Record {
     }
 }
 
-fn newline_of(text: &str) -> &'static str {
-    match text.find('\n') {
-        Some(i) if text[..i].ends_with('\r') => "\r\n",
-        _ => "\n",
-    }
-}
-
-fn eol_of(raw: &str) -> &'static str {
-    if raw.ends_with("\r\n") {
-        "\r\n"
-    } else if raw.ends_with('\n') {
-        "\n"
-    } else {
-        ""
-    }
-}
-
 impl HbaFile {
     /// Parses a whole file. Never fails: records PostgreSQL would reject are kept as
     /// [`RecordKind::Invalid`].
@@ -523,7 +507,7 @@ impl HbaFile {
                 if raw.ends_with('\\') {
                     raw.push(' ');
                 }
-                raw.push_str(self.newline);
+                terminate(&mut raw, self.newline);
             }
             // A trailing backslash on the record's last line (only possible at the end of the
             // file) would swallow the new line: end the continuation with an empty line.
@@ -557,43 +541,7 @@ pub enum Position {
     After(Regex),
 }
 
-impl Position {
-    /// From a module argument: `before_first_host`, `top`, `bottom`, `{before: RE}`,
-    /// `{after: RE}` (or the strings `before:RE`, `after:RE`).
-    pub fn from_value(v: Option<&Value>) -> Result<Position, String> {
-        let re =
-            |s: &str| Regex::new(s).map_err(|e| format!("position: bad regular expression: {e}"));
-        let (key, pat) = match v {
-            None | Some(Value::Null) => return Ok(Position::BeforeFirstHost),
-            Some(Value::String(s)) => match s.trim() {
-                "before_first_host" => return Ok(Position::BeforeFirstHost),
-                "top" => return Ok(Position::Top),
-                "bottom" => return Ok(Position::Bottom),
-                other => match other.split_once(':') {
-                    Some((k, p)) => (k.trim().to_string(), p.trim().to_string()),
-                    None => (other.to_string(), String::new()),
-                },
-            },
-            Some(Value::Object(m)) if m.len() == 1 => {
-                let (k, p) = m.iter().next().ok_or("position: empty mapping")?;
-                let p = p
-                    .as_str()
-                    .ok_or("position: the regular expression must be a string")?;
-                (k.clone(), p.to_string())
-            }
-            Some(other) => return Err(format!("position: unsupported value {other}")),
-        };
-        match key.as_str() {
-            "before" => Ok(Position::Before(re(&pat)?)),
-            "after" => Ok(Position::After(re(&pat)?)),
-            _ => Err(format!(
-                "position must be before_first_host, top, bottom, {{before: REGEX}} or {{after: REGEX}}, got `{key}`"
-            )),
-        }
-    }
-}
-
-/// A rule the user wants (module arguments).
+/// A rule the user wants (decoded from module arguments by `modules::postgres::hba_args`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleSpec {
     pub conn_type: String,
@@ -604,15 +552,6 @@ pub struct RuleSpec {
     pub netmask: Option<String>,
     pub method: String,
     pub options: Vec<(String, String)>,
-}
-
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 /// Quotes a database or user name for pg_hba.conf when it needs it.
@@ -627,108 +566,7 @@ pub fn quote_token(s: &str) -> String {
     }
 }
 
-/// A field given as a list (each element quoted when needed) or as text written as in the file.
-fn field_arg(v: Option<&Value>, name: &str, default: Option<&str>) -> Result<String, String> {
-    match v {
-        None | Some(Value::Null) => default
-            .map(str::to_string)
-            .ok_or_else(|| format!("rule: `{name}` is required")),
-        Some(Value::Array(items)) if !items.is_empty() => items
-            .iter()
-            .map(|i| {
-                scalar(i)
-                    .map(|s| quote_token(&s))
-                    .ok_or_else(|| format!("rule: `{name}` items must be strings"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|v| v.join(",")),
-        Some(other) => scalar(other)
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| format!("rule: `{name}` must be a string or a list of strings")),
-    }
-}
-
 impl RuleSpec {
-    /// From a mapping: `type` (or `contype`), `database` (`databases`, `db`), `user` (`users`),
-    /// `address` (`source`, `src`), `netmask`, `method`, `options` (a mapping, a list of
-    /// `name=value`, or a space-separated string).
-    pub fn from_json(v: &Value) -> Result<RuleSpec, String> {
-        let m = v.as_object().ok_or("each rule must be a mapping")?;
-        const KEYS: [&str; 12] = [
-            "type",
-            "contype",
-            "database",
-            "databases",
-            "db",
-            "user",
-            "users",
-            "address",
-            "source",
-            "src",
-            "netmask",
-            "method",
-        ];
-        for k in m.keys() {
-            if !KEYS.contains(&k.as_str()) && k != "options" {
-                return Err(format!(
-                    "rule: unknown key `{k}` (valid: type, database, user, address, netmask, method, options)"
-                ));
-            }
-        }
-        let get = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| m.get(*n))
-                .filter(|v| !v.is_null())
-        };
-        let conn_type = get(&["type", "contype"])
-            .and_then(scalar)
-            .ok_or("rule: `type` is required (local, host, hostssl, hostnossl, ...)")?;
-        let method = get(&["method"])
-            .and_then(scalar)
-            .ok_or("rule: `method` is required")?;
-        let mut options = Vec::new();
-        match m.get("options") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(o)) => {
-                for (k, v) in o {
-                    let v =
-                        scalar(v).ok_or_else(|| format!("rule: option `{k}` must be a scalar"))?;
-                    options.push((k.clone(), v));
-                }
-            }
-            Some(other) => {
-                let items: Vec<String> = match other {
-                    Value::Array(a) => a.iter().filter_map(scalar).collect(),
-                    v => scalar(v)
-                        .unwrap_or_default()
-                        .split_whitespace()
-                        .map(str::to_string)
-                        .collect(),
-                };
-                for it in items {
-                    let (k, v) = it
-                        .split_once('=')
-                        .ok_or_else(|| format!("rule: option `{it}` is not name=value"))?;
-                    options.push((k.to_string(), v.to_string()));
-                }
-            }
-        }
-        Ok(RuleSpec {
-            conn_type,
-            database: field_arg(
-                get(&["database", "databases", "db"]),
-                "database",
-                Some("all"),
-            )?,
-            user: field_arg(get(&["user", "users"]), "user", Some("all"))?,
-            address: get(&["address", "source", "src"]).and_then(scalar),
-            netmask: get(&["netmask"]).and_then(scalar),
-            method,
-            options,
-        })
-    }
-
     /// The rule line, in columns like PostgreSQL's sample file.
     pub fn line(&self) -> String {
         fn col(s: &mut String, v: &str, w: usize) {
@@ -1161,16 +999,34 @@ pub fn apply(file: &mut HbaFile, edit: &HbaEdit) -> Result<HbaReport, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn spec(v: Value) -> RuleSpec {
-        RuleSpec::from_json(&v).unwrap()
+    /// A rule for `all` databases and users.
+    fn spec(
+        conn_type: &str,
+        address: Option<&str>,
+        method: &str,
+        options: &[(&str, &str)],
+    ) -> RuleSpec {
+        RuleSpec {
+            conn_type: conn_type.into(),
+            database: "all".into(),
+            user: "all".into(),
+            address: address.map(str::to_string),
+            netmask: None,
+            method: method.into(),
+            options: options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
     }
 
     fn ssl_rule(addr: &str) -> RuleSpec {
         spec(
-            json!({"type": "hostssl", "database": "all", "user": "all", "address": addr,
-                    "method": "scram-sha-256", "options": {"clientcert": "verify-full"}}),
+            "hostssl",
+            Some(addr),
+            "scram-sha-256",
+            &[("clientcert", "verify-full")],
         )
     }
 
@@ -1188,6 +1044,15 @@ mod tests {
         let mut f = HbaFile::parse(text);
         let r = apply(&mut f, e).unwrap();
         (f.render(), r)
+    }
+
+    #[test]
+    fn a_crlf_file_that_lost_its_last_lf_stays_crlf() {
+        let mut e = edit(vec![ssl_rule("10.0.0.0/8")]);
+        e.position = Position::Bottom;
+        let (t, _) = run("local all all peer\r", &e);
+        let line = ssl_rule("10.0.0.0/8").line();
+        assert_eq!(t, format!("local all all peer\r\n{line}\r\n"));
     }
 
     const DEBIAN: &str = "\
@@ -1275,8 +1140,7 @@ host    all             all             0.0.0.0/0               md5
     #[test]
     fn duplicates_of_a_wanted_rule_are_merged_into_it() {
         let text = "host all all 0.0.0.0/0 md5\nlocal all all peer\nhost all all 0.0.0.0/0 trust\nlocal db all peer\n";
-        let mut want =
-            spec(json!({"type": "host", "address": "0.0.0.0/0", "method": "scram-sha-256"}));
+        let mut want = spec("host", Some("0.0.0.0/0"), "scram-sha-256", &[]);
         want.database = "all".into();
         let mut e = edit(vec![want]);
         e.position = Position::Bottom;
@@ -1437,7 +1301,7 @@ host    all             all             0.0.0.0/0               md5
         e.position = Position::Bottom;
         let (t, _) = run(text, &e);
         assert_eq!(t, format!("{text}{line}\n"));
-        e.position = Position::from_value(Some(&json!({"after": "^local"}))).unwrap();
+        e.position = Position::After(Regex::new("^local").unwrap());
         let (t, _) = run(text, &e);
         assert_eq!(
             t,
@@ -1445,7 +1309,7 @@ host    all             all             0.0.0.0/0               md5
                 "# head\n\nlocal all all peer\n{line}\nhost all all 127.0.0.1/32 md5\n# tail\n"
             )
         );
-        e.position = Position::from_value(Some(&json!("before: ^# tail"))).unwrap();
+        e.position = Position::Before(Regex::new("^# tail").unwrap());
         let (t, _) = run(text, &e);
         assert_eq!(
             t,
@@ -1453,11 +1317,10 @@ host    all             all             0.0.0.0/0               md5
                 "# head\n\nlocal all all peer\nhost all all 127.0.0.1/32 md5\n{line}\n# tail\n"
             )
         );
-        e.position = Position::from_value(Some(&json!({"before": "nomatch"}))).unwrap();
+        e.position = Position::Before(Regex::new("nomatch").unwrap());
         assert!(apply(&mut HbaFile::parse(text), &e)
             .unwrap_err()
             .contains("matches"));
-        assert!(Position::from_value(Some(&json!("middle"))).is_err());
         // No host rule at all: appended; no newline at the end: one is added.
         let (t, _) = run("local all all peer", &edit(vec![ssl_rule("10.0.0.0/8")]));
         assert_eq!(t, format!("local all all peer\n{line}\n"));
@@ -1467,7 +1330,7 @@ host    all             all             0.0.0.0/0               md5
     fn after_keeps_batch_order() {
         let text = "local all all peer\nhost all all 127.0.0.1/32 md5\n";
         let mut e = edit(vec![ssl_rule("10.0.0.0/8"), ssl_rule("fd00::/8")]);
-        e.position = Position::from_value(Some(&json!({"after": "^local"}))).unwrap();
+        e.position = Position::After(Regex::new("^local").unwrap());
         let (t, _) = run(text, &e);
         let lines: Vec<_> = t.lines().collect();
         assert!(
@@ -1544,8 +1407,7 @@ host    all             all             0.0.0.0/0               md5
     #[test]
     fn clientcert_by_version() {
         let mk = |t: &str, method: &str, cc: &str| {
-            spec(json!({"type": t, "address": "10.0.0.0/8", "method": method,
-                        "options": format!("clientcert={cc}")}))
+            spec(t, Some("10.0.0.0/8"), method, &[("clientcert", cc)])
         };
         let cc = |s: &RuleSpec| {
             s.options
@@ -1590,11 +1452,7 @@ host    all             all             0.0.0.0/0               md5
         assert!(normalize(&mk("hostssl", "cert", "1"), Some(13)).is_err());
         assert!(normalize(&mk("hostssl", "cert", "0"), Some(13)).is_err());
         assert!(normalize(&mk("hostssl", "cert", "verify-full"), Some(15)).is_ok());
-        let e = normalize(
-            &spec(json!({"type": "host", "address": "::/0", "method": "cert"})),
-            Some(15),
-        )
-        .unwrap_err();
+        let e = normalize(&spec("host", Some("::/0"), "cert", &[]), Some(15)).unwrap_err();
         assert!(e.contains("hostssl"), "{e}");
         // Old servers.
         assert_eq!(
@@ -1612,26 +1470,19 @@ host    all             all             0.0.0.0/0               md5
 
     #[test]
     fn rule_spec_validation() {
-        assert!(normalize(
-            &spec(json!({"type": "local", "address": "x", "method": "peer"})),
-            None
-        )
-        .is_err());
-        assert!(normalize(&spec(json!({"type": "host", "method": "md5"})), None).is_err());
-        assert!(normalize(&spec(json!({"type": "hots", "method": "md5"})), None).is_err());
-        assert!(normalize(&spec(json!({"type": "local", "method": "magic"})), None).is_err());
-        assert!(
-            RuleSpec::from_json(&json!({"type": "local", "method": "peer", "colour": 1})).is_err()
-        );
-        assert!(RuleSpec::from_json(
-            &json!({"type": "local", "method": "peer", "options": "novalue"})
-        )
-        .is_err());
-        let s = spec(
-            json!({"contype": "host", "databases": ["app", "my db"], "users": "u1,u2",
-                            "source": "10.0.0.1", "netmask": "255.255.255.255", "method": "md5",
-                            "options": ["a=b", "c=d e"]}),
-        );
+        assert!(normalize(&spec("local", Some("x"), "peer", &[]), None).is_err());
+        assert!(normalize(&spec("host", None, "md5", &[]), None).is_err());
+        assert!(normalize(&spec("hots", None, "md5", &[]), None).is_err());
+        assert!(normalize(&spec("local", None, "magic", &[]), None).is_err());
+        let s = RuleSpec {
+            conn_type: "host".into(),
+            database: "app,\"my db\"".into(),
+            user: "u1,u2".into(),
+            address: Some("10.0.0.1".into()),
+            netmask: Some("255.255.255.255".into()),
+            method: "md5".into(),
+            options: vec![("a".into(), "b".into()), ("c".into(), "d e".into())],
+        };
         assert_eq!(
             s.line(),
             "host    app,\"my db\"     u1,u2           10.0.0.1 255.255.255.255 md5 a=b \"c=d e\""
@@ -1646,7 +1497,7 @@ host    all             all             0.0.0.0/0               md5
             vec![("a".into(), "b".into()), ("c".into(), "d e".into())]
         );
         assert_eq!(
-            spec(json!({"type": "local", "method": "peer"})).line(),
+            spec("local", None, "peer", &[]).line(),
             "local   all             all                                     peer"
         );
     }

@@ -8,9 +8,9 @@
 use sha2::Digest as _;
 
 use super::secret;
-use crate::modules::Diff;
+use crate::diff::Diff;
 
-pub const REDACTED: &str = "<redacted>";
+pub use super::secret::REDACTED;
 
 /// A file with this mode is private: no read permission for group or others.
 pub fn is_private_mode(mode: u32) -> bool {

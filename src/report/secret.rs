@@ -7,7 +7,8 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::diff::REDACTED;
+/// What is shown in place of a secret, in diffs, results and JSON.
+pub const REDACTED: &str = "<redacted>";
 
 /// Texts that mark what follows as secret. `PRIVATE KEY` covers every PEM label of a private
 /// key (`PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`, `RSA`/`EC`/`DSA`/`OPENSSH PRIVATE KEY`, `PGP

@@ -9,9 +9,9 @@
 use regex::Regex;
 use serde::Deserialize;
 
-use super::text::{compile_regex, has_eol, newline_of, split_lines, strip_eol, terminate};
 use super::{lenient, State};
 use crate::modules::edit::Edit;
+use crate::text::{compile_regex, has_eol, newline_of, split_lines, strip_eol, terminate};
 
 /// Argument names accepted by [`Args`], aliases included.
 pub const CONTENT_ARGS: &[&str] = &[

@@ -51,13 +51,12 @@ pub(crate) mod lenient {
             Scalar::Bool(b) => return Ok(b),
             other => other.into_string(),
         };
-        match text.to_ascii_lowercase().as_str() {
-            "yes" | "on" | "1" | "true" | "y" | "t" => Ok(true),
-            "no" | "off" | "0" | "false" | "n" | "f" | "" => Ok(false),
-            _ => Err(serde::de::Error::custom(format!(
-                "the value '{text}' is not a valid boolean"
-            ))),
+        if text.is_empty() {
+            return Ok(false);
         }
+        crate::boolean::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("the value '{text}' is not a valid boolean"))
+        })
     }
 
     /// A string; numbers and booleans are converted to their text.

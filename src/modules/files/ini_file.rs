@@ -10,9 +10,9 @@
 use regex::Regex;
 use serde::Deserialize;
 
-use super::text::{newline_of, split_lines, strip_eol};
 use super::{lenient, State};
 use crate::modules::edit::Edit;
+use crate::text::{newline_of, split_lines, strip_eol};
 
 /// Argument names accepted by [`Args`].
 pub const CONTENT_ARGS: &[&str] = &[

@@ -11,9 +11,9 @@
 use regex::{Captures, Regex};
 use serde::Deserialize;
 
-use super::text::{compile_regex, newline_of, split_lines, strip_eol, terminate_last};
 use super::{lenient, State};
 use crate::modules::edit::Edit;
+use crate::text::{compile_regex, newline_of, split_lines, strip_eol, terminate_last};
 
 /// Argument names accepted by [`Args`], aliases included.
 pub const CONTENT_ARGS: &[&str] = &[

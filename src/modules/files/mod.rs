@@ -12,7 +12,6 @@ pub mod lineinfile;
 pub mod mode;
 pub mod stat;
 pub mod template;
-pub mod text;
 
 pub(crate) use editor_args::lenient;
 pub use editor_args::State;

@@ -186,7 +186,7 @@ impl Module for PkiCert {
         key_type(args)?;
         check_renew(args, DEFAULT_LEAF_DAYS)?;
         if let Some(n) = literal(args, "name") {
-            pki::issue::validate_name(n).map_err(|e| format!("argument `name`: {e}"))?;
+            pki::store::validate_name(n).map_err(|e| format!("argument `name`: {e}"))?;
         }
         if let Some(cn) = literal(args, "cn") {
             pki::ca::validate_cn(cn).map_err(|e| format!("argument `cn`: {e}"))?;

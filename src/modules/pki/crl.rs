@@ -161,7 +161,7 @@ impl Module for PkiCrl {
             for n in list {
                 if let Value::String(n) = n {
                     if !is_template(n) {
-                        pki::issue::validate_name(n)
+                        pki::store::validate_name(n)
                             .map_err(|e| format!("argument `revoke`: {e}"))?;
                     }
                 }

@@ -4,11 +4,11 @@
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::target;
 use crate::connection::ExecRequest;
 use crate::modules::args::PORT_RANGE;
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 use crate::postgres::facts::{build_facts, facts_script, Method};
-use crate::postgres::target::PgTarget;
 
 pub struct PgFacts;
 
@@ -36,7 +36,7 @@ impl Module for PgFacts {
     }
 
     async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
-        let t = PgTarget::resolve(args, ctx.vars, None)?;
+        let t = target::resolve(args, ctx.vars, None)?;
         let req = ExecRequest {
             shell: Some(facts_script(&t)?),
             become_user: Some(t.os_user.clone()),

@@ -20,10 +20,11 @@
 
 use serde_json::{json, Map, Value};
 
+use super::hba_args;
 use super::pg_conf::read_text;
 use crate::modules::files::common::{attrs_only, file_result, plan_write, AttrSpec};
 use crate::modules::{Arg, Args, Kind, ModuleCtx, ModuleError, Plan};
-use crate::postgres::hba::{apply, HbaEdit, HbaFile, HbaReport, Position, RuleSpec, Want};
+use crate::postgres::hba::{apply, HbaEdit, HbaFile, HbaReport, Want};
 
 pub struct PgHba;
 
@@ -67,10 +68,10 @@ pub fn hba_edit(args: &Args) -> Result<HbaEdit, String> {
                 m.insert((*k).to_string(), v.clone());
             }
         }
-        rules.push(RuleSpec::from_json(&Value::Object(m))?);
+        rules.push(hba_args::rule_spec(&Value::Object(m))?);
     } else {
         for (i, r) in args.list("rules").iter().enumerate() {
-            rules.push(RuleSpec::from_json(r).map_err(|e| format!("rules[{i}]: {e}"))?);
+            rules.push(hba_args::rule_spec(r).map_err(|e| format!("rules[{i}]: {e}"))?);
         }
     }
     let block_plain = args.bool("block_plain", false);
@@ -86,7 +87,7 @@ pub fn hba_edit(args: &Args) -> Result<HbaEdit, String> {
         } else {
             Want::Present
         },
-        position: Position::from_value(args.get("position"))?,
+        position: hba_args::position(args.get("position"))?,
         block_plain,
         server_version: args.int("server_version"),
     })
@@ -182,6 +183,7 @@ mod tests {
     use super::*;
     use crate::modules::args::normalize;
     use crate::modules::Module;
+    use crate::postgres::hba::Position;
 
     fn args(v: Value) -> Result<Args, String> {
         normalize("pg_hba", Some(MODULE_ARGS), v.as_object().unwrap(), false).map_err(|e| e.msg)

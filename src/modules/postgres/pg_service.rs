@@ -22,6 +22,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
+use super::target;
 use crate::connection::{ExecOutput, ExecRequest};
 use crate::modules::args::PORT_RANGE;
 use crate::modules::{
@@ -277,7 +278,7 @@ impl Module for PgService {
             .or_else(|| facts.as_ref().and_then(|f| f.get("service").cloned()))
             .ok_or("pg_service needs `service` (pg_facts.service): run pg_facts first")?;
         let svc = Service::from_value(&svc_value)?;
-        let t = PgTarget::resolve(args, ctx.vars, facts.as_ref())?;
+        let t = target::resolve(args, ctx.vars, facts.as_ref())?;
         let timeout = args.int("timeout").unwrap_or(30).clamp(1, 3600) as u64;
         let state = args.req("state")?;
         let method = svc.method.as_str();

@@ -12,12 +12,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Map};
 
+use super::target::var_string;
 use crate::modules::args::PORT_RANGE;
 use crate::modules::{
     Action, ActionCtx, ActionOutput, Arg, Args, CheckMode, Kind, Module, ModuleCtx, ModuleError,
     Plan,
 };
-use crate::postgres::target::{var_string, DEFAULT_PORT};
+use crate::postgres::target::DEFAULT_PORT;
 use crate::postgres::verify::{login, normalize_fingerprint, probe, CertInfo, LoginSpec};
 
 pub struct PgVerify;

@@ -17,13 +17,13 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::ca::{CaSpec, DEFAULT_CA_DAYS};
-use super::crl::{
+use crate::pki::ca::{CaSpec, DEFAULT_CA_DAYS};
+use crate::pki::crl::{
     CrlSpec, RevocationReason, RevokeSpec, DEFAULT_CRL_DAYS, DEFAULT_CRL_RENEW_BEFORE_DAYS,
 };
-use super::index::render_table;
-use super::issue::{CertSpec, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS};
-use super::{ensure_ca, ensure_cert, ensure_crl, list, revoke, CertKind, KeyType, PkiError};
+use crate::pki::issue::{CertSpec, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS};
+use crate::pki::list::render_table;
+use crate::pki::{ensure_ca, ensure_cert, ensure_crl, list, revoke, CertKind, KeyType, PkiError};
 
 /// `castellan pki` subcommands.
 #[derive(Debug, Subcommand)]

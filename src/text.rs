@@ -1,5 +1,6 @@
-//! Text helpers shared by the pure line editors: newline convention, line splitting that keeps
-//! line endings, and compiling user-supplied (Python-flavoured) regular expressions.
+//! Text helpers shared by every pure line editor (lineinfile, blockinfile, ini_file, and the
+//! postgresql.conf and pg_hba.conf editors): newline convention, line endings, line splitting
+//! that keeps them, and compiling user-supplied (Python-flavoured) regular expressions.
 
 use regex::Regex;
 
@@ -37,6 +38,17 @@ pub fn split_lines(text: &str) -> Vec<&str> {
 pub fn strip_eol(line: &str) -> &str {
     let line = line.strip_suffix('\n').unwrap_or(line);
     line.strip_suffix('\r').unwrap_or(line)
+}
+
+/// The line ending `raw` ends with: `"\r\n"`, `"\n"`, or `""` for a last line without one.
+pub fn eol_of(raw: &str) -> &'static str {
+    if raw.ends_with("\r\n") {
+        "\r\n"
+    } else if raw.ends_with('\n') {
+        "\n"
+    } else {
+        ""
+    }
 }
 
 /// Whether `line` ends with a newline.
@@ -106,6 +118,10 @@ mod tests {
         assert_eq!(strip_eol("a\n"), "a");
         assert_eq!(strip_eol("a"), "a");
         assert_eq!(strip_eol("a\r"), "a");
+        assert_eq!(eol_of("a\r\n"), "\r\n");
+        assert_eq!(eol_of("a\n"), "\n");
+        assert_eq!(eol_of("a\r"), "");
+        assert_eq!(eol_of(""), "");
         assert!(has_eol("a\n"));
         assert!(!has_eol("a"));
         let mut lines = vec!["a\n".to_string(), "b".to_string()];
