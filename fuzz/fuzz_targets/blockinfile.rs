@@ -8,7 +8,7 @@
 use arbitrary::{Result, Unstructured};
 use castellan::modules::files::blockinfile::{edit, Args};
 use castellan::modules::files::State;
-use castellan_fuzz::{assert_idempotent, pick, split};
+use castellan_fuzz::{assert_idempotent, assert_unchanged_is_input, existing, pick, split};
 use libfuzzer_sys::fuzz_target;
 
 const BLOCKS: &[&str] = &[
@@ -63,17 +63,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(a) = args(&mut u) else {
         return;
     };
-    let exists = !u.ratio(1, 16).unwrap_or(false);
-    let current = exists.then_some(text.as_str());
+    let current = existing(&mut u, &text);
     let Ok(first) = edit(current, &a) else {
         return;
     };
     let ctx = || format!("args: {a:?}\ninput: {current:?}");
-    if !first.changed {
-        if let Some(t) = current {
-            assert_eq!(first.content, t, "unchanged but the content differs");
-        }
-    }
+    assert_unchanged_is_input(current, first.changed, &first.content);
     let begin = a.marker.replace("{mark}", &a.marker_begin);
     let end = a.marker.replace("{mark}", &a.marker_end);
     if begin == end {

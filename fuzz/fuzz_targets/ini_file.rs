@@ -7,7 +7,9 @@
 use arbitrary::{Result, Unstructured};
 use castellan::modules::files::ini_file::{edit, Args};
 use castellan::modules::files::State;
-use castellan_fuzz::{assert_idempotent, pick, pick_some, split};
+use castellan_fuzz::{
+    assert_idempotent, assert_unchanged_is_input, existing, pick, pick_some, split,
+};
 use libfuzzer_sys::fuzz_target;
 
 const SECTIONS: &[&str] = &["main", "postgresql", "", "section with spaces", "a.b"];
@@ -52,17 +54,12 @@ fuzz_target!(|data: &[u8]| {
     let Ok(a) = args(&mut u) else {
         return;
     };
-    let exists = !u.ratio(1, 16).unwrap_or(false);
-    let current = exists.then_some(text.as_str());
+    let current = existing(&mut u, &text);
     let Ok(first) = edit(current, &a) else {
         return;
     };
     let ctx = || format!("args: {a:?}\ninput: {current:?}");
-    if !first.changed {
-        if let Some(t) = current {
-            assert_eq!(first.content, t, "unchanged but the content differs");
-        }
-    }
+    assert_unchanged_is_input(current, first.changed, &first.content);
     // As in Ansible, `absent` without `option` removes the first section of that name: with
     // several, one per run. Not promised idempotent then.
     let section = a.section.as_deref().unwrap_or_default().trim();

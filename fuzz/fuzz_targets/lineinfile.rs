@@ -9,7 +9,9 @@
 use arbitrary::{Result, Unstructured};
 use castellan::modules::files::lineinfile::{edit, Args};
 use castellan::modules::files::State;
-use castellan_fuzz::{assert_idempotent, pick, pick_opt, split};
+use castellan_fuzz::{
+    assert_idempotent, assert_unchanged_is_input, existing, pick, pick_opt, split,
+};
 use libfuzzer_sys::fuzz_target;
 
 const LINES: &[&str] = &[
@@ -70,16 +72,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(a) = args(&mut u) else {
         return;
     };
-    let exists = !u.ratio(1, 16).unwrap_or(false);
-    let current = exists.then_some(text.as_str());
+    let current = existing(&mut u, &text);
     let Ok(first) = edit(current, &a) else {
         return;
     };
     let ctx = || format!("args: {a:?}\ninput: {current:?}");
+    assert_unchanged_is_input(current, first.changed, &first.content);
     if !first.changed {
-        if let Some(t) = current {
-            assert_eq!(first.content, t, "unchanged but the content differs");
-        }
         return;
     }
     let line = a.line.as_deref().unwrap_or_default();
@@ -88,8 +87,7 @@ fuzz_target!(|data: &[u8]| {
         && match (&a.regexp, &a.search_string, a.state) {
             (_, _, State::Absent) => true,
             (Some(re), _, State::Present) => {
-                castellan::text::compile_regex("regexp", re)
-                    .is_ok_and(|re| re.is_match(line))
+                castellan::text::compile_regex("regexp", re).is_ok_and(|re| re.is_match(line))
             }
             (None, Some(s), State::Present) => line.contains(s.as_str()),
             (None, None, State::Present) => true,

@@ -57,3 +57,16 @@ pub fn assert_idempotent(what: impl FnOnce() -> String, first: &str, second: &st
         what()
     );
 }
+
+/// The file as the editor finds it: the text, or (one input in sixteen) no file at all.
+pub fn existing<'t>(u: &mut Unstructured<'_>, text: &'t str) -> Option<&'t str> {
+    let missing = u.ratio(1, 16).unwrap_or(false);
+    (!missing).then_some(text)
+}
+
+/// An edit that reports "unchanged" must return the file it was given, byte for byte.
+pub fn assert_unchanged_is_input(current: Option<&str>, changed: bool, content: &str) {
+    if let (false, Some(t)) = (changed, current) {
+        assert_eq!(content, t, "unchanged but the content differs");
+    }
+}
