@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! PKI_DIR/ca.crt ca.key                      0644 / 0600 (or ca.crt alone: an external CA)
-//! PKI_DIR/server/NAME/server.crt server.key
+//! PKI_DIR/server/NAME/server.crt server.key   (server.crt alone: a key made on its host, csr.rs)
 //! PKI_DIR/client/NAME/client.crt client.key client.pk8   (.pk8 = PKCS#8 DER, for JDBC)
 //! PKI_DIR/crl.pem                            once something was revoked (or `pki crl` ran)
 //! PKI_DIR/index.json                         what was issued: serial, subject, SANs, dates, status
@@ -18,7 +18,9 @@
 //! Private keys never appear in an outcome, an error or a log line.
 
 pub mod ca;
+pub mod check;
 pub mod crl;
+pub mod csr;
 pub mod index;
 pub mod issue;
 pub mod key;
@@ -33,9 +35,14 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 pub use ca::{ensure_ca, plan_ca, CaOutcome, CaPlan, CaSpec, DEFAULT_CA_DAYS};
+pub use check::{check_server_files, CheckFailure, CheckReport, ServerCheck};
 pub use crl::{
     ensure_crl, ensure_revoked, plan_crl, plan_revoked, revoke, CrlOutcome, CrlPlan, CrlSpec,
     RevocationReason, RevokeOutcome, RevokeSpec, DEFAULT_CRL_DAYS, DEFAULT_CRL_RENEW_BEFORE_DAYS,
+};
+pub use csr::{
+    control_node_key, ensure_signed_csr, plan_signed_csr, read_csr, Csr, CsrSpec, SignPlan,
+    SignedCert,
 };
 pub use issue::{
     ensure_cert, plan_cert, CertOutcome, CertPlan, CertSpec, San, DEFAULT_LEAF_DAYS,
@@ -95,6 +102,9 @@ pub enum PkiError {
 
     #[error("{0}")]
     InvalidArgument(String),
+
+    #[error("invalid certificate signing request: {why}")]
+    BadCsr { why: String },
 
     #[error("unknown revocation reason {given:?}: valid reasons are {}", crl::RevocationReason::names().join(", "))]
     UnknownReason { given: String },
