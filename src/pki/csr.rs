@@ -218,6 +218,38 @@ pub fn control_node_key(
     })
 }
 
+/// When `cert` (PEM or DER) is the certificate of the key `public_key` and it has expired or
+/// expires within `renew_before_days`: why (its renewal makes a new key). `None` otherwise, also
+/// for bytes that are not a certificate.
+pub fn due_for_renewal(
+    cert: &[u8],
+    public_key: &[u8],
+    renew_before_days: u32,
+) -> Result<Option<String>> {
+    let Ok(der) = decode_cert(cert) else {
+        return Ok(None);
+    };
+    let Some(x509) = parse_der(&der) else {
+        return Ok(None);
+    };
+    if x509.public_key().subject_public_key.data.as_ref() != public_key {
+        return Ok(None);
+    }
+    let now = now()?;
+    let not_after = time_of(&x509.validity().not_after)?;
+    Ok(if not_after <= now {
+        Some(format!("expired on {}", rfc3339(not_after)))
+    } else if not_after - now <= Duration::days(i64::from(renew_before_days)) {
+        Some(format!(
+            "expires on {} (in {} days), within renew_before ({renew_before_days} days)",
+            rfc3339(not_after),
+            days_until(not_after, now)
+        ))
+    } else {
+        None
+    })
+}
+
 enum Decision {
     Keep(Vec<u8>),
     Issue(String),

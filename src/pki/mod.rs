@@ -41,8 +41,8 @@ pub use crl::{
     RevocationReason, RevokeOutcome, RevokeSpec, DEFAULT_CRL_DAYS, DEFAULT_CRL_RENEW_BEFORE_DAYS,
 };
 pub use csr::{
-    control_node_key, ensure_signed_csr, plan_signed_csr, read_csr, Csr, CsrSpec, SignPlan,
-    SignedCert,
+    control_node_key, due_for_renewal, ensure_signed_csr, plan_signed_csr, read_csr, Csr, CsrSpec,
+    SignPlan, SignedCert,
 };
 pub use issue::{
     ensure_cert, plan_cert, CertOutcome, CertPlan, CertSpec, San, DEFAULT_LEAF_DAYS,
