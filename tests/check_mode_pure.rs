@@ -213,7 +213,11 @@ fn no_registered_module_acts_in_check_mode() {
     fs::write(w.join("copy.txt"), "old\n").unwrap();
     // A key already on the host: pki_csr's plan makes a request from it (openssl req, read-only).
     let host_key = castellan::pki::KeyType::EcdsaP256.generate().unwrap();
-    fs::write(w.join("host.key"), castellan::pki::key::private_key_pem(&host_key)).unwrap();
+    fs::write(
+        w.join("host.key"),
+        castellan::pki::key::private_key_pem(&host_key),
+    )
+    .unwrap();
     fs::create_dir_all(root.join("templates")).unwrap();
     fs::write(
         root.join("templates/t.j2"),
