@@ -7,8 +7,9 @@ use crate::connection::backup::Suffixes;
 use crate::connection::quote::quote_str;
 use crate::pki::KeyType;
 
-/// The exit code of a script that found no openssl command-line tool.
-pub const NO_OPENSSL: i32 = 127;
+/// The exit code of a script that found no openssl command-line tool (EX_UNAVAILABLE; 127 is
+/// what connections take for a missing shell).
+pub const NO_OPENSSL: i32 = 69;
 
 /// Prefix of the temporary name a new key gets beside the key.
 const TMP_PREFIX: &str = ".castellan-key.";
