@@ -61,13 +61,16 @@ pub(crate) fn stale(pki: &PkiDir, s: &Sources<'_>) -> Result<Vec<Stale>> {
             continue;
         };
         let why = match file {
-            LeafFile::Pfx => match pfx::check(&have, &content(s, &private_key_pk8(s.key)), s.password)
-            {
-                Check::Holds => None,
-                Check::WrongPassword => Some("does not open with the given password".to_string()),
-                Check::Differs => Some("does not hold the current certificate and key".into()),
-                Check::Unreadable => Some("is not a PKCS#12 file castellan can read".into()),
-            },
+            LeafFile::Pfx => {
+                match pfx::check(&have, &content(s, &private_key_pk8(s.key)), s.password) {
+                    Check::Holds => None,
+                    Check::WrongPassword => {
+                        Some("does not open with the given password".to_string())
+                    }
+                    Check::Differs => Some("does not hold the current certificate and key".into()),
+                    Check::Unreadable => Some("is not a PKCS#12 file castellan can read".into()),
+                }
+            }
             LeafFile::Root => (have != s.ca_file).then(|| "differs from ca.crt".to_string()),
             _ => (have != contents(file, s)?)
                 .then(|| format!("does not match {}", name(LeafFile::Key))),
@@ -109,7 +112,12 @@ fn contents(file: LeafFile, s: &Sources<'_>) -> Result<Vec<u8>> {
 
 /// Writes `files` (some of [`DERIVED`]) of `s.name` with their modes into `txn`; the client's
 /// directory must exist.
-pub(crate) fn write(pki: &PkiDir, s: &Sources<'_>, files: &[LeafFile], txn: &mut Txn) -> Result<()> {
+pub(crate) fn write(
+    pki: &PkiDir,
+    s: &Sources<'_>,
+    files: &[LeafFile],
+    txn: &mut Txn,
+) -> Result<()> {
     for &file in files {
         if let Some(path) = pki.leaf_file(CertKind::Client, s.name, file) {
             txn.write(&path, &contents(file, s)?, file.mode())?;

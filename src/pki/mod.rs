@@ -42,14 +42,14 @@ pub use crl::{
     ensure_crl, ensure_revoked, plan_crl, plan_revoked, revoke, CrlOutcome, CrlPlan, CrlSpec,
     RevocationReason, RevokeOutcome, RevokeSpec, DEFAULT_CRL_DAYS, DEFAULT_CRL_RENEW_BEFORE_DAYS,
 };
+pub use export::{export, ExportOutcome, ExportSpec};
 pub use issue::{
     ensure_cert, plan_cert, CertOutcome, CertPlan, CertSpec, San, DEFAULT_LEAF_DAYS,
     DEFAULT_RENEW_BEFORE_DAYS,
 };
-pub use export::{export, ExportOutcome, ExportSpec};
 pub use key::KeyType;
-pub use pfx::PfxPassword;
 pub use list::{list, CaInfo, CrlInfo, ListEntry, Listing};
+pub use pfx::PfxPassword;
 
 /// Result type of the PKI functions.
 pub type Result<T> = std::result::Result<T, PkiError>;
