@@ -176,8 +176,13 @@ fn default_sans(ctx: &ModuleCtx<'_>) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+const PFX_FOR_CLIENTS: &str = "argument `pfx_password` is for client certificates (client.pfx): a server certificate has no PKCS#12 file";
+
 fn spec_of(ctx: &ModuleCtx<'_>, args: &Args) -> Result<CertSpec, String> {
     let kind = kind_of(&args.req("kind")?)?;
+    if kind == CertKind::Server && args.has("pfx_password") {
+        return Err(PFX_FOR_CLIENTS.into());
+    }
     let name = match (args.string("name"), kind) {
         (Some(n), _) => n,
         (None, CertKind::Server) => ctx.inventory_hostname.to_string(),
@@ -252,9 +257,7 @@ impl Module for PkiCert {
         }
         pfx_password(args, true)?;
         if literal(args, "kind") == Some("server") && args.has("pfx_password") {
-            return Err(
-                "argument `pfx_password` is for client certificates (client.pfx): a server certificate has no PKCS#12 file".into(),
-            );
+            return Err(PFX_FOR_CLIENTS.into());
         }
         Ok(())
     }
