@@ -74,7 +74,7 @@ fn readme(kind: CertKind, e: &IndexEntry, lines: &[String]) -> String {
         out.push('\n');
     }
     out.push_str(
-        "Every file here is mode 0600: whoever can read the key files can log in as this certificate's CN.\n",
+        "Every file here is mode 0600: whoever can read the key files can pass for this certificate's CN.\n",
     );
     out
 }
