@@ -279,6 +279,7 @@ fn no_registered_module_acts_in_check_mode() {
         syntax_check: false,
         accept_new_host_keys: false,
         verbose: 0,
+        vault: Default::default(),
     };
     let loaded = load_and_check(&args, &Default::default(), &Default::default())
         .unwrap_or_else(|e| panic!("the playbook does not load: {e}"));

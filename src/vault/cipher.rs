@@ -126,7 +126,12 @@ mod tests {
 
     #[test]
     fn seal_then_open_gives_the_plaintext_back() {
-        for plain in [&b""[..], b"x", b"exactly sixteen!", b"a longer text of several blocks\n"] {
+        for plain in [
+            &b""[..],
+            b"x",
+            b"exactly sixteen!",
+            b"a longer text of several blocks\n",
+        ] {
             let s = seal(b"pw", plain).unwrap();
             assert_eq!(s.ciphertext.len() % BLOCK, 0);
             assert!(s.ciphertext.len() > plain.len(), "always padded");

@@ -122,7 +122,10 @@ mod tests {
         let e = parse(&t).unwrap();
         assert_eq!(e.version, "1.1");
         assert_eq!(e.label, None);
-        assert_eq!((e.salt, e.mac, e.ciphertext), (b"salt".to_vec(), vec![1, 2, 3], vec![9; 50]));
+        assert_eq!(
+            (e.salt, e.mac, e.ciphertext),
+            (b"salt".to_vec(), vec![1, 2, 3], vec![9; 50])
+        );
         let t = format(Some("prod"), b"s", b"m", b"c");
         assert!(t.starts_with("$ANSIBLE_VAULT;1.2;AES256;prod\n"));
         assert_eq!(parse(&t).unwrap().label.as_deref(), Some("prod"));
@@ -142,8 +145,14 @@ mod tests {
             ("$ANSIBLE_VAULT;1.1;AES128\nabcd\n", "cipher `AES128`"),
             ("$ANSIBLE_VAULT;1.1;AES256\n", "no data"),
             ("$ANSIBLE_VAULT;1.1;AES256\nzz\n", "not hexadecimal"),
-            ("$ANSIBLE_VAULT;1.1;AES256\n6162\n", "salt, HMAC and ciphertext"),
-            (&format!("$ANSIBLE_VAULT;1.1;AES256\n{}\n", &body[..body.len() - 2]), "ciphertext"),
+            (
+                "$ANSIBLE_VAULT;1.1;AES256\n6162\n",
+                "salt, HMAC and ciphertext",
+            ),
+            (
+                &format!("$ANSIBLE_VAULT;1.1;AES256\n{}\n", &body[..body.len() - 2]),
+                "ciphertext",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.contains(want), "{text:?}: {e}");

@@ -27,7 +27,10 @@ pub enum VaultError {
     NoPassword,
     #[error("cannot decrypt the vault data{}: no vault password given decrypts it (tried: {tried})",
         label.as_ref().map(|l| format!(" (vault id `{l}`)")).unwrap_or_default())]
-    WrongPassword { label: Option<String>, tried: String },
+    WrongPassword {
+        label: Option<String>,
+        tried: String,
+    },
     #[error("the vault data is malformed: {0}")]
     Malformed(String),
 }
@@ -117,9 +120,15 @@ mod tests {
         let prod = secret("prod", "prod-password.txt");
         let plain = decrypt_with(&fixture("vars-1.1.yml"), &[default.clone()]).unwrap();
         let text = String::from_utf8(plain).unwrap();
-        assert!(text.contains("db_password: \"s3cr3t-from-whole-file\""), "{text}");
+        assert!(
+            text.contains("db_password: \"s3cr3t-from-whole-file\""),
+            "{text}"
+        );
         // 1.2 with a vault id: found with the prod password whatever the order.
-        let plain = decrypt_with(&fixture("vars-1.2-prod.yml"), &[default.clone(), prod.clone()]);
+        let plain = decrypt_with(
+            &fixture("vars-1.2-prod.yml"),
+            &[default.clone(), prod.clone()],
+        );
         assert_eq!(String::from_utf8(plain.unwrap()).unwrap(), text);
         assert_eq!(
             decrypt_with(&inline("string-1.1.yml"), &[prod.clone(), default.clone()]).unwrap(),

@@ -80,7 +80,8 @@ pub fn register(value: &str) {
     if k.forms.len() == before {
         return;
     }
-    k.forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    k.forms
+        .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     let pattern = k
         .forms
         .iter()
