@@ -149,6 +149,12 @@ const CASES: &[(&str, &str, &str, Status)] = &[
         "dir: {PKI}\n        revoke: app\n        kind: client",
         Status::Changed,
     ),
+    (
+        "new secret",
+        "secret",
+        "path: {W}/secrets/session_key\n        bytes: 32",
+        Status::Changed,
+    ),
     ("pg_facts", "pg_facts", "", Status::Ok),
     (
         "pg_conf",
