@@ -115,7 +115,8 @@ fn from_file(path: &Path, label: &str) -> Result<Vec<u8>> {
         let data = std::fs::read(path).map_err(|e| Error::read(path, &e))?;
         return Ok(data.trim_ascii().to_vec());
     }
-    let mut cmd = Command::new(path);
+    // `pw.sh` is the file here, not a program on the PATH.
+    let mut cmd = Command::new(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
     if stem.ends_with("-client") {
         cmd.args(["--vault-id", label]);
