@@ -7,8 +7,15 @@
 //! as in tests/malformed_corpus.rs); no decrypted value is printed; the `secret` module makes a
 //! value once, keeps it, rotates it, and `ansible-vault view` reads what it encrypted.
 //!
-//! Hosts are local (`ansible_connection: local`) except the tripwire's, at 127.20.0.1 (net 20).
-use std::io::Read;
+//! Hosts are local (`ansible_connection: local`) except the tripwire's, at 127.20.0.1, and the
+//! acceptance test's (issue 12, acceptance 5): a fleet host (net 20, dir
+//! /tmp/castellan-fleet-vault) whose PostgreSQL login works with the inventory's `!vault`
+//! password, over SSH, with the process table watched, the sshd and PostgreSQL logs and the
+//! state files scanned too.
+mod fleet_common;
+mod secret_scan;
+
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -284,10 +291,10 @@ fn files_and_values_from_ansible_vault_are_read_and_never_shown() {
             "-i",
             "inventory",
             "--list",
-            &id[0],
-            &id[1],
-            &id[2],
-            &id[3],
+            id[0],
+            id[1],
+            id[2],
+            id[3],
         ],
     );
     ok("inventory --list", &inv);
@@ -608,5 +615,196 @@ fn a_secret_is_made_once_kept_rotated_and_sealed_for_ansible_vault() {
         std::fs::read_to_string(&sealed).unwrap(),
         stored,
         "left as it was"
+    );
+}
+
+static FLEET: fleet_common::FleetDef = fleet_common::FleetDef {
+    net: "20",
+    dir: "/tmp/castellan-fleet-vault",
+};
+
+const FLEET_PLAYBOOK: &str = r#"- hosts: postgres
+  tasks:
+    - name: a .pgpass with the vault password
+      copy: {content: "*:5432:postgres:vault_app:{{ db_password }}\n", dest: "{{ fleet_root }}/vault/pgpass", mode: "0600"}
+    - name: a world-readable file with the password
+      copy: {content: "password={{ db_password }}\n", dest: "{{ fleet_root }}/vault/app-{{ run }}.conf", mode: "0644"}
+    - name: log in with it over TCP
+      shell: "sleep 1; PGPASSFILE={{ fleet_root }}/vault/pgpass psql -h {{ ansible_host }} -p 5432 -U vault_app -d postgres -XAtc 'select current_user'"
+      register: login
+      changed_when: false
+    - debug: {var: login}
+    - name: a URL with the password
+      debug: {msg: "postgres://vault_app:{{ db_password }}@{{ ansible_host }}/postgres"}
+    - name: the password on stdin
+      shell: "cat > {{ fleet_root }}/vault/from-stdin-{{ run }}"
+      args: {stdin: "{{ db_password }}"}
+    - name: a failure quoting it
+      fail: {msg: "failed with {{ db_password }}"}
+      ignore_errors: true
+"#;
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => files_under(&p, out),
+            Ok(m) if m.is_file() => {
+                if let Ok(b) = std::fs::read(&p) {
+                    out.push((p, b));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_vault_password_in_the_inventory_logs_in_on_a_fleet_and_is_never_shown() {
+    FLEET.script("up.sh", &["1"]);
+    let _down = FLEET.down_on_drop();
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let pw = passwords(d);
+    // `:` and `\` would need escaping in .pgpass: not here.
+    let password = format!("fleet p@ss w/rd\"-{}", std::process::id());
+    // The role, made over the socket with the SQL on stdin (never in a process's arguments).
+    let mut psql = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fleet/pg.sh"))
+        .args(["db1", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1"])
+        .env("CASTELLAN_FLEET_NET", FLEET.net)
+        .env("CASTELLAN_FLEET_DIR", FLEET.dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sql = format!(
+        "DROP ROLE IF EXISTS vault_app;\nCREATE ROLE vault_app LOGIN PASSWORD '{}';\n",
+        password.replace('\'', "''")
+    );
+    psql.stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let out = psql.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    FLEET.workdir(1, "vault");
+    let block = encrypt_string(
+        d,
+        &["--vault-password-file", "pw.txt"],
+        "db_password",
+        &password,
+        4,
+    );
+    write(
+        &d.join("vault-inventory.yml"),
+        &format!("all:\n  vars:\n{block}"),
+    );
+    write(&d.join("pb.yml"), FLEET_PLAYBOOK);
+
+    let watch = secret_scan::ps::PsWatch::start();
+    let inv = FLEET.inventory();
+    let mut runs = Vec::new();
+    for (run, extra) in [("text", &[][..]), ("json", &["--output", "json"][..])] {
+        let run_var = format!("run={run}");
+        let mut args = vec![
+            "playbook",
+            "pb.yml",
+            "-i",
+            &inv,
+            "-i",
+            "vault-inventory.yml",
+            "-e",
+            &run_var,
+            "--vault-password-file",
+            "pw.sh",
+            "--diff",
+            "-vvv",
+        ];
+        args.extend_from_slice(extra);
+        let out = castellan(d, &args);
+        ok(run, &out);
+        runs.push((run, out));
+    }
+    let seen = watch.finish();
+
+    // It worked: the login over TCP with the decrypted password.
+    let doc: serde_json::Value = serde_json::from_slice(&runs[1].1.stdout).unwrap();
+    let tasks = doc["plays"][0]["tasks"].as_array().unwrap();
+    let login = &tasks
+        .iter()
+        .find(|x| x["name"] == "log in with it over TCP")
+        .unwrap()["results"]["db1"];
+    assert_eq!(login["status"], "ok", "{login}");
+    assert_eq!(login["result"]["stdout"], "vault_app", "{login}");
+    let root = FLEET.dir().join("hosts/db1/root/vault");
+    assert_eq!(
+        std::fs::read_to_string(root.join("app-json.conf")).unwrap(),
+        format!("password={password}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("from-stdin-json")).unwrap(),
+        format!("{password}\n")
+    );
+    assert!(
+        seen.saw(&["sleep", "1"]),
+        "the process watcher saw no task ({} snapshots)",
+        seen.snapshots
+    );
+
+    let mut captures: Vec<(String, Vec<u8>)> = Vec::new();
+    for (run, out) in &runs {
+        captures.push((format!("{run} stdout"), out.stdout.clone()));
+        captures.push((format!("{run} stderr"), out.stderr.clone()));
+    }
+    let mut state = Vec::new();
+    files_under(&d.join(".castellan"), &mut state);
+    for (p, b) in state {
+        captures.push((p.display().to_string(), b));
+    }
+    for log in ["sshd.log", "postgresql.log"] {
+        let p = FLEET.dir().join("hosts/db1").join(log);
+        captures.push((
+            p.display().to_string(),
+            std::fs::read(&p).unwrap_or_default(),
+        ));
+    }
+    captures.push(("process table".into(), seen.text()));
+    let mut needles = forms(&password);
+    needles.extend(forms(&pw.default));
+    let encoded: String = password
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    needles.push(encoded);
+    let mut scanned = 0;
+    for (what, data) in &captures {
+        scanned += data.len();
+        let data = String::from_utf8_lossy(data);
+        for n in &needles {
+            assert!(!data.contains(n.as_str()), "{what} shows {n:?}");
+        }
+    }
+    let all = String::from_utf8_lossy(&runs[0].1.stdout);
+    assert!(all.contains("postgres://vault_app:<redacted>@"), "{all}");
+    println!(
+        "vault on a fleet: login over TCP with the decrypted password; {} captures ({scanned} bytes, \
+         {} process-table snapshots) scanned for {} forms of the password and the vault password: \
+         none found",
+        captures.len(),
+        seen.snapshots,
+        needles.len()
     );
 }

@@ -118,7 +118,7 @@ mod tests {
     fn ansible_vault_files_decrypt() {
         let default = secret("default", "password.txt");
         let prod = secret("prod", "prod-password.txt");
-        let plain = decrypt_with(&fixture("vars-1.1.yml"), &[default.clone()]).unwrap();
+        let plain = decrypt_with(&fixture("vars-1.1.yml"), std::slice::from_ref(&default)).unwrap();
         let text = String::from_utf8(plain).unwrap();
         assert!(
             text.contains("db_password: \"s3cr3t-from-whole-file\""),
@@ -135,7 +135,7 @@ mod tests {
             b"inline-pass-4f2a"
         );
         assert_eq!(
-            decrypt_with(&inline("string-1.2-prod.yml"), &[prod.clone()]).unwrap(),
+            decrypt_with(&inline("string-1.2-prod.yml"), std::slice::from_ref(&prod)).unwrap(),
             b"inline-prod-pass-88e0"
         );
         assert_eq!(
@@ -149,7 +149,11 @@ mod tests {
     fn wrong_missing_and_malformed() {
         let default = secret("default", "password.txt");
         let prod = secret("prod", "prod-password.txt");
-        let e = decrypt_with(&fixture("vars-1.2-prod.yml"), &[default.clone()]).unwrap_err();
+        let e = decrypt_with(
+            &fixture("vars-1.2-prod.yml"),
+            std::slice::from_ref(&default),
+        )
+        .unwrap_err();
         assert!(matches!(e, VaultError::WrongPassword { .. }));
         let msg = e.to_string();
         assert!(
@@ -164,7 +168,7 @@ mod tests {
         let mut broken = fixture("vars-1.1.yml");
         broken.insert(30, 'x');
         assert!(matches!(
-            decrypt_with(&broken, &[default.clone()]),
+            decrypt_with(&broken, std::slice::from_ref(&default)),
             Err(VaultError::Malformed(_))
         ));
         // One changed hex digit of the ciphertext: the HMAC no longer matches.
