@@ -5,7 +5,8 @@
 //! files, with an executable password file; a wrong or missing password or a damaged envelope is
 //! exit 4 with `file:line:column` before any host is contacted (a listener and a tripwire `ssh`,
 //! as in tests/malformed_corpus.rs); no decrypted value is printed; the `secret` module makes a
-//! value once, keeps it, rotates it, and `ansible-vault view` reads what it encrypted.
+//! value once, keeps it, rotates it, and `ansible-vault view` reads what it encrypted;
+//! `--ask-vault-pass` asks on a terminal (`script` gives it one) without echo.
 //!
 //! Hosts are local (`ansible_connection: local`) except the tripwire's, at 127.20.0.1, and the
 //! acceptance test's (issue 12, acceptance 5): a fleet host (net 20, dir
@@ -807,4 +808,57 @@ fn a_vault_password_in_the_inventory_logs_in_on_a_fleet_and_is_never_shown() {
         seen.snapshots,
         needles.len()
     );
+}
+
+#[test]
+fn ask_vault_pass_asks_on_the_terminal_without_echo() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vault");
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let value = std::fs::read_to_string(fixtures.join("string-1.1.yml")).unwrap();
+    let block: String = value.lines().map(|l| format!("    {l}\n")).collect();
+    write(
+        &d.join("inv.yml"),
+        &format!("all:\n  hosts:\n    h1: {{ansible_connection: local}}\n  vars:\n{block}"),
+    );
+    let password = std::fs::read_to_string(fixtures.join("password.txt")).unwrap();
+    let cmd = format!(
+        "{} inventory -i inv.yml --list --ask-vault-pass",
+        env!("CARGO_BIN_EXE_castellan")
+    );
+    // `script` gives castellan a terminal; the password is typed once the prompt is up.
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(d)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    stdin.write_all(password.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.starts_with("Vault password: "), "{screen}");
+    assert!(
+        screen.contains("\"db_password\": \"<redacted>\""),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains(password.trim()),
+        "the password was echoed: {screen}"
+    );
+    assert!(!screen.contains("inline-pass-4f2a"), "{screen}");
+    // Without a terminal (a new session has none): a usage error, nothing read.
+    let out = Command::new("setsid")
+        .args(["-w", env!("CARGO_BIN_EXE_castellan")])
+        .args(["inventory", "-i", "inv.yml", "--list", "--ask-vault-pass"])
+        .current_dir(d)
+        .stdin(std::process::Stdio::null())
+        .env_remove("ANSIBLE_VAULT_PASSWORD_FILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("needs a terminal"), "{}", text(&out));
 }
