@@ -188,12 +188,13 @@ fn validate(spec: &CsrSpec) -> Result<(Csr, Vec<San>)> {
     Ok((csr, sans))
 }
 
-/// The private key files of `kind`/`name` the directory holds (`server.key`, `client.pk8`).
+/// The files holding a private key of `kind`/`name` the directory has (`server.key`, a
+/// client's `client.key`, `.pk8`, `.pem.pk8`, `.pfx`).
 fn key_files(pki: &PkiDir, kind: CertKind, name: &str) -> Vec<PathBuf> {
-    let mut v = vec![pki.leaf_key(kind, name)];
-    v.extend(pki.leaf_pk8(kind, name));
-    v.into_iter()
-        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+    pki.leaf_files(kind, name)
+        .into_iter()
+        .filter(|(f, p)| f.is_private() && std::fs::symlink_metadata(p).is_ok())
+        .map(|(_, p)| p)
         .collect()
 }
 
