@@ -88,6 +88,26 @@ pub(crate) fn check_renew(args: &Args, default_days: u32) -> Result<(), String> 
     Ok(())
 }
 
+/// The variable a scheduled rotation sets to renew every certificate (`-e rotate_force=true`):
+/// the default of `pki_cert`'s and `pki_csr`'s `force`, so every role's certificates obey it.
+pub(crate) const FORCE_VAR: &str = "rotate_force";
+
+/// `force`: the argument, else the variable [`FORCE_VAR`], else false.
+pub(crate) fn force(ctx: &ModuleCtx<'_>, args: &Args) -> Result<bool, String> {
+    if args.has("force") {
+        return Ok(args.bool("force", false));
+    }
+    match ctx.vars.get(FORCE_VAR) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) => crate::boolean::parse(s.trim())
+            .ok_or_else(|| format!("variable `{FORCE_VAR}` must be true or false, got `{s}`")),
+        Some(other) => Err(format!(
+            "variable `{FORCE_VAR}` must be true or false, got {other}"
+        )),
+    }
+}
+
 fn var_str(ctx: &ModuleCtx<'_>, name: &str) -> Option<String> {
     match ctx.vars.get(name)? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
