@@ -79,9 +79,9 @@ pub struct RolloverArgs {
     /// Key type of the new CA (default: the old CA's)
     #[arg(long, value_name = "TYPE")]
     pub key_type: Option<String>,
-    /// Lifetime of the new CA, in days
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_CA_DAYS)]
-    pub days: u32,
+    /// Lifetime of the new CA, in days (default: the old CA's)
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
     /// Say what would be done; write nothing
     #[arg(long)]
     pub check: bool,

@@ -24,7 +24,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::ca::{check_days, inspect_ca, load_ca, load_ca_files, Ca, DEFAULT_CA_DAYS};
+use super::ca::{check_days, inspect_ca, load_ca, load_ca_files, Ca, CaCert, DEFAULT_CA_DAYS};
 use super::crl::{crl_stale, refresh_crl};
 use super::index::{EntryStatus, Index};
 use super::key::{key_matches_spki, parse_private_key_pem, private_key_pem, KeyType};
@@ -98,8 +98,8 @@ pub struct RolloverSpec {
     pub stop_after: u8,
     /// Key type of the new CA (default: the old CA's).
     pub key_type: Option<KeyType>,
-    /// Lifetime of the new CA, in days.
-    pub days: u32,
+    /// Lifetime of the new CA, in days (default: the old CA's).
+    pub days: Option<u32>,
 }
 
 impl RolloverSpec {
@@ -108,7 +108,7 @@ impl RolloverSpec {
             step,
             stop_after: PHASES,
             key_type: None,
-            days: DEFAULT_CA_DAYS,
+            days: None,
         }
     }
 }
@@ -473,19 +473,36 @@ fn next_ca(
     }
     let key_type = match spec.key_type.or(old.cert.key_type_enum) {
         Some(k) => k,
-        None => return Err(PkiError::InvalidArgument(format!(
+        None => {
+            return Err(PkiError::InvalidArgument(format!(
             "the CA's key ({}) is of a type castellan does not make: give the new CA's key type",
             old.cert.key_type
-        ))),
+        )))
+        }
+    };
+    let days = match spec.days {
+        Some(d) => d,
+        None => lifetime(&old.cert),
     };
     let key = key_type.generate()?;
-    let der = trust::successor(&old.cert, &key, spec.days, now, &pki.ca_next_cert())?;
+    let der = trust::successor(&old.cert, &key, days, now, &pki.ca_next_cert())?;
     let cert = inspect_ca(&der, &pki.ca_next_cert())?;
     Ok(Some(Ca {
         cert,
         key,
         cert_path: pki.ca_next_cert(),
     }))
+}
+
+/// A CA certificate's lifetime in whole days (the default lifetime of its successor).
+fn lifetime(ca: &CaCert) -> u32 {
+    super::ca::parse_der(&ca.der)
+        .map(|x| {
+            (x.validity().not_after.timestamp() - x.validity().not_before.timestamp()) / 86_400
+        })
+        .and_then(|d| u32::try_from(d).ok())
+        .filter(|d| check_days(*d, "days").is_ok())
+        .unwrap_or(DEFAULT_CA_DAYS)
 }
 
 fn check(spec: &RolloverSpec) -> Result<()> {
@@ -500,7 +517,7 @@ fn check(spec: &RolloverSpec) -> Result<()> {
         RolloverStep::Start(p) | RolloverStep::Done(p) if bad(p) => Err(PkiError::InvalidArgument(
             format!("phase must be 1, 2 or 3, not {p}"),
         )),
-        _ => check_days(spec.days, "--days"),
+        _ => spec.days.map_or(Ok(()), |d| check_days(d, "--days")),
     }
 }
 
@@ -597,6 +614,7 @@ fn run(dir: &Path, spec: &RolloverSpec, write: bool) -> Result<RolloverOutcome> 
                     None => {
                         // A plan of a new rollover: the CA to make does not exist yet.
                         out.reason = Some(format!("phase 1: {}", describe(1)));
+                        out.changed = true;
                         return Ok(out);
                     }
                 }

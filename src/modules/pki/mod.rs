@@ -19,6 +19,7 @@ pub mod check;
 pub mod crl;
 pub mod csr;
 pub mod host_key;
+pub mod rollover;
 pub mod secret;
 
 use std::path::{Path, PathBuf};
