@@ -167,9 +167,9 @@ fn would_do(
     if let Some(Some(reason)) = skip {
         return ItemRun::skipped(result, reason, facts);
     }
-    let unchanged = steps.iter().all(
-        |s| matches!(s, Step::Action(a) if a.in_check_mode() == CheckMode::Unchanged),
-    );
+    let unchanged = steps
+        .iter()
+        .all(|s| matches!(s, Step::Action(a) if a.in_check_mode() == CheckMode::Unchanged));
     if unchanged {
         result.insert("changed".into(), json!(false));
         result.insert("failed".into(), json!(false));

@@ -194,7 +194,10 @@ pub fn parse(out: &str, queries: &[Query]) -> Snapshot {
         .collect();
     Snapshot {
         entries,
-        candidates: sec.get("policy").map(|t| parse_policy(t)).unwrap_or_default(),
+        candidates: sec
+            .get("policy")
+            .map(|t| parse_policy(t))
+            .unwrap_or_default(),
         now: num("now"),
         cache_time: num("cache_time"),
         missing: sec
@@ -339,13 +342,24 @@ mod tests {
             autoremove: true,
         };
         let i = install_argv(&f, &["x=1.0".into(), file_target("y.deb")]);
-        assert_eq!(&i[..3], ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+        assert_eq!(
+            &i[..3],
+            ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+        );
         assert!(i.contains(&"DPkg::Lock::Timeout=60".to_string()));
         assert_eq!(
             &i[i.len() - 4..],
-            ["--no-install-recommends", "--allow-downgrades", "x=1.0", "./y.deb"]
+            [
+                "--no-install-recommends",
+                "--allow-downgrades",
+                "x=1.0",
+                "./y.deb"
+            ]
         );
         let r = remove_argv(&f, &["x".into()]);
-        assert_eq!(&r[r.len() - 4..], ["remove", "--purge", "--auto-remove", "x"]);
+        assert_eq!(
+            &r[r.len() - 4..],
+            ["remove", "--purge", "--auto-remove", "x"]
+        );
     }
 }

@@ -146,8 +146,7 @@ impl Net {
                     (IpAddr::V4(_), IpAddr::V4(l4)) => l == a || l4.is_unspecified(),
                     (IpAddr::V6(_), IpAddr::V6(l6)) => l == a || l6.is_unspecified(),
                     (IpAddr::V4(a4), IpAddr::V6(l6)) => {
-                        (!self.v6only && l6.is_unspecified())
-                            || l6.to_ipv4_mapped() == Some(a4)
+                        (!self.v6only && l6.is_unspecified()) || l6.to_ipv4_mapped() == Some(a4)
                     }
                     (IpAddr::V6(_), IpAddr::V4(_)) => false,
                 }
@@ -193,7 +192,10 @@ pub fn connect_script(host: &str, port: u16, timeout: u64) -> Result<String, Str
 /// The connection attempt's answer: the tool used, and whether it connected.
 pub fn parse_connect(out: &str) -> (String, bool) {
     let sec = sections(out);
-    let tool = sec.get("tool").map(|s| s.trim().to_string()).unwrap_or_default();
+    let tool = sec
+        .get("tool")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
     let ok = sec.get("rc").is_some_and(|s| s.trim() == "0");
     (tool, ok)
 }
@@ -220,7 +222,10 @@ mod tests {
         assert!(n.listens(v4("127.21.1.1"), 22) && !n.listens(v4("127.21.1.2"), 22));
         assert!(n.listens(v4("::1"), 80), "[::1]:80");
         assert!(n.listens(v4("192.0.2.2"), 6666), "[::]:6666 takes IPv4 too");
-        assert!(n.listens(v4("127.21.1.2"), 3000), "[::ffff:127.21.1.2]:3000");
+        assert!(
+            n.listens(v4("127.21.1.2"), 3000),
+            "[::ffff:127.21.1.2]:3000"
+        );
         assert_eq!(n.verdict("127.0.0.1", 8080), Verdict::Local(true));
         assert_eq!(n.verdict("127.0.0.1", 8081), Verdict::Local(false));
         assert_eq!(n.verdict("192.0.2.2", 5432), Verdict::Local(true));

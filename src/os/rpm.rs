@@ -176,7 +176,9 @@ pub fn parse(out: &str, queries: &[Query]) -> Snapshot {
         .map(|(i, q)| Entry {
             file: match q {
                 Query::File(_) => Some(match sec.get(&format!("file.{i}")) {
-                    Some(t) if t.starts_with("error: ") => Err(t["error: ".len()..].trim().to_string()),
+                    Some(t) if t.starts_with("error: ") => {
+                        Err(t["error: ".len()..].trim().to_string())
+                    }
                     Some(t) => parse_headers(t)
                         .into_iter()
                         .next()
@@ -220,7 +222,12 @@ fn tool_argv(tool: Tool, flags: &RpmFlags, verb: &str, targets: &[String]) -> Ve
     if flags.disable_gpg_check {
         v.push("--nogpgcheck".into());
     }
-    v.extend(flags.disablerepo.iter().map(|r| format!("--disablerepo={r}")));
+    v.extend(
+        flags
+            .disablerepo
+            .iter()
+            .map(|r| format!("--disablerepo={r}")),
+    );
     v.extend(flags.enablerepo.iter().map(|r| format!("--enablerepo={r}")));
     v.push(verb.into());
     v.extend(targets.iter().cloned());
@@ -305,7 +312,8 @@ mod tests {
         );
         assert_eq!(u.get("kernel-core").map(String::as_str), Some("5.14.0-1"));
         assert_eq!(
-            u.get("a-very-long-package-name-that-wraps").map(String::as_str),
+            u.get("a-very-long-package-name-that-wraps")
+                .map(String::as_str),
             Some("2:1.0-3.el9")
         );
         assert!(!u.contains_key("old"));

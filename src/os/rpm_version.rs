@@ -78,8 +78,14 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
             };
         }
         let ord = if numeric {
-            let za = sa.iter().position(|&c| c != b'0').map_or(&sa[sa.len()..], |p| &sa[p..]);
-            let zb = sb.iter().position(|&c| c != b'0').map_or(&sb[sb.len()..], |p| &sb[p..]);
+            let za = sa
+                .iter()
+                .position(|&c| c != b'0')
+                .map_or(&sa[sa.len()..], |p| &sa[p..]);
+            let zb = sb
+                .iter()
+                .position(|&c| c != b'0')
+                .map_or(&sb[sb.len()..], |p| &sb[p..]);
             za.len().cmp(&zb.len()).then_with(|| za.cmp(zb))
         } else {
             sa.cmp(sb)
