@@ -1,6 +1,7 @@
 //! Debian packages: the one read-only script a plan runs (`dpkg-deb -f` for local files,
 //! `dpkg-query -W` for what is installed, `apt-cache policy` for candidates, the age of apt's
-//! cache), its parser, and the `apt-get` command lines that change things.
+//! cache: the update stamp, else the lists directory, where `apt-config` says they are), its
+//! parser, and the `apt-get` command lines that change things.
 use std::collections::HashMap;
 
 use super::{check_word, sh};
@@ -81,7 +82,9 @@ pub fn query_script(queries: &[Query], policy: &[String]) -> Result<String, Stri
          for t in dpkg-query dpkg-deb apt-get apt-cache; do command -v \"$t\" >/dev/null 2>&1 || echo \"$t\"; done\n\
          echo @@now\ndate +%s\n\
          echo @@cache_time\n\
-         stat -c %Y /var/lib/apt/periodic/update-success-stamp 2>/dev/null || stat -c %Y /var/lib/apt/lists 2>/dev/null\n",
+         eval \"$(apt-config shell APT_STATE Dir::State/d APT_LISTS Dir::State::Lists/d 2>/dev/null)\"\n\
+         stat -c %Y \"${APT_STATE:-/var/lib/apt/}periodic/update-success-stamp\" 2>/dev/null || \
+         stat -c %Y \"${APT_LISTS:-/var/lib/apt/lists/}\" 2>/dev/null\n",
     );
     for (i, q) in queries.iter().enumerate() {
         match q {

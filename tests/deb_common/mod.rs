@@ -21,11 +21,7 @@ impl<'a> Deb<'a> {
         Deb {
             name,
             version,
-            files: vec![(
-                "usr/share/doc/castellan-test/VERSION",
-                format!("{name} {version}\n"),
-                0o644,
-            )],
+            files: Vec::new(),
             scripts: Vec::new(),
         }
     }
@@ -45,11 +41,21 @@ impl<'a> Deb<'a> {
             ),
         )
         .unwrap();
-        for (path, content, mode) in &self.files {
+        let doc = (
+            format!("usr/share/doc/{}/VERSION", self.name),
+            format!("{} {}\n", self.name, self.version),
+            0o644,
+        );
+        let files = self
+            .files
+            .iter()
+            .map(|(p, c, m)| (p.to_string(), c.clone(), *m))
+            .chain(std::iter::once(doc));
+        for (path, content, mode) in files {
             let p = root.join(path);
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(&p, content).unwrap();
-            fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
         }
         for (name, content) in &self.scripts {
             let p = root.join("DEBIAN").join(name);
