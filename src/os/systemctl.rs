@@ -1,17 +1,40 @@
-//! systemd units through `systemctl`: the read-only script a plan runs (`systemctl show`,
-//! `systemctl is-enabled`), what its answer means (Ansible's reading: running is `active` or
+//! systemd units through `systemctl`: the read-only script a plan runs (`systemctl show` of a
+//! fixed set of properties, `systemctl is-enabled`), what its answer means (Ansible's reading: running is `active` or
 //! `activating`), and the command lines that change things.
 use serde_json::{Map, Value};
 
 use super::sh;
 use crate::text::sections;
 
+/// The properties read (and registered as `status`). Not every property, as Ansible reads:
+/// `Environment`, `ExecStart` and the like can hold a unit's secrets (a database URL with its
+/// password), and a result is printed and written to JSON.
+pub const PROPERTIES: &[&str] = &[
+    "Id",
+    "Names",
+    "Description",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "UnitFileState",
+    "UnitFilePreset",
+    "FragmentPath",
+    "MainPID",
+    "ExecMainStatus",
+    "Result",
+    "NRestarts",
+    "ActiveEnterTimestamp",
+    "InactiveEnterTimestamp",
+    "CanReload",
+];
+
 /// The script: one round trip, reads only.
 pub fn query_script(unit: &str) -> Result<String, String> {
     super::check_word("unit name", unit)?;
     let u = sh(unit)?;
+    let props = PROPERTIES.join(",");
     Ok(format!(
-        "echo @@show\nsystemctl show --no-pager {u} 2>&1\nrc=$?\necho @@show_rc\necho $rc\n\
+        "echo @@show\nsystemctl show --no-pager --property={props} {u} 2>&1\nrc=$?\necho @@show_rc\necho $rc\n\
          echo @@enabled\nsystemctl is-enabled {u} 2>&1\nrc=$?\necho @@enabled_rc\necho $rc\n"
     ))
 }
@@ -60,7 +83,7 @@ impl Unit {
         self.enabled_rc == 0
     }
 
-    /// The properties as Ansible's `status` result.
+    /// The properties as Ansible's `status` result ([`PROPERTIES`] only).
     pub fn status(&self) -> Value {
         let m: Map<String, Value> = self
             .props
@@ -134,6 +157,9 @@ mod tests {
         assert!(down.error.as_deref().unwrap().contains("PID 1"));
         assert!(!down.found());
         assert!(query_script("-x").is_err());
+        let q = query_script("cs-web").unwrap();
+        assert!(q.contains("--property=Id,Names,"), "{q}");
+        assert!(!q.contains("Environment") && !q.contains("ExecStart"), "{q}");
         assert_eq!(
             argv("enable", "a.service", true, true),
             ["systemctl", "--no-block", "--force", "enable", "a.service"]

@@ -178,6 +178,11 @@ fn decide(
             Wanted::File(path) => {
                 let (name, ver) = match &e.file {
                     Some(Ok(nv)) => nv.clone(),
+                    Some(Err(err)) if state == PkgState::Absent => {
+                        return Err(ModuleError::failed(format!(
+                            "Unable to read package file {path}: {err}"
+                        )))
+                    }
                     Some(Err(err)) => {
                         return Err(ModuleError::failed(format!(
                             "Unable to install package: {path}: {err}"

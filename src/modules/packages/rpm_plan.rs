@@ -113,6 +113,11 @@ fn decide(
             Wanted::File(path) => {
                 let h = match &e.file {
                     Some(Ok(h)) => h.clone(),
+                    Some(Err(err)) if state == PkgState::Absent => {
+                        return Err(ModuleError::failed(format!(
+                            "Unable to read package file {path}: {err}"
+                        )))
+                    }
                     Some(Err(err)) => {
                         return Err(ModuleError::failed(format!(
                             "Unable to install package: {path}: {err}"

@@ -1,7 +1,8 @@
 //! `systemd` (also `systemd_service`): a unit's `state` (`started`, `stopped`, `restarted`,
 //! `reloaded`), `enabled`, `masked`, `daemon_reload`, `daemon_reexec`, `no_block`, `force`.
-//! Result keys as Ansible's: `name`, `state`, `enabled`, `status` (every `systemctl show`
-//! property). The decisions are in `systemd_plan.rs`.
+//! Result keys as Ansible's: `name`, `state`, `enabled`, `status` (`systemctl show`
+//! properties: a fixed set, not `Environment` or `ExecStart`, which can hold secrets). The
+//! decisions are in `systemd_plan.rs`.
 use async_trait::async_trait;
 
 use super::systemd_plan::{self, SystemdReq};
