@@ -16,4 +16,5 @@ pub mod template;
 pub mod template_filters;
 pub mod text;
 pub mod vars;
+pub mod vault;
 pub mod yaml;

@@ -150,9 +150,21 @@ const CASES: &[(&str, &str, &str, Status)] = &[
         Status::Changed,
     ),
     (
+        "client bundle with a new pfx password",
+        "pki_cert",
+        "dir: {PKI}\n        kind: client\n        name: app\n        pfx_password: check-pw",
+        Status::Changed,
+    ),
+    (
         "revoke",
         "pki_crl",
         "dir: {PKI}\n        revoke: app\n        kind: client",
+        Status::Changed,
+    ),
+    (
+        "new secret",
+        "secret",
+        "path: {W}/secrets/session_key\n        bytes: 32",
         Status::Changed,
     ),
     ("pg_facts", "pg_facts", "", Status::Ok),
@@ -339,6 +351,7 @@ fn no_registered_module_acts_in_check_mode() {
         syntax_check: false,
         accept_new_host_keys: false,
         verbose: 0,
+        vault: Default::default(),
     };
     let loaded = load_and_check(&args, &Default::default(), &Default::default())
         .unwrap_or_else(|e| panic!("the playbook does not load: {e}"));

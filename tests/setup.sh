@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: the openssl CLI (PKI checks), the
-# PostgreSQL 15 server and client (real TLS logins), openssh-server (the SSH test fleet).
+# PostgreSQL 15 server and client (real TLS logins), openssh-server (the SSH test fleet), Python's
+# venv module and the real `ansible-vault` (PyPI ansible-core, in a venv under target/: the vault
+# tests encrypt their files with it).
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 
@@ -8,6 +10,7 @@ need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql postgresql-client)
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server openssh-client)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""
@@ -16,4 +19,5 @@ if [ "${#need[@]}" -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "setup: openssl $(openssl version | cut -d' ' -f2), postgresql 15 at /usr/lib/postgresql/15/bin, sshd ready"
+vault=$(bash "$(dirname "$0")/vault/ansible-vault.sh")
+echo "setup: openssl $(openssl version | cut -d' ' -f2), postgresql 15 at /usr/lib/postgresql/15/bin, sshd ready, $("$vault" --version | sed -n 1p)"

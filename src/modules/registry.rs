@@ -18,6 +18,7 @@ static MODULES: &[&dyn Module] = &[
     &pki::ca::PkiCa,
     &pki::cert::PkiCert,
     &pki::crl::PkiCrl,
+    &pki::secret::SecretModule,
     &postgres::pg_facts::PgFacts,
     &postgres::pg_service::PgService,
     &postgres::pg_verify::PgVerify,

@@ -159,7 +159,10 @@ mod tests {
         assert!(query_script("-x").is_err());
         let q = query_script("cs-web").unwrap();
         assert!(q.contains("--property=Id,Names,"), "{q}");
-        assert!(!q.contains("Environment") && !q.contains("ExecStart"), "{q}");
+        assert!(
+            !q.contains("Environment") && !q.contains("ExecStart"),
+            "{q}"
+        );
         assert_eq!(
             argv("enable", "a.service", true, true),
             ["systemctl", "--no-block", "--force", "enable", "a.service"]

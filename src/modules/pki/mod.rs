@@ -1,4 +1,5 @@
-//! `pki_ca`, `pki_cert`, `pki_crl`: the PKI library ([`crate::pki`]) in playbooks.
+//! `pki_ca`, `pki_cert`, `pki_crl`: the PKI library ([`crate::pki`]) in playbooks; and `secret`,
+//! the other key material kept on the control node (a random secret made once).
 //!
 //! These modules work on the control node (the PKI directory is local), whatever the host's
 //! connection: the engine gives them the local connection and they return no ops. Their plan
@@ -14,6 +15,7 @@
 pub mod ca;
 pub mod cert;
 pub mod crl;
+pub mod secret;
 
 use std::path::{Path, PathBuf};
 
