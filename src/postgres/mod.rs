@@ -4,6 +4,7 @@ pub mod conf;
 pub mod facts;
 pub mod guc_contexts;
 pub mod hba;
+pub mod manager;
 pub mod service;
 pub mod target;
 pub mod verify;
