@@ -5,6 +5,7 @@ pub mod facts;
 pub mod guc_contexts;
 pub mod hba;
 pub mod manager;
+pub mod patroni;
 pub mod service;
 pub mod target;
 pub mod verify;
