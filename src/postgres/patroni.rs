@@ -63,6 +63,11 @@ impl Ctl {
         self.words(&["restart", &self.scope, member, "--pending", "--force"])
     }
 
+    /// Restart one member whatever its flag (waits until it is back).
+    pub fn restart(&self, member: &str) -> Result<String, String> {
+        self.words(&["restart", &self.scope, member, "--force"])
+    }
+
     /// Every member, with the pending restart columns.
     pub fn list(&self) -> Result<String, String> {
         self.words(&["list", &self.scope, "-e", "-f", "json"])

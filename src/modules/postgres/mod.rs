@@ -1,5 +1,6 @@
 //! PostgreSQL modules. Shared logic lives in `crate::postgres`.
 pub mod hba_args;
+pub mod manager_restart;
 pub mod pg_conf;
 pub mod pg_facts;
 pub mod pg_hba;
