@@ -23,6 +23,7 @@ static MODULES: &[&dyn Module] = &[
     &postgres::pg_verify::PgVerify,
     &postgres::pg_conf::PgConf,
     &postgres::pg_hba::PgHba,
+    &postgres::patroni_config::PatroniConfig,
 ];
 
 /// Collections whose module names resolve to ours.

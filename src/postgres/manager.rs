@@ -127,7 +127,7 @@ fn trim_dir(s: &str) -> &str {
 
 /// Merge `b` into `a` (mappings key by key, anything else replaced), as Patroni reads a
 /// configuration directory.
-fn merge(a: &mut Value, b: Value) {
+pub fn merge(a: &mut Value, b: Value) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for (k, v) in y {
