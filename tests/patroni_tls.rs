@@ -187,7 +187,11 @@ fn tls_through_patroni_without_a_restart_behind_its_back() {
         );
         let login = Command::new("psql")
             .env("PGCONNECT_TIMEOUT", "10")
-            .args([&conn, "-XAtc", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"])
+            .args([
+                &conn,
+                "-XAtc",
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            ])
             .output()
             .unwrap();
         assert_eq!(
@@ -198,7 +202,14 @@ fn tls_through_patroni_without_a_restart_behind_its_back() {
         );
     }
     let status = Command::new(env!("CARGO_BIN_EXE_castellan"))
-        .args(["certs", "status", "-i", &FLEET.inventory(), "--output", "json"])
+        .args([
+            "certs",
+            "status",
+            "-i",
+            &FLEET.inventory(),
+            "--output",
+            "json",
+        ])
         .args(["--pki-dir", pki.to_str().unwrap()])
         .output()
         .unwrap();
@@ -213,11 +224,17 @@ fn tls_through_patroni_without_a_restart_behind_its_back() {
     std::thread::sleep(std::time::Duration::from_secs(5));
     for k in 1..=MEMBERS {
         let conf = std::fs::read_to_string(member_dir(k).join("pgdata/postgresql.conf")).unwrap();
-        assert!(conf.contains("ssl_cert_file = 'server.crt'"), "db{k}: {conf}");
+        assert!(
+            conf.contains("ssl_cert_file = 'server.crt'"),
+            "db{k}: {conf}"
+        );
         assert!(conf.contains("ssl = 'on'"), "db{k}: {conf}");
         let hba = std::fs::read_to_string(member_dir(k).join("pgdata/pg_hba.conf")).unwrap();
         let lines: Vec<&str> = hba.lines().filter(|l| !l.starts_with('#')).collect();
-        assert!(lines[1].starts_with("hostssl") && lines[2].starts_with("hostssl"), "{hba}");
+        assert!(
+            lines[1].starts_with("hostssl") && lines[2].starts_with("hostssl"),
+            "{hba}"
+        );
         assert!(
             hba.contains("host replication replicator 127.0.0.0/8 scram-sha-256"),
             "Patroni's replication rule is gone: {hba}"
@@ -230,7 +247,11 @@ fn tls_through_patroni_without_a_restart_behind_its_back() {
     let (out, doc) = run(&pki, &[]);
     assert_eq!(out.status.code(), Some(0));
     for k in 1..=MEMBERS {
-        assert_eq!(changed(&doc, &format!("db{k}")), 0, "db{k} changed on a re-run");
+        assert_eq!(
+            changed(&doc, &format!("db{k}")),
+            0,
+            "db{k} changed on a re-run"
+        );
     }
 
     // A setting PostgreSQL reads only at start, without pg_tls_allow_restart: the first host
@@ -255,14 +276,21 @@ fn tls_through_patroni_without_a_restart_behind_its_back() {
             && msg.contains("nothing was restarted"),
         "{msg}"
     );
-    assert_eq!(start_times(), before, "a member restarted without permission");
+    assert_eq!(
+        start_times(),
+        before,
+        "a member restarted without permission"
+    );
     // Patroni reports the pending restart.
     let list = patronictl(&["list", "f18", "-e", "-f", "json"]);
     assert!(list.contains("max_connections: 100->150"), "{list}");
 
     // With it: replicas first, the leader last, one at a time.
     let lead = leader();
-    let (out, doc) = run(&pki, &["-e", restart_only, "-e", "pg_tls_allow_restart=true"]);
+    let (out, doc) = run(
+        &pki,
+        &["-e", restart_only, "-e", "pg_tls_allow_restart=true"],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -276,14 +304,21 @@ fn tls_through_patroni_without_a_restart_behind_its_back() {
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
     assert_eq!(order.len(), MEMBERS, "{order:?}");
-    assert_eq!(order.last(), Some(&lead), "the leader is not last: {order:?}");
+    assert_eq!(
+        order.last(),
+        Some(&lead),
+        "the leader is not last: {order:?}"
+    );
     let after = start_times();
     let mut by_start: Vec<(String, String)> = (1..=MEMBERS)
         .map(|k| (after[k - 1].clone(), format!("db{k}")))
         .collect();
     by_start.sort();
     let started: Vec<String> = by_start.into_iter().map(|(_, h)| h).collect();
-    assert_eq!(started, order, "start times disagree with the order reported");
+    assert_eq!(
+        started, order,
+        "start times disagree with the order reported"
+    );
     for k in 1..=MEMBERS {
         assert_ne!(after[k - 1], before[k - 1], "db{k} did not restart");
         assert_eq!(local_sql(k, "SHOW max_connections"), "150", "db{k}");

@@ -156,7 +156,11 @@ pub fn build_facts(stdout: &str, t: &PgTarget, method: Option<&str>) -> Result<V
         return Err(format!(
             "service_method patroni, but no Patroni process runs this server (none whose \
              postgresql.data_dir is {data_dir}){}",
-            found.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default()
+            found
+                .note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
         ));
     }
     // Where the server logs: the collector's current file, else the postmaster's stderr file,

@@ -260,9 +260,7 @@ pub fn detect(
     let efm_db = |text: &str| properties(text).get("db.data.dir").cloned();
     for (pid, _, props) in pid_sections(sec, "efm_props") {
         let props = props.trim().to_string();
-        let db = sec
-            .get(&format!("efm_db:{pid}"))
-            .and_then(|t| efm_db(t));
+        let db = sec.get(&format!("efm_db:{pid}")).and_then(|t| efm_db(t));
         match db {
             Some(d) if trim_dir(&d) != want => continue,
             _ => {
@@ -282,7 +280,8 @@ pub fn detect(
         if efm_db(text).is_some_and(|d| trim_dir(&d) == want) {
             out.manager = Manager::Efm;
             out.efm_properties = k.strip_prefix("efm_conf:").map(str::to_string);
-            out.note = Some("EFM is configured for this server but its agent is not running".into());
+            out.note =
+                Some("EFM is configured for this server but its agent is not running".into());
             return out;
         }
     }

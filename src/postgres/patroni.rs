@@ -24,11 +24,7 @@ pub struct Ctl {
 
 impl Ctl {
     fn words(&self, rest: &[&str]) -> Result<String, String> {
-        let mut w = vec![
-            sh(&self.patronictl)?,
-            "-c".to_string(),
-            sh(&self.config)?,
-        ];
+        let mut w = vec![sh(&self.patronictl)?, "-c".to_string(), sh(&self.config)?];
         for r in rest {
             w.push(sh(r)?);
         }
@@ -290,10 +286,8 @@ pub fn merge_config(
                     .database
                     .iter()
                     .all(|t| t.text == "replication" && !t.quoted);
-                let keep = !plain
-                    || replication
-                    || rule.method == "reject"
-                    || ours.contains(&rule.key());
+                let keep =
+                    !plain || replication || rule.method == "reject" || ours.contains(&rule.key());
                 if !keep {
                     report.blocked.push(r.text());
                 }
@@ -368,8 +362,15 @@ mod tests {
 
     #[test]
     fn tls_merge_keeps_replication_rules_and_is_idempotent() {
-        let c = merge_config(&dynamic(), &json!({}), "", &params(&[]), &edit(false), "p.yml")
-            .unwrap();
+        let c = merge_config(
+            &dynamic(),
+            &json!({}),
+            "",
+            &params(&[]),
+            &edit(false),
+            "p.yml",
+        )
+        .unwrap();
         assert!(c.changed());
         assert_eq!(
             c.parameters,
@@ -435,7 +436,11 @@ mod tests {
         );
         assert!(!text.contains("host all all 127.0.0.1/32 md5"), "{text}");
         assert_eq!(c.hba_report.blocked.len(), 1);
-        assert!(c.view(true).contains("max_connections: '150'"), "{}", c.view(true));
+        assert!(
+            c.view(true).contains("max_connections: '150'"),
+            "{}",
+            c.view(true)
+        );
         assert!(c.view(false).contains("max_connections: '100'"));
     }
 
@@ -443,13 +448,30 @@ mod tests {
     fn local_overrides_are_refused() {
         let local: Value =
             serde_yaml::from_str("postgresql:\n  parameters:\n    ssl: 'off'\n").unwrap();
-        let e = merge_config(&dynamic(), &local, "", &params(&[]), &edit(false), "/etc/p.yml")
-            .unwrap_err();
-        assert!(e.contains("/etc/p.yml sets postgresql.parameters ssl"), "{e}");
+        let e = merge_config(
+            &dynamic(),
+            &local,
+            "",
+            &params(&[]),
+            &edit(false),
+            "/etc/p.yml",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("/etc/p.yml sets postgresql.parameters ssl"),
+            "{e}"
+        );
         let local: Value =
             serde_yaml::from_str("postgresql:\n  pg_hba:\n  - local all all trust\n").unwrap();
-        let e = merge_config(&dynamic(), &local, "", &params(&[]), &edit(false), "/etc/p.yml")
-            .unwrap_err();
+        let e = merge_config(
+            &dynamic(),
+            &local,
+            "",
+            &params(&[]),
+            &edit(false),
+            "/etc/p.yml",
+        )
+        .unwrap_err();
         assert!(e.contains("sets postgresql.pg_hba"), "{e}");
         // The same value locally is no conflict.
         let local: Value =
@@ -465,7 +487,10 @@ mod tests {
         assert!(m[0].is_leader() && m[0].pending_restart);
         assert_eq!(m[0].pending_reason, "max_connections: 100->150");
         assert!(!m[2].pending_restart);
-        assert_eq!(restart_order(&m), vec!["db2".to_string(), "db1".to_string()]);
+        assert_eq!(
+            restart_order(&m),
+            vec!["db2".to_string(), "db1".to_string()]
+        );
         assert!(parse_members("Error: no cluster").is_err());
     }
 
@@ -480,7 +505,13 @@ mod tests {
             c.reload("db1").unwrap(),
             "/opt/venv/bin/patronictl -c '/etc/patroni/my db.yml' reload batman db1 --force"
         );
-        assert!(c.edit_config_stdin().unwrap().contains("edit-config batman --apply - --force"));
-        assert!(c.restart_pending("db2").unwrap().ends_with("restart batman db2 --pending --force"));
+        assert!(c
+            .edit_config_stdin()
+            .unwrap()
+            .contains("edit-config batman --apply - --force"));
+        assert!(c
+            .restart_pending("db2")
+            .unwrap()
+            .ends_with("restart batman db2 --pending --force"));
     }
 }

@@ -158,7 +158,10 @@ impl Service {
                 let cfg = self.patroni_config.clone().unwrap_or_default();
                 let scope = self.cluster.clone().unwrap_or_default();
                 let what = if what == "start" { "restart" } else { what };
-                let ctl = self.patronictl.clone().unwrap_or_else(|| "patronictl".into());
+                let ctl = self
+                    .patronictl
+                    .clone()
+                    .unwrap_or_else(|| "patronictl".into());
                 let mut w = vec![ctl, "-c".into(), cfg, what.into(), scope];
                 w.extend(self.patroni_name.clone());
                 w.push("--force".into());
@@ -483,7 +486,10 @@ mod tests {
         p.patronictl = Some("/opt/v/bin/patronictl".into());
         let c = p.command(Action::ReloadOrStart, 30).unwrap();
         assert!(!c.contains("restart"), "{c}");
-        assert!(c.contains("/opt/v/bin/patronictl -c /etc/patroni.yml reload main db1"), "{c}");
+        assert!(
+            c.contains("/opt/v/bin/patronictl -c /etc/patroni.yml reload main db1"),
+            "{c}"
+        );
     }
 
     #[test]

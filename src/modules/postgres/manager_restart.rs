@@ -136,9 +136,10 @@ pub async fn rolling_restart(
     let deadline = Instant::now() + Duration::from_secs(timeout.max(1));
     loop {
         done.after = members(conn, user, ctl).await?;
-        let settled = done.after.iter().all(|m| {
-            !m.pending_restart && matches!(m.state.as_str(), "running" | "streaming")
-        });
+        let settled = done
+            .after
+            .iter()
+            .all(|m| !m.pending_restart && matches!(m.state.as_str(), "running" | "streaming"));
         if settled || Instant::now() >= deadline {
             break;
         }

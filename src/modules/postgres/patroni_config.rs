@@ -226,7 +226,8 @@ impl Module for PatroniConfig {
         self.validate(args)?;
         let v = ctx.vars;
         let from = |arg: &str, path: &[&str]| -> Option<String> {
-            args.string(arg).or_else(|| fact(v, path).map(str::to_string))
+            args.string(arg)
+                .or_else(|| fact(v, path).map(str::to_string))
         };
         let missing = |what: &str| {
             ModuleError::InvalidArgs(format!(
@@ -262,8 +263,10 @@ impl Module for PatroniConfig {
             ModuleError::failed(format!("cannot read patronictl show-config's YAML: {e}"))
         })?;
         let mut local = Value::Null;
-        let mut locals: Vec<(&String, &String)> =
-            sec.iter().filter(|(k, _)| k.starts_with("local:")).collect();
+        let mut locals: Vec<(&String, &String)> = sec
+            .iter()
+            .filter(|(k, _)| k.starts_with("local:"))
+            .collect();
         locals.sort();
         for (_, text) in locals {
             if let Ok(doc) = serde_yaml::from_str::<Value>(text) {

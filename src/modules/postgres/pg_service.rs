@@ -29,12 +29,12 @@ use crate::modules::args::PORT_RANGE;
 use crate::modules::{
     Action, ActionCtx, ActionOutput, Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan,
 };
+use crate::postgres::manager::Manager;
+use crate::postgres::patroni::Member;
 use crate::postgres::service::{
     parse_check, reload_rejections, restore_script, rollback_summary, select_backups,
     server_log_lines, steps, Action as Step, Service, Steps,
 };
-use crate::postgres::manager::Manager;
-use crate::postgres::patroni::Member;
 use crate::postgres::target::{sections, PgTarget};
 
 pub struct PgService;
