@@ -62,6 +62,7 @@ fn start_times() -> Vec<String> {
 }
 
 fn run(pki: &Path, extra: &[&str]) -> (Output, Value) {
+    let t = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_castellan"))
         .args([
             "playbook",
@@ -72,6 +73,11 @@ fn run(pki: &Path, extra: &[&str]) -> (Output, Value) {
         .args(extra)
         .output()
         .expect("run castellan");
+    eprintln!(
+        "enable-mtls.yml {extra:?}: exit {:?} in {:.1}s",
+        out.status.code(),
+        t.elapsed().as_secs_f64()
+    );
     let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON ({e}): {}\n{}",

@@ -16,6 +16,14 @@
 //! fails with the server's own log lines, which stops a `serial` rollout with
 //! `max_fail_percentage: 0`. The message names every file restored, or says that none was (the
 //! files on disk then still hold the rejected configuration).
+//!
+//! Under a cluster manager (`service.manager` from pg_facts: `patroni`, `efm`, `unknown`) it never
+//! runs `pg_ctl restart`/`stop`, and a rollback never starts a stopped server. A Patroni member is
+//! reloaded with `patronictl reload` (Patroni rewrites its files first); a restart that is due
+//! fails the task with the reason unless `allow_restart: yes` (default: yes without a manager, no
+//! under one), and then only under Patroni: the members it flags `pending restart` are restarted
+//! one at a time with `patronictl restart`, replicas first, the leader last (result
+//! `restarted_members`). See `manager_restart.rs`.
 use std::collections::HashMap;
 use std::time::Instant;
 
