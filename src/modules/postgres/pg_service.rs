@@ -335,7 +335,8 @@ impl Control {
         let flagged = members
             .iter()
             .any(|m| Some(m.name.as_str()) == me && m.pending_restart);
-        if state != "restarted" && pending.is_empty() && !flagged {
+        // `reloaded` asks for a reload only: a pending restart is reported, as without a manager.
+        if state == "reloaded" || (state != "restarted" && pending.is_empty() && !flagged) {
             return Ok((Vec::new(), members));
         }
         let c = match (self.svc.manager, &ctl) {
