@@ -315,8 +315,11 @@ fn scan_word(s: &str, mut i: usize) -> Option<Word> {
                 bare = true;
                 value = None;
                 i += 1;
+                // A `\` ending the text's last line continues nothing: that newline stays
+                // the entry's own.
                 let cr_eol = b.get(i) == Some(&b'\r') && at_line_end(b, i);
-                if i < b.len() && !cr_eol {
+                let last_eol = b.get(i) == Some(&b'\n') && i + 1 == b.len();
+                if i < b.len() && !cr_eol && !last_eol {
                     i += char_len(s, i);
                 }
             }
@@ -520,7 +523,7 @@ impl Document {
                     .map(|e| e.raw.matches('\n').count())
                     .sum::<usize>();
                 Err(format!(
-                    "line {line} would read differently after this edit (a quote it opens is never closed): the file is left as it is"
+                    "line {line} would read differently after this edit (it opens a quote, or ends with a `\\` continuation, that is never closed): the file is left as it is"
                 ))
             }
         }
@@ -764,15 +767,20 @@ mod tests {
         let mut d = Document::parse(text);
         assert_eq!(d.entries[0].kind, EntryKind::Other);
         assert_eq!(d.get("B").unwrap().value.as_deref(), Some("1"));
-        // A quote written after it would close it, and swallow the lines between: refused.
-        let err = d.set("B", "x\"y", QuoteChoice::Auto).unwrap_err();
+        // Our quotes come in pairs: the quote left open stays open.
+        assert!(d.set("B", "x\"y", QuoteChoice::Auto).unwrap());
+        assert_eq!(d.render(), "A=\"open\nB=\"x\\\"y\"\n");
+        // A last line continued by `\`: a line added after it would become part of it.
+        let text = "# c\nA=a\\\n";
+        let mut d = Document::parse(text);
+        let err = d.set("B", "1", QuoteChoice::Auto).unwrap_err();
         assert!(
-            err.contains("line 1") && err.contains("never closed"),
+            err.contains("line 2") && err.contains("never closed"),
             "{err}"
         );
         assert_eq!(d.render(), text);
-        assert!(d.set("B", "2", QuoteChoice::Auto).unwrap());
-        assert_eq!(d.render(), "A=\"open\nB=2\n");
+        assert!(d.set("A", "1", QuoteChoice::Auto).unwrap());
+        assert_eq!(d.render(), "# c\nA=1\n");
     }
 
     #[test]
@@ -934,6 +942,7 @@ mod tests {
             "H='it''s'",
             "I=caf\u{e9}",
             "J=\"C:\\CAST\\ssl\"",
+            "K=a\\",
         ]);
         (
             prop::collection::vec(line, 0..10),
@@ -1043,10 +1052,9 @@ mod tests {
             let changed = match d.set(&key, &value, quote) {
                 Ok(changed) => changed,
                 Err(e) => {
-                    // Refused: a value that cannot be written, or a quote left open above.
-                    let open_quote = e.contains("never closed")
-                        && before.entries.iter().any(|e| e.kind == EntryKind::Other);
-                    prop_assert!(check_value(&key, &value, quote).is_err() || open_quote, "{}", e);
+                    // Refused: a value that cannot be written, or a quote or `\` left open.
+                    let open = e.contains("never closed");
+                    prop_assert!(check_value(&key, &value, quote).is_err() || open, "{}", e);
                     prop_assert_eq!(d.render(), text);
                     return Ok(());
                 }
