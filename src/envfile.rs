@@ -606,7 +606,7 @@ impl Document {
         }
         let before = self.entries.len();
         self.entries
-            .retain(|e| !e.assignment().is_some_and(|a| a.key == key));
+            .retain(|e| e.assignment().is_none_or(|a| a.key != key));
         Ok(self.entries.len() != before)
     }
 
@@ -1085,7 +1085,7 @@ mod tests {
             let kept: Vec<&Entry> = before
                 .entries
                 .iter()
-                .filter(|e| !e.assignment().is_some_and(|a| a.key == key))
+                .filter(|e| e.assignment().is_none_or(|a| a.key != key))
                 .collect();
             let got: Vec<&Entry> = again.entries.iter().collect();
             prop_assert_eq!(kept, got);

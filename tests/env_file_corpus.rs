@@ -66,8 +66,11 @@ fn others(entries: &[Entry], keys: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// KEY -> value, in order.
+type Settings = &'static [(&'static str, &'static str)];
+
 /// (file, expected result, settings, a shell can source it).
-const CASES: &[(&str, &str, &[(&str, &str)], bool)] = &[
+const CASES: &[(&str, &str, Settings, bool)] = &[
     (
         "cast-installer.conf",
         "cast-installer.expected",
