@@ -599,15 +599,24 @@ impl Document {
         Ok(true)
     }
 
-    /// Removes every assignment of `key`; returns whether there was one.
+    /// Removes every assignment of `key`; returns whether there was one. As for [`set`]
+    /// (`Document::set`), the file must read back the same: an earlier line whose quotes the
+    /// removed text balanced would swallow the lines after it; that edit is refused.
     pub fn remove(&mut self, key: &str) -> Result<bool, String> {
         if !is_valid_key(key) {
             return Err(key_error(key));
         }
-        let before = self.entries.len();
+        let saved = self.entries.clone();
         self.entries
             .retain(|e| e.assignment().is_none_or(|a| a.key != key));
-        Ok(self.entries.len() != before)
+        if self.entries.len() == saved.len() {
+            return Ok(false);
+        }
+        if let Err(e) = self.check_rereads() {
+            self.entries = saved;
+            return Err(e);
+        }
+        Ok(true)
     }
 
     /// Applies `changes` in order (`Some(value)`: set, `None`: remove); returns the keys that
@@ -911,6 +920,27 @@ mod tests {
         }
     }
 
+    /// Found by the env_file fuzz target: `A="x'` is not an assignment while a `"` below
+    /// leaves it unclosed; removing the line holding that `"` made it one, swallowing the
+    /// lines between (and bringing back a key just removed).
+    #[test]
+    fn a_removal_that_would_change_how_earlier_lines_read_is_refused() {
+        // `X='a` closes at the `'` of A's value, then A's `"` stays open: X is no assignment.
+        // Without A's line, X's quote closes at B's `\'` and X would hold B's line.
+        let text = "X='a\nA=\"it's\"\nB=\\'\n";
+        let mut d = Document::parse(text);
+        assert_eq!(d.entries[0].kind, EntryKind::Other);
+        assert_eq!(d.get("A").unwrap().value.as_deref(), Some("it's"));
+        let err = d.remove("A").unwrap_err();
+        assert!(
+            err.contains("line 1") && err.contains("never closed"),
+            "{err}"
+        );
+        assert_eq!(d.render(), text);
+        assert!(d.remove("B").unwrap());
+        assert_eq!(d.render(), "X='a\nA=\"it's\"\n");
+    }
+
     #[test]
     fn absent_removes_every_assignment_and_nothing_else() {
         let text = "A=1\n# A=commented\nexport A=\"2\nspans\"\nB=2\nA=3";
@@ -1077,7 +1107,14 @@ mod tests {
         fn prop_remove_leaves_no_assignment_and_keeps_the_rest(text in file_strategy(), key in key_strategy()) {
             let before = Document::parse(&text);
             let mut d = before.clone();
-            let changed = d.remove(&key).unwrap();
+            let changed = match d.remove(&key) {
+                Ok(changed) => changed,
+                Err(e) => {
+                    prop_assert!(e.contains("never closed"), "{}", e);
+                    prop_assert_eq!(d.render(), text);
+                    return Ok(());
+                }
+            };
             let out = d.render();
             prop_assert_eq!(changed, out != text);
             let again = Document::parse(&out);
