@@ -6,7 +6,9 @@
 //! Every entry keeps its exact bytes ([`Document::render`] of an untouched file gives the input
 //! back byte for byte, CRLF, a BOM, a missing final newline and lines we do not understand
 //! included); an edit replaces only the value of one assignment, or adds or removes whole
-//! entries. An entry is:
+//! entries, and must leave every other entry reading the same (a quote left open on an earlier
+//! line could otherwise close in the new text and swallow the lines between): such an edit
+//! is refused. An entry is:
 //! - a blank line, or a `#` comment (`# KEY=old` is a comment: left alone);
 //! - an assignment `[blanks][export ]KEY[blanks]=[blanks]VALUE[blanks][# comment]`, where `KEY`
 //!   is `[A-Za-z_][A-Za-z0-9_]*` and `VALUE` is a shell word: bare (`a/b`), `"double"` (with
