@@ -176,7 +176,7 @@ fn default_quote(value: &str) -> Quote {
     }
 }
 
-/// `value` written in `quote` (which [`writable`] allows).
+/// `value` written in `quote`, which must be able to hold it ([`check_value`]).
 pub fn render_value(value: &str, quote: Quote) -> String {
     match quote {
         Quote::Bare => value.to_string(),
@@ -601,8 +601,8 @@ impl Document {
         Ok(true)
     }
 
-    /// Removes every assignment of `key`; returns whether there was one. As for [`set`]
-    /// (`Document::set`), the file must read back the same: an earlier line whose quotes the
+    /// Removes every assignment of `key`; returns whether there was one. As for
+    /// [`Document::set`], the file must read back the same: an earlier line whose quotes the
     /// removed text balanced would swallow the lines after it; that edit is refused.
     pub fn remove(&mut self, key: &str) -> Result<bool, String> {
         if !is_valid_key(key) {
