@@ -198,27 +198,47 @@ fn summary(state: Option<&RolloverState>, todo: &[u8], stop_after: u8) -> String
     format!("{stands}; to do{new}: {}", steps.join("; "))
 }
 
-/// The CA whose certificate has SHA-256 `sha`, with its key, wherever the PKI keeps it: signing
-/// (`ca.crt`/`ca.key`), next, or retired. A pair that does not go together (a crash between the
-/// two writes of a phase 2 step) is passed over: the other place still has the CA.
+/// The CA whose certificate has SHA-256 `sha`, with its key, wherever the PKI keeps them: the
+/// certificate in `ca.crt` (any position), `ca-next.crt` or `retired/ID/ca.crt`, the key in
+/// `ca.key`, `ca-next.key` or `retired/ID/ca.key`, whichever matches. So a step cut short
+/// between two of its writes (`ca.crt` new, `ca.key` not yet) still finds both CAs.
 fn find(pki: &PkiDir, sha: &str) -> Result<Option<Ca>> {
-    if let Ok(ca) = load_ca(pki) {
-        if ca.cert.sha256 == sha {
-            return Ok(Some(ca));
+    let retired = pki.retired(sha);
+    let mut found: Option<(super::ca::CaCert, std::path::PathBuf)> = trust::bundle(pki)?
+        .into_iter()
+        .find(|c| c.sha256 == sha)
+        .map(|c| (c, pki.ca_cert()));
+    for path in [pki.ca_next_cert(), retired.join("ca.crt")] {
+        if found.is_some() {
+            break;
         }
-    }
-    if std::fs::symlink_metadata(pki.ca_next_cert()).is_ok() {
-        if let Ok(ca) = load_ca_files(&pki.ca_next_cert(), &pki.ca_next_key()) {
-            if ca.cert.sha256 == sha {
-                return Ok(Some(ca));
+        if let Some(bytes) = read_opt(&path)? {
+            if let Ok(der) = super::ca::decode_cert(&bytes) {
+                let c = inspect_ca(&der, &path)?;
+                if c.sha256 == sha {
+                    found = Some((c, path));
+                }
             }
         }
     }
-    let d = pki.retired(sha);
-    if std::fs::symlink_metadata(&d).is_ok() {
-        let ca = load_ca_files(&d.join("ca.crt"), &d.join("ca.key"))?;
-        if ca.cert.sha256 == sha {
-            return Ok(Some(ca));
+    let Some((cert, cert_path)) = found else {
+        return Ok(None);
+    };
+    let Some(x509) = super::ca::parse_der(&cert.der) else {
+        return Ok(None);
+    };
+    for key_path in [pki.ca_key(), pki.ca_next_key(), retired.join("ca.key")] {
+        let Some(bytes) = read_opt(&key_path)? else {
+            continue;
+        };
+        if let Ok(key) = parse_private_key_pem(&String::from_utf8_lossy(&bytes)) {
+            if key_matches_spki(&key, x509.public_key()) {
+                return Ok(Some(Ca {
+                    cert,
+                    key,
+                    cert_path,
+                }));
+            }
         }
     }
     Ok(None)
