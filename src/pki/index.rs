@@ -286,9 +286,22 @@ mod tests {
         assert_eq!(idx.certs[1].status, EntryStatus::Superseded);
         idx.certs.push(IndexEntry {
             serial: "03".into(),
-            ..e
+            ..e.clone()
         });
         assert!(idx.current(CertKind::Client, "db1").is_none());
+        // A certificate of another CA (a rollover replaced it) is superseded, not revoked.
+        idx.certs.push(IndexEntry {
+            name: "db9".into(),
+            serial: "09".into(),
+            ca: Some("old".into()),
+            ..e.clone()
+        });
+        assert!(idx
+            .supersede(CertKind::Server, "db9", now, "new")
+            .is_empty());
+        let db9 = idx.certs.iter().find(|c| c.name == "db9").unwrap();
+        assert_eq!(db9.status, EntryStatus::Superseded);
+        assert!(db9.issued_by("old", "new") && !db9.issued_by("new", "new"));
         let text = serde_json::to_string(&idx).unwrap();
         let back: Index = serde_json::from_str(&text).unwrap();
         assert_eq!(back, idx);

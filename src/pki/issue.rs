@@ -856,6 +856,28 @@ mod tests {
     }
 
     #[test]
+    fn a_forced_renewal_happens_once_per_process() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("pki");
+        let ca = super::super::CaSpec {
+            cn: Some("Force CA".into()),
+            ..Default::default()
+        };
+        super::super::ensure_ca(&dir, &ca).unwrap();
+        let mut spec = CertSpec::client("app", "app");
+        let first = ensure_cert(&dir, &spec).unwrap();
+        spec.force = true;
+        let plan = plan_cert(&dir, &spec).unwrap();
+        assert!(plan.reason.unwrap().starts_with("renewal forced"));
+        let forced = ensure_cert(&dir, &spec).unwrap();
+        assert!(forced.issued && forced.sha256 != first.sha256);
+        // A second task of the same run forcing it keeps what the first issued.
+        let again = ensure_cert(&dir, &spec).unwrap();
+        assert!(!again.changed && again.sha256 == forced.sha256);
+        assert!(plan_cert(&dir, &spec).unwrap().reason.is_none());
+    }
+
+    #[test]
     fn server_without_sans_uses_cn_or_fails() {
         let spec = CertSpec::server("db1", "db1.example.com", vec![]);
         assert_eq!(
