@@ -419,7 +419,7 @@ fn decide(
     }
     if x509.verify_signature(Some(ca_x509.public_key())).is_err() {
         return Ok(Decision::Issue(format!(
-            "it was signed by another key of the CA {} (a CA rollover made a new one)",
+            "it was issued by another CA of the same name ({}, another key: a new CA, or a CA rollover's)",
             x509.issuer()
         )));
     }

@@ -7,7 +7,7 @@
 //!    CRL after the old one's (a server that checks CRLs needs one per CA it trusts).
 //! 2. The new CA signs: it is `ca.crt`'s first certificate and `ca.key`; the old CA moves to
 //!    `retired/ID/`. Every certificate is then re-issued by what ensures it (`pki_cert`,
-//!    `pki_csr` find it signed by another key), server certificates with the link certificate
+//!    `pki_csr` find it issued by another key of the CA's name), server certificates with the link certificate
 //!    after them; the replaced ones are not revoked (index.rs, `supersede`).
 //! 3. The old CA leaves `ca.crt` and the link certificate is removed (server certificates are
 //!    written again without it); the old CA's CRL stays in crl.pem until its last certificate
