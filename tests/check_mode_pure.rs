@@ -144,6 +144,12 @@ const CASES: &[(&str, &str, &str, Status)] = &[
         Status::Changed,
     ),
     (
+        "client bundle with a new pfx password",
+        "pki_cert",
+        "dir: {PKI}\n        kind: client\n        name: app\n        pfx_password: check-pw",
+        Status::Changed,
+    ),
+    (
         "revoke",
         "pki_crl",
         "dir: {PKI}\n        revoke: app\n        kind: client",

@@ -1,6 +1,8 @@
 //! The `pki_ca`, `pki_cert` and `pki_crl` modules in playbooks, with the real binary, on
 //! `ansible_connection: local` hosts: what they issue verifies with OpenSSL, a second run changes
-//! nothing (bytes and mtimes), check mode writes nothing, bad input exits 4 before any host.
+//! nothing (bytes and mtimes), check mode writes nothing, bad input exits 4 before any host; a
+//! client's bundle (`pem_pk8`, `pfx`, `root`) with its `pfx_password` kept out of every output.
+mod secret_scan;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -531,4 +533,234 @@ fn a_pki_error_at_run_time_fails_the_host_with_the_library_message() {
     let r = result(&doc, "cert", "db1");
     assert!(r["msg"].as_str().unwrap().starts_with("no CA in "), "{r}");
     assert!(!site.pki().exists());
+}
+
+/// A client bundle with a PKCS#12 password from a vars file.
+const BUNDLE_SITE: &str = "\
+- name: bundle
+  hosts: db1
+  gather_facts: false
+  vars_files: [secret.yml]
+  tasks:
+    - name: CA
+      pki_ca: {cn: Bundle CA}
+    - name: client bundle
+      pki_cert:
+        kind: client
+        name: cast
+        cn: cast_user
+        pfx_password: \"{{ cast_pfx_password }}\"
+      register: bundle
+    - name: show it
+      debug: {var: bundle}
+    - name: the paths are registered
+      assert:
+        that:
+          - bundle.pem_pk8 is ending_with(\"client/cast/client.pem.pk8\")
+          - bundle.pfx is ending_with(\"client/cast/client.pfx\")
+          - bundle.root is ending_with(\"client/cast/root.crt\")
+          - bundle.pk8 is ending_with(\"client/cast/client.pk8\")
+";
+
+/// The certificate `openssl pkcs12` finds in `pfx` (password in `$PW`) is `crt`.
+fn pfx_holds(pfx: &Path, crt: &Path, password: &str, scratch: &Path) {
+    let out = scratch.join("from-pfx.pem");
+    let o = Command::new("openssl")
+        .args([
+            "pkcs12", "-info", "-nokeys", "-clcerts", "-passin", "env:PW", "-in",
+        ])
+        .arg(pfx)
+        .arg("-out")
+        .arg(&out)
+        .env("PW", password)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let fp = |p: &Path| {
+        let o = openssl(&[
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            p.to_str().unwrap(),
+        ]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(fp(crt).contains("Fingerprint="));
+    assert_eq!(fp(&out), fp(crt));
+}
+
+#[test]
+fn a_client_bundle_with_a_pfx_password_converges_and_the_password_stays_secret() {
+    let site = Site::new();
+    site.write("bundle.yml", BUNDLE_SITE);
+    let (pw1, pw2) = ("module-pw-4e8a1c07", "module-pw-b93d6f25");
+    site.write("secret.yml", &format!("cast_pfx_password: \"{pw1}\"\n"));
+    let watch = secret_scan::ps::PsWatch::start();
+    let mut outputs: Vec<Output> = Vec::new();
+    let mut run = |extra: &[&str]| -> Value {
+        let mut a = vec!["--diff", "-vvv"];
+        a.extend_from_slice(extra);
+        let out = site.run("bundle.yml", &a);
+        let doc = report(&out);
+        assert_eq!(out.status.code(), Some(0), "{doc}");
+        outputs.push(out);
+        doc
+    };
+    let pki = site.pki();
+    let leaf = pki.join("client/cast");
+
+    // Check mode: the paths, the reason, nothing written.
+    let doc = run(&["--check"]);
+    assert!(!pki.exists(), "check mode wrote");
+    let r = result(&doc, "client bundle", "db1");
+    assert_eq!(r["pfx"], leaf.join("client.pfx").display().to_string());
+    assert_eq!(r["root"], leaf.join("root.crt").display().to_string());
+
+    // The real run: every file, the pfx opens with the password and holds client.crt.
+    let doc = run(&[]);
+    let r = result(&doc, "client bundle", "db1").clone();
+    assert_eq!(r["changed"], true);
+    for (key, file) in [
+        ("cert", "client.crt"),
+        ("key", "client.key"),
+        ("pk8", "client.pk8"),
+        ("pem_pk8", "client.pem.pk8"),
+        ("pfx", "client.pfx"),
+        ("root", "root.crt"),
+    ] {
+        assert_eq!(r[key], leaf.join(file).display().to_string(), "{key}: {r}");
+        let want = if file.ends_with(".crt") { 0o644 } else { 0o600 };
+        let md = std::fs::metadata(leaf.join(file)).unwrap();
+        assert_eq!(md.mode() & 0o777, want, "{file}");
+    }
+    pfx_holds(
+        &leaf.join("client.pfx"),
+        &leaf.join("client.crt"),
+        pw1,
+        site.tmp.path(),
+    );
+
+    // Again: nothing changes, in check mode or not.
+    let before = snapshot(&pki);
+    let doc = run(&[]);
+    assert_eq!(changed(&doc, "db1"), 0, "{}", doc["stats"]);
+    let doc = run(&["--check"]);
+    assert_eq!(changed(&doc, "db1"), 0, "{}", doc["stats"]);
+    assert_eq!(snapshot(&pki), before, "a run with nothing to do wrote");
+
+    // A directory of an older castellan (three files): the rest is written, same certificate.
+    for f in ["client.pem.pk8", "client.pfx", "root.crt"] {
+        std::fs::remove_file(leaf.join(f)).unwrap();
+    }
+    let doc = run(&[]);
+    let r2 = result(&doc, "client bundle", "db1");
+    assert_eq!(changed(&doc, "db1"), 1);
+    assert_eq!(r2["serial"], r["serial"]);
+    assert_eq!(
+        r2["reason"],
+        "client.pem.pk8 is missing; client.pfx is missing; root.crt is missing"
+    );
+    pfx_holds(
+        &leaf.join("client.pfx"),
+        &leaf.join("client.crt"),
+        pw1,
+        site.tmp.path(),
+    );
+
+    // A new password: check mode says so and writes nothing; the run rewrites client.pfx only.
+    site.write("secret.yml", &format!("cast_pfx_password: \"{pw2}\"\n"));
+    let before = snapshot(&pki);
+    let doc = run(&["--check"]);
+    assert_eq!(
+        result(&doc, "client bundle", "db1")["reason"],
+        "client.pfx does not open with the given password"
+    );
+    assert_eq!(snapshot(&pki), before);
+    let doc = run(&[]);
+    assert_eq!(changed(&doc, "db1"), 1);
+    assert_eq!(result(&doc, "client bundle", "db1")["serial"], r["serial"]);
+    let after = snapshot(&pki);
+    let differ: Vec<_> = after
+        .iter()
+        .filter(|(p, v)| before.get(*p) != Some(v))
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(differ, vec![leaf.clone(), leaf.join("client.pfx")]);
+    pfx_holds(
+        &leaf.join("client.pfx"),
+        &leaf.join("client.crt"),
+        pw2,
+        site.tmp.path(),
+    );
+
+    // A text run too (what a person sees with -vvv --diff).
+    let pb = site.path("bundle.yml").display().to_string();
+    let inv = site.path("inventory.yml").display().to_string();
+    let text_run = Command::new(env!("CARGO_BIN_EXE_castellan"))
+        .args(["playbook", &pb, "-i", &inv, "--diff", "-vvv"])
+        .output()
+        .unwrap();
+    assert_eq!(text_run.status.code(), Some(0));
+    outputs.push(text_run);
+    let seen = watch.finish();
+
+    // Neither password anywhere: outputs, index.json, state files, the process table.
+    let mut captures: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, o) in outputs.iter().enumerate() {
+        captures.push((format!("run {i} stdout"), o.stdout.clone()));
+        captures.push((format!("run {i} stderr"), o.stderr.clone()));
+    }
+    for (p, (bytes, ..)) in snapshot(site.tmp.path()) {
+        if p != site.path("secret.yml") {
+            captures.push((p.display().to_string(), bytes));
+        }
+    }
+    captures.push(("process table".into(), seen.text()));
+    assert!(captures.iter().any(|(n, _)| n.ends_with("index.json")));
+    assert!(seen.snapshots > 0);
+    for (name, data) in &captures {
+        for pw in [pw1, pw2] {
+            assert!(
+                !data.windows(pw.len()).any(|w| w == pw.as_bytes()),
+                "the password is in {name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bad_pfx_password_exits_4_at_load_time_without_showing_it() {
+    let site = Site::new();
+    for (body, needle) in [
+        (
+            "kind: server\n        pfx_password: srv-pw-1",
+            "is for client certificates",
+        ),
+        (
+            "kind: client\n        name: app\n        pfx_password: [list-pw-2]",
+            "must be a string",
+        ),
+        (
+            "kind: client\n        name: app\n        pfx_password: \"emoji-pw-3-\u{1F511}\"",
+            "Basic Multilingual Plane",
+        ),
+    ] {
+        let pb = site.write(
+            "bad_pw.yml",
+            &format!(
+                "- hosts: db1\n  gather_facts: false\n  tasks:\n    - name: cert\n      pki_cert:\n        {body}\n"
+            ),
+        );
+        let before = snapshot(site.tmp.path());
+        let out = site.run("bad_pw.yml", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(err.contains(&format!("{pb}:")), "no location in {err}");
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+        assert!(!err.contains("-pw-"), "the password is shown: {err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("-pw-"));
+        assert_eq!(snapshot(site.tmp.path()), before);
+    }
 }

@@ -265,7 +265,8 @@ fn nothing_secret_leaks_on_a_fleet() {
     let mut keys = Vec::new();
     for (p, b) in &all {
         let name = p.strip_prefix(&pki).unwrap().display().to_string();
-        if name.ends_with(".key") {
+        // client.pem.pk8 is PKCS#8 PEM (the same key as client.key), client.pk8 its DER.
+        if name.ends_with(".key") || name.ends_with(".pem.pk8") {
             let pem = String::from_utf8(b.clone()).unwrap();
             needles.add_pem(&name, &pem);
             keys.push((name, secret_scan::pem_der(&pem)));
@@ -274,10 +275,10 @@ fn nothing_secret_leaks_on_a_fleet() {
             keys.push((name, b.clone()));
         }
     }
-    // ca.key, two server keys, two client keys with their .pk8.
+    // ca.key, two server keys, two client keys with their .pk8 and .pem.pk8.
     assert_eq!(
         keys.len(),
-        1 + HOSTS + 2 * 2,
+        1 + HOSTS + 2 * 3,
         "{:?}",
         keys.iter().map(|k| &k.0).collect::<Vec<_>>()
     );

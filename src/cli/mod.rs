@@ -35,7 +35,7 @@ pub enum Command {
     Playbook(PlaybookArgs),
     /// Show an inventory as JSON (like ansible-inventory)
     Inventory(InventoryArgs),
-    /// Local CA work: create a CA, issue, revoke and list certificates (no hosts needed)
+    /// Local CA work: create a CA, issue, revoke, list and export certificates (no hosts needed)
     #[command(subcommand)]
     Pki(pki::PkiCommand),
     /// What the servers serve: certificates, expiry, whether they match the PKI

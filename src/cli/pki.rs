@@ -3,13 +3,19 @@
 //! ```text
 //! castellan pki init-ca --dir D --cn NAME [--key-type T] [--days N] [--subject "/C=../O=.."] [--import-cert F [--import-key F]]
 //! castellan pki issue   --dir D server NAME [--cn CN] [--san DNS|IP]... [--key-type T] [--days N] [--renew-before DAYS]
-//! castellan pki issue   --dir D client NAME [--cn CN] [--key-type T] [--days N] [--renew-before DAYS]
+//! castellan pki issue   --dir D client NAME [--cn CN] [--key-type T] [--days N] [--renew-before DAYS] [--pfx-password-file F]
 //! castellan pki revoke  --dir D NAME [--kind server|client] [--reason keyCompromise|superseded|...]
 //! castellan pki crl     --dir D [--days N] [--renew-before DAYS]
 //! castellan pki list    --dir D [--output json]
+//! castellan pki export  --dir D NAME --to DIR [--kind server|client] [--force]
 //! ```
 //! Every subcommand takes `--output text|json`. Key types and reasons are checked here, not by
 //! clap, so that a wrong value is invalid input (exit 4) with the list of valid values.
+//!
+//! The PKCS#12 password of a client (`client.pfx`) never comes from the command line, where
+//! every user of the machine can read it in the process table: it is read from
+//! `--pfx-password-file` or from the environment variable `CASTELLAN_PFX_PASSWORD`, and is empty
+//! without either.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,7 +29,14 @@ use crate::pki::crl::{
 };
 use crate::pki::issue::{CertSpec, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS};
 use crate::pki::list::render_table;
-use crate::pki::{ensure_ca, ensure_cert, ensure_crl, list, revoke, CertKind, KeyType, PkiError};
+use crate::pki::{
+    ensure_ca, ensure_cert, ensure_crl, export, list, revoke, CertKind, ExportSpec, KeyType,
+    PfxPassword, PkiError,
+};
+
+/// The environment variable that holds a client's PKCS#12 password (when no
+/// `--pfx-password-file` is given).
+pub const PFX_PASSWORD_ENV: &str = "CASTELLAN_PFX_PASSWORD";
 
 /// `castellan pki` subcommands.
 #[derive(Debug, Subcommand)]
@@ -36,8 +49,11 @@ pub enum PkiCommand {
     Revoke(RevokeArgs),
     /// Write crl.pem, or refresh it when it is stale
     Crl(CrlArgs),
-    /// List the CA and the certificates with their expiry
+    /// List the CA and the certificates with their expiry and their files
     List(ListArgs),
+    /// Copy a certificate's files and the CA certificate (root.crt) into a folder, all 0600, with
+    /// a README.txt, for someone who carries them by hand
+    Export(ExportArgs),
 }
 
 /// `--output text|json`.
@@ -94,7 +110,8 @@ pub struct IssueArgs {
 pub enum IssueWhat {
     /// A server certificate: SAN DNS/IP entries, serverAuth
     Server(ServerArgs),
-    /// A client certificate: CN = the database user, clientAuth, plus client.pk8 for JDBC
+    /// A client certificate: CN = the database user, clientAuth, with client.pk8 (JDBC),
+    /// client.pem.pk8, client.pfx (.NET) and root.crt
     Client(ClientArgs),
 }
 
@@ -134,6 +151,11 @@ pub struct ClientArgs {
     /// Common name = the database user (default: NAME)
     #[arg(long, value_name = "CN")]
     pub cn: Option<String>,
+    /// File holding the client.pfx password (its trailing newline dropped); without it the
+    /// password comes from the environment variable CASTELLAN_PFX_PASSWORD, else it is empty
+    /// (the key in client.pfx is then protected by the file's 0600 mode alone)
+    #[arg(long, value_name = "FILE")]
+    pub pfx_password_file: Option<PathBuf>,
     #[command(flatten)]
     pub leaf: LeafArgs,
 }
@@ -170,6 +192,26 @@ pub struct CrlArgs {
     /// Write a new CRL when the current one's next update is within this many days
     #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_CRL_RENEW_BEFORE_DAYS)]
     pub renew_before: u32,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// PKI directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Name of the certificate to export
+    pub name: String,
+    /// The folder to write to (created 0700 if missing)
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// server or client, when both kinds have this name
+    #[arg(long, value_name = "KIND", value_parser = ["server", "client"])]
+    pub kind: Option<String>,
+    /// Replace files of --to that hold other content (otherwise: exit 4, nothing written)
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -220,7 +262,46 @@ fn leaf_spec(
         key_type: KeyType::parse(&leaf.key_type)?,
         days: leaf.days,
         renew_before_days: leaf.renew_before,
+        pfx_password: PfxPassword::default(),
     })
+}
+
+/// The client.pfx password: `--pfx-password-file` (one trailing newline dropped), else
+/// `CASTELLAN_PFX_PASSWORD`, else empty. Errors never quote it.
+fn pfx_password(file: Option<&std::path::Path>) -> Result<PfxPassword, PkiError> {
+    let text = match file {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                PkiError::InvalidArgument(format!(
+                    "cannot read --pfx-password-file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let mut text = String::from_utf8(bytes).map_err(|_| {
+                PkiError::InvalidArgument(format!(
+                    "--pfx-password-file {} is not UTF-8 text",
+                    path.display()
+                ))
+            })?;
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            text
+        }
+        None => match std::env::var(PFX_PASSWORD_ENV) {
+            Ok(v) => v,
+            Err(std::env::VarError::NotPresent) => String::new(),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(PkiError::InvalidArgument(format!(
+                    "{PFX_PASSWORD_ENV} is not valid UTF-8"
+                )))
+            }
+        },
+    };
+    PfxPassword::new(text)
 }
 
 /// Runs a `pki` subcommand. Returns the exit code on success (0, or 5 for a usage error clap
@@ -274,10 +355,9 @@ pub fn run(cmd: PkiCommand, output_json: bool) -> Result<i32, PkiError> {
                 }
                 IssueWhat::Client(c) => {
                     let json = c.leaf.out.json();
-                    (
-                        leaf_spec(CertKind::Client, c.name, c.cn, Vec::new(), &c.leaf)?,
-                        json,
-                    )
+                    let mut spec = leaf_spec(CertKind::Client, c.name, c.cn, Vec::new(), &c.leaf)?;
+                    spec.pfx_password = pfx_password(c.pfx_password_file.as_deref())?;
+                    (spec, json)
                 }
             };
             let o = ensure_cert(&dir, &spec)?;
@@ -286,7 +366,8 @@ pub fn run(cmd: PkiCommand, output_json: bool) -> Result<i32, PkiError> {
                 print_json(&o)?;
             } else {
                 let what = match &o.reason {
-                    Some(r) if o.changed => format!("issued ({r})"),
+                    Some(r) if o.issued => format!("issued ({r})"),
+                    Some(r) if o.changed => format!("kept, files written ({r})"),
                     _ => "unchanged".to_string(),
                 };
                 println!(
@@ -300,10 +381,17 @@ pub fn run(cmd: PkiCommand, output_json: bool) -> Result<i32, PkiError> {
                     o.not_after,
                     o.days_left
                 );
-                println!("  cert: {}", o.cert_path.display());
-                println!("  key:  {}", o.key_path.display());
-                if let Some(p) = &o.pk8_path {
-                    println!("  pk8:  {}", p.display());
+                println!("  cert:    {}", o.cert_path.display());
+                println!("  key:     {}", o.key_path.display());
+                for (what, path) in [
+                    ("pk8:    ", &o.pk8_path),
+                    ("pem_pk8:", &o.pem_pk8_path),
+                    ("pfx:    ", &o.pfx_path),
+                    ("root:   ", &o.root_path),
+                ] {
+                    if let Some(p) = path {
+                        println!("  {what} {}", p.display());
+                    }
                 }
                 if !o.sans.is_empty() {
                     println!("  sans: {}", o.sans.join(", "));
@@ -367,6 +455,37 @@ pub fn run(cmd: PkiCommand, output_json: bool) -> Result<i32, PkiError> {
                     o.revoked_serials.len(),
                     o.next_update
                 );
+            }
+        }
+        PkiCommand::Export(a) => {
+            let spec = ExportSpec {
+                name: a.name.clone(),
+                kind: match a.kind.as_deref() {
+                    Some("server") => Some(CertKind::Server),
+                    Some("client") => Some(CertKind::Client),
+                    _ => None,
+                },
+                to: a.to.clone(),
+                force: a.force,
+            };
+            let o = export(&a.dir, &spec)?;
+            warn_all(&o.warnings);
+            if output_json || a.out.json() {
+                print_json(&o)?;
+            } else {
+                let written = o.files.iter().filter(|f| f.written).count();
+                println!(
+                    "{}: {} {} exported to {} ({written} of {} files written)",
+                    status_word(o.changed),
+                    o.kind,
+                    o.name,
+                    o.to.display(),
+                    o.files.len()
+                );
+                for f in &o.files {
+                    let what = if f.written { "written" } else { "unchanged" };
+                    println!("  {what:<9} {}", f.path.display());
+                }
             }
         }
         PkiCommand::List(a) => {

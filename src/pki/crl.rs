@@ -311,28 +311,7 @@ fn revocation_targets(index: &Index, pos: usize, now: OffsetDateTime) -> Vec<usi
 
 /// The kind and index position of the entry `spec` names (the current one, valid or revoked).
 fn locate(dir: &Path, index: &Index, spec: &RevokeSpec) -> Result<(CertKind, usize)> {
-    let kinds: Vec<CertKind> = match spec.kind {
-        Some(k) => vec![k],
-        None => vec![CertKind::Server, CertKind::Client],
-    };
-    let found: Vec<CertKind> = kinds
-        .into_iter()
-        .filter(|k| index.current(*k, &spec.name).is_some())
-        .collect();
-    let kind = match found.as_slice() {
-        [] => {
-            return Err(PkiError::NotFound {
-                dir: dir.to_path_buf(),
-                name: spec.name.clone(),
-            })
-        }
-        [k] => *k,
-        _ => {
-            return Err(PkiError::Ambiguous {
-                name: spec.name.clone(),
-            })
-        }
-    };
+    let kind = index.kind_of(dir, &spec.name, spec.kind)?;
     let pos = index
         .certs
         .iter()

@@ -112,6 +112,34 @@ impl Index {
             .find(|e| e.kind == kind && e.name == name && e.status != EntryStatus::Superseded)
     }
 
+    /// The kind of the current certificate named `name`: `kind` when given, else the one kind
+    /// that has such a name. Fails when no certificate has that name, or both kinds do.
+    pub fn kind_of(
+        &self,
+        dir: &std::path::Path,
+        name: &str,
+        kind: Option<CertKind>,
+    ) -> Result<CertKind> {
+        let kinds: Vec<CertKind> = match kind {
+            Some(k) => vec![k],
+            None => vec![CertKind::Server, CertKind::Client],
+        };
+        let found: Vec<CertKind> = kinds
+            .into_iter()
+            .filter(|k| self.current(*k, name).is_some())
+            .collect();
+        match found.as_slice() {
+            [] => Err(PkiError::NotFound {
+                dir: dir.to_path_buf(),
+                name: name.to_string(),
+            }),
+            [k] => Ok(*k),
+            _ => Err(PkiError::Ambiguous {
+                name: name.to_string(),
+            }),
+        }
+    }
+
     /// The revoked entries (what the CRL lists).
     pub fn revoked(&self) -> impl Iterator<Item = &IndexEntry> {
         self.certs

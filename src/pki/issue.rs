@@ -2,7 +2,10 @@
 //!
 //! A certificate is issued again only when it is missing or unreadable, when its key is missing
 //! or does not match, when the request differs (CN, SANs, key type, issuing CA, EKU), or when it
-//! expires within `renew_before_days`. Otherwise nothing is written: same bytes, same mtime.
+//! expires within `renew_before_days`. A client certificate that is kept gets the files of its
+//! bundle that are missing or out of date (`bundle.rs`: `client.pk8`, `client.pem.pk8`,
+//! `client.pfx`, `root.crt`) without being issued again. Otherwise nothing is written: same
+//! bytes, same mtime.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -19,12 +22,12 @@ use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
+use super::bundle::{self, Sources, Stale, DERIVED};
 use super::ca::{check_days, common_name, decode_cert, load_ca, parse_der, validate_cn, Ca};
 use super::crl::republish_crl;
 use super::index::{EntryStatus, Index, IndexEntry};
-use super::key::{
-    key_matches_spki, parse_private_key_pem, pem_label, private_key_pem, private_key_pk8, KeyType,
-};
+use super::key::{key_matches_spki, parse_private_key_pem, pem_label, private_key_pem, KeyType};
+use super::pfx::PfxPassword;
 use super::store::{lock, read_opt, validate_name, PkiDir, Txn, PRIVATE_MODE, PUBLIC_MODE};
 use super::{
     days_until, now, random_serial, rfc3339, serial_hex, sha256_hex, CertKind, PkiError, Result,
@@ -165,6 +168,8 @@ pub struct CertSpec {
     pub key_type: KeyType,
     pub days: u32,
     pub renew_before_days: u32,
+    /// The password of `client.pfx` (client certificates only; empty by default).
+    pub pfx_password: PfxPassword,
 }
 
 impl CertSpec {
@@ -178,6 +183,7 @@ impl CertSpec {
             key_type: KeyType::default(),
             days: DEFAULT_LEAF_DAYS,
             renew_before_days: DEFAULT_RENEW_BEFORE_DAYS,
+            pfx_password: PfxPassword::default(),
         }
     }
 
@@ -191,10 +197,13 @@ impl CertSpec {
     }
 }
 
-/// What `ensure_cert` found or did. Contains no key material.
+/// What `ensure_cert` found or did. Contains no key material and no password.
 #[derive(Clone, Debug, Serialize)]
 pub struct CertOutcome {
     pub changed: bool,
+    /// True when a new certificate was signed; false when it was kept (even if files of its
+    /// client bundle were written: see `reason`).
+    pub issued: bool,
     /// Why the certificate was (re-)issued, or why a file was rewritten; `None` when unchanged.
     pub reason: Option<String>,
     pub kind: CertKind,
@@ -206,6 +215,12 @@ pub struct CertOutcome {
     pub key_path: PathBuf,
     /// `client.pk8` (PKCS#8 DER) for client certificates.
     pub pk8_path: Option<PathBuf>,
+    /// `client.pem.pk8` (PKCS#8 PEM) for client certificates.
+    pub pem_pk8_path: Option<PathBuf>,
+    /// `client.pfx` (PKCS#12: certificate, key, CA) for client certificates.
+    pub pfx_path: Option<PathBuf>,
+    /// `root.crt` (a copy of the CA certificate) for client certificates.
+    pub root_path: Option<PathBuf>,
     pub ca_path: PathBuf,
     /// SHA-256 of the certificate (DER), lower-case hex.
     pub sha256: String,
@@ -219,11 +234,17 @@ pub struct CertOutcome {
     pub warnings: Vec<String>,
 }
 
+/// The certificate and key in place, when they are kept.
+struct Current {
+    key: KeyPair,
+    der: Vec<u8>,
+}
+
 /// The decision for an existing certificate.
-#[derive(Debug, PartialEq, Eq)]
 enum Decision {
-    Keep,
-    RewritePk8(String),
+    Keep(Current),
+    /// Keep the certificate, write these files of the client bundle.
+    Repair(Current, Vec<Stale>),
     Issue(String),
 }
 
@@ -424,31 +445,13 @@ fn decide(
             spec.renew_before_days
         )));
     }
-    if let Some(pk8_path) = pki.leaf_pk8(spec.kind, &spec.name) {
-        if pem_label(&key_text) != Some("PRIVATE KEY") {
-            return Ok(Decision::Issue(format!(
-                "{} is not a PKCS#8 key",
-                file(&key_path)
-            )));
-        }
-        match read_opt(&pk8_path)? {
-            None => {
-                return Ok(Decision::RewritePk8(format!(
-                    "{} is missing",
-                    file(&pk8_path)
-                )))
-            }
-            Some(b) if b != private_key_pk8(&key) => {
-                return Ok(Decision::RewritePk8(format!(
-                    "{} does not match {}",
-                    file(&pk8_path),
-                    file(&key_path)
-                )))
-            }
-            Some(_) => {}
-        }
+    if spec.kind == CertKind::Client && pem_label(&key_text) != Some("PRIVATE KEY") {
+        return Ok(Decision::Issue(format!(
+            "{} is not a PKCS#8 key",
+            file(&key_path)
+        )));
     }
-    Ok(Decision::Keep)
+    Ok(Decision::Keep(Current { key, der }))
 }
 
 fn entry_for(spec: &CertSpec, x509: &X509Certificate<'_>, der: &[u8]) -> Result<IndexEntry> {
@@ -491,6 +494,7 @@ fn outcome(
     }
     Ok(CertOutcome {
         changed,
+        issued: false,
         reason,
         kind: spec.kind,
         name: spec.name.clone(),
@@ -500,6 +504,9 @@ fn outcome(
         cert_path: pki.leaf_cert(spec.kind, &spec.name),
         key_path: pki.leaf_key(spec.kind, &spec.name),
         pk8_path: pki.leaf_pk8(spec.kind, &spec.name),
+        pem_pk8_path: pki.leaf_pem_pk8(spec.kind, &spec.name),
+        pfx_path: pki.leaf_pfx(spec.kind, &spec.name),
+        root_path: pki.leaf_root(spec.kind, &spec.name),
         ca_path: pki.ca_cert(),
         sha256: e.sha256,
         serial: e.serial,
@@ -549,9 +556,29 @@ fn sign(
 /// What the directory holds for `spec`, read under the directory lock (taken by the caller).
 struct Assessment {
     ca: Ca,
+    /// The bytes of `ca.crt` (copied to a client's `root.crt`).
+    ca_file: Vec<u8>,
     index: Index,
     decision: Decision,
     now: OffsetDateTime,
+}
+
+/// What the bundle of client `spec` is made from.
+fn sources<'a>(
+    spec: &'a CertSpec,
+    ca: &'a Ca,
+    ca_file: &'a [u8],
+    key: &'a KeyPair,
+    der: &'a [u8],
+) -> Sources<'a> {
+    Sources {
+        name: &spec.name,
+        key,
+        cert_der: der,
+        ca_der: &ca.cert.der,
+        ca_file,
+        password: &spec.pfx_password,
+    }
 }
 
 fn assess(pki: &PkiDir, spec: &CertSpec, req: &Request) -> Result<Assessment> {
@@ -569,9 +596,21 @@ fn assess(pki: &PkiDir, spec: &CertSpec, req: &Request) -> Result<Assessment> {
     let now = now()?;
     let ca_x509 = parse_der(&ca.cert.der)
         .ok_or_else(|| PkiError::Internal("cannot re-read ca.crt".into()))?;
-    let decision = decide(pki, spec, req, &index, &ca_x509, now)?;
+    let ca_file = read_opt(&pki.ca_cert())?.unwrap_or_default();
+    let decision = match decide(pki, spec, req, &index, &ca_x509, now)? {
+        Decision::Keep(cur) if spec.kind == CertKind::Client => {
+            let stale = bundle::stale(pki, &sources(spec, &ca, &ca_file, &cur.key, &cur.der))?;
+            if stale.is_empty() {
+                Decision::Keep(cur)
+            } else {
+                Decision::Repair(cur, stale)
+            }
+        }
+        d => d,
+    };
     Ok(Assessment {
         ca,
+        ca_file,
         index,
         decision,
         now,
@@ -605,18 +644,14 @@ pub fn plan_cert(dir: &Path, spec: &CertSpec) -> Result<CertPlan> {
     }
     let _lock = lock(dir)?;
     let a = assess(&pki, spec, &req)?;
-    let der = || -> Result<Vec<u8>> {
-        let bytes = read_opt(&pki.leaf_cert(spec.kind, &spec.name))?.unwrap_or_default();
-        decode_cert(&bytes).map_err(PkiError::Internal)
-    };
     Ok(match a.decision {
-        Decision::Keep => CertPlan {
+        Decision::Keep(cur) => CertPlan {
             reason: None,
-            current: Some(outcome(&pki, spec, &a.ca, &der()?, false, None, a.now)?),
+            current: Some(outcome(&pki, spec, &a.ca, &cur.der, false, None, a.now)?),
         },
-        Decision::RewritePk8(why) => CertPlan {
-            current: Some(outcome(&pki, spec, &a.ca, &der()?, false, None, a.now)?),
-            reason: Some(why),
+        Decision::Repair(cur, stale) => CertPlan {
+            current: Some(outcome(&pki, spec, &a.ca, &cur.der, false, None, a.now)?),
+            reason: Some(bundle::reason(&stale)),
         },
         Decision::Issue(why) => CertPlan {
             reason: Some(why),
@@ -638,39 +673,36 @@ pub fn ensure_cert(dir: &Path, spec: &CertSpec) -> Result<CertOutcome> {
     let _lock = lock(dir)?;
     let Assessment {
         ca,
+        ca_file,
         mut index,
         decision,
         now,
     } = assess(&pki, spec, &req)?;
-    let cert_path = pki.leaf_cert(spec.kind, &spec.name);
-    let key_path = pki.leaf_key(spec.kind, &spec.name);
     let mut txn = Txn::new();
+    let mut issued = false;
     let (der, changed, reason) = match decision {
-        Decision::Keep | Decision::RewritePk8(_) => {
-            let bytes = read_opt(&cert_path)?.unwrap_or_default();
-            let der = decode_cert(&bytes).map_err(PkiError::Internal)?;
-            let reason = match decision {
-                Decision::RewritePk8(why) => {
-                    let key_text = std::fs::read_to_string(&key_path)
-                        .map_err(|e| PkiError::io("read", &key_path, e))?;
-                    let key = parse_private_key_pem(&key_text).map_err(PkiError::Internal)?;
-                    if let Some(pk8) = pki.leaf_pk8(spec.kind, &spec.name) {
-                        txn.write(&pk8, &private_key_pk8(&key), PRIVATE_MODE)?;
-                    }
-                    Some(why)
-                }
-                _ => None,
-            };
-            (der, reason.is_some(), reason)
+        Decision::Keep(cur) => (cur.der, false, None),
+        Decision::Repair(cur, stale) => {
+            let files: Vec<_> = stale.iter().map(|s| s.file).collect();
+            let src = sources(spec, &ca, &ca_file, &cur.key, &cur.der);
+            bundle::write(&pki, &src, &files, &mut txn)?;
+            (cur.der, true, Some(bundle::reason(&stale)))
         }
         Decision::Issue(why) => {
             let (key, der, pem) = sign(spec, &req, &ca, now)?;
             txn.create_dir_all(&pki.leaf_dir(spec.kind, &spec.name))?;
+            let key_path = pki.leaf_key(spec.kind, &spec.name);
             txn.write(&key_path, private_key_pem(&key).as_bytes(), PRIVATE_MODE)?;
-            if let Some(pk8) = pki.leaf_pk8(spec.kind, &spec.name) {
-                txn.write(&pk8, &private_key_pk8(&key), PRIVATE_MODE)?;
+            txn.write(
+                &pki.leaf_cert(spec.kind, &spec.name),
+                pem.as_bytes(),
+                PUBLIC_MODE,
+            )?;
+            if spec.kind == CertKind::Client {
+                let src = sources(spec, &ca, &ca_file, &key, &der);
+                bundle::write(&pki, &src, &DERIVED, &mut txn)?;
             }
-            txn.write(&cert_path, pem.as_bytes(), PUBLIC_MODE)?;
+            issued = true;
             (der, true, Some(why))
         }
     };
@@ -697,6 +729,7 @@ pub fn ensure_cert(dir: &Path, spec: &CertSpec) -> Result<CertOutcome> {
     }
     txn.commit();
     let mut o = outcome(&pki, spec, &ca, &der, changed, reason, now)?;
+    o.issued = issued;
     o.revoked_superseded = revoked_superseded;
     o.warnings.extend(warnings);
     Ok(o)

@@ -1,5 +1,6 @@
 //! `castellan pki list`: the CA, the CRL and the current certificate of every name, with days
-//! left and status, built from `index.json` and the certificates; and its table rendering.
+//! left, status and the paths of its files, built from `index.json`, the certificates and the
+//! directory; and its table rendering.
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -23,6 +24,8 @@ pub struct CaInfo {
     pub status: String,
     pub sha256: String,
     pub external: bool,
+    /// `ca.crt`, and `ca.key` unless the CA is external.
+    pub files: Vec<String>,
 }
 
 /// The CRL, as `list` shows it.
@@ -49,6 +52,9 @@ pub struct ListEntry {
     /// valid, expiring (within 30 days), expired or revoked.
     pub status: String,
     pub sha256: String,
+    /// The paths of its files that exist (certificate, key, and for a client `client.pk8`,
+    /// `client.pem.pk8`, `client.pfx`, `root.crt`).
+    pub files: Vec<String>,
 }
 
 /// The content of a PKI directory: its CA, its CRL and the current certificate of every name.
@@ -58,6 +64,15 @@ pub struct Listing {
     pub ca: Option<CaInfo>,
     pub crl: Option<CrlInfo>,
     pub certs: Vec<ListEntry>,
+}
+
+/// The paths among `paths` that exist, as text.
+fn existing(paths: impl IntoIterator<Item = std::path::PathBuf>) -> Vec<String> {
+    paths
+        .into_iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .map(|p| p.display().to_string())
+        .collect()
 }
 
 fn status_for(days_left: i64, revoked: bool) -> &'static str {
@@ -97,6 +112,7 @@ pub fn list(dir: &Path) -> Result<Listing> {
                 status: status_for(days_left, false).to_string(),
                 sha256: ca.sha256.clone(),
                 external: !pki.ca_key().exists(),
+                files: existing([pki.ca_cert(), pki.ca_key()]),
             })
         }
     };
@@ -137,6 +153,7 @@ pub fn list(dir: &Path) -> Result<Listing> {
                 days_left,
                 status: status_for(days_left, e.status == EntryStatus::Revoked).to_string(),
                 sha256: e.sha256.clone(),
+                files: existing(pki.leaf_files(e.kind, &e.name).into_iter().map(|(_, p)| p)),
             }
         })
         .collect();
@@ -185,21 +202,18 @@ pub fn render_table(l: &Listing) -> String {
             c.status.clone(),
         ]);
     }
-    let mut widths = [0usize; 8];
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r.iter()) {
-            *w = (*w).max(cell.chars().count());
+    let mut out = aligned(&rows);
+    // The files, one per line, in a second table.
+    let mut files: Vec<[String; 3]> = vec![["KIND".into(), "NAME".into(), "FILE".into()]];
+    if let Some(ca) = &l.ca {
+        for f in &ca.files {
+            files.push(["ca".into(), "-".into(), f.clone()]);
         }
     }
-    let mut out = String::new();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths.iter())
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
+    for c in &l.certs {
+        for f in &c.files {
+            files.push([c.kind.to_string(), c.name.clone(), f.clone()]);
+        }
     }
     if l.ca.is_none() {
         out.push_str(&format!("(no CA in {})\n", l.dir));
@@ -209,6 +223,31 @@ pub fn render_table(l: &Listing) -> String {
             "CRL #{}: {} revoked, next update {} ({} days)\n",
             crl.number, crl.revoked, crl.next_update, crl.days_left
         ));
+    }
+    if files.len() > 1 {
+        out.push('\n');
+        out.push_str(&aligned(&files));
+    }
+    out
+}
+
+/// Rows as columns separated by two spaces, each as wide as its widest cell.
+fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths.iter())
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
     }
     out
 }

@@ -9,7 +9,9 @@
 //! ```text
 //! PKI_DIR/ca.crt ca.key                      0644 / 0600 (or ca.crt alone: an external CA)
 //! PKI_DIR/server/NAME/server.crt server.key
-//! PKI_DIR/client/NAME/client.crt client.key client.pk8   (.pk8 = PKCS#8 DER, for JDBC)
+//! PKI_DIR/client/NAME/client.crt client.key client.pk8 client.pem.pk8 client.pfx root.crt
+//!                                  (.pk8 = PKCS#8 DER for JDBC, .pem.pk8 = PKCS#8 PEM,
+//!                                   .pfx = PKCS#12 for .NET, root.crt = a copy of ca.crt)
 //! PKI_DIR/crl.pem                            once something was revoked (or `pki crl` ran)
 //! PKI_DIR/index.json                         what was issued: serial, subject, SANs, dates, status
 //! ```
@@ -17,12 +19,15 @@
 //! temporary files and renamed into place; when anything fails the directory is left as it was.
 //! Private keys never appear in an outcome, an error or a log line.
 
+pub mod bundle;
 pub mod ca;
 pub mod crl;
+pub mod export;
 pub mod index;
 pub mod issue;
 pub mod key;
 pub mod list;
+pub mod pfx;
 pub mod store;
 
 use std::fmt;
@@ -37,12 +42,14 @@ pub use crl::{
     ensure_crl, ensure_revoked, plan_crl, plan_revoked, revoke, CrlOutcome, CrlPlan, CrlSpec,
     RevocationReason, RevokeOutcome, RevokeSpec, DEFAULT_CRL_DAYS, DEFAULT_CRL_RENEW_BEFORE_DAYS,
 };
+pub use export::{export, ExportOutcome, ExportSpec};
 pub use issue::{
     ensure_cert, plan_cert, CertOutcome, CertPlan, CertSpec, San, DEFAULT_LEAF_DAYS,
     DEFAULT_RENEW_BEFORE_DAYS,
 };
 pub use key::KeyType;
 pub use list::{list, CaInfo, CrlInfo, ListEntry, Listing};
+pub use pfx::PfxPassword;
 
 /// Result type of the PKI functions.
 pub type Result<T> = std::result::Result<T, PkiError>;
@@ -53,7 +60,8 @@ pub type Result<T> = std::result::Result<T, PkiError>;
 pub enum CertKind {
     /// A database server: `server/NAME/server.{crt,key}`, EKU serverAuth, SAN DNS/IP entries.
     Server,
-    /// A database client: `client/NAME/client.{crt,key,pk8}`, EKU clientAuth, CN = database user.
+    /// A database client: `client/NAME/client.{crt,key,pk8,pem.pk8,pfx}` and `root.crt`, EKU
+    /// clientAuth, CN = database user.
     Client,
 }
 

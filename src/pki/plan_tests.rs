@@ -146,3 +146,52 @@ fn concurrent_ensure_ca_on_a_missing_directory() {
         .collect();
     assert_eq!(changed.iter().filter(|c| **c).count(), 1, "{changed:?}");
 }
+
+#[test]
+fn a_client_bundle_is_planned_like_it_is_ensured() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("pki");
+    ensure_ca(&dir, &ca_spec()).unwrap();
+    let spec = CertSpec {
+        pfx_password: PfxPassword::new("plan pw").unwrap(),
+        ..CertSpec::client("app", "app")
+    };
+    let issued = ensure_cert(&dir, &spec).unwrap();
+    assert!(issued.issued);
+    let leaf = dir.join("client/app");
+    assert_eq!(
+        issued.pfx_path.as_deref(),
+        Some(leaf.join("client.pfx").as_path())
+    );
+    assert_eq!(
+        issued.root_path.as_deref(),
+        Some(leaf.join("root.crt").as_path())
+    );
+    assert_eq!(plan_cert(&dir, &spec).unwrap().reason, None);
+    // Nothing in the outcome or the spec's Debug shows the password.
+    let shown = format!(
+        "{issued:?} {spec:?} {}",
+        serde_json::to_string(&issued).unwrap()
+    );
+    assert!(!shown.contains("plan pw"), "{shown}");
+
+    // Files missing, a changed password: the plan says what ensure then does, and writes nothing.
+    std::fs::remove_file(leaf.join("root.crt")).unwrap();
+    let other = CertSpec {
+        pfx_password: PfxPassword::default(),
+        ..spec.clone()
+    };
+    let before = snapshot(&dir);
+    let p = plan_cert(&dir, &other).unwrap();
+    let why = "client.pfx does not open with the given password; root.crt is missing";
+    assert_eq!(p.reason.as_deref(), Some(why));
+    assert_eq!(p.current.unwrap().serial, issued.serial);
+    assert_eq!(snapshot(&dir), before, "a plan changed the PKI directory");
+    let o = ensure_cert(&dir, &other).unwrap();
+    assert!(o.changed && !o.issued);
+    assert_eq!(o.reason.as_deref(), Some(why));
+    assert_eq!(o.serial, issued.serial);
+    assert_eq!(plan_cert(&dir, &other).unwrap().reason, None);
+    let again = ensure_cert(&dir, &other).unwrap();
+    assert!(!again.changed);
+}

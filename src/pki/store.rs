@@ -64,9 +64,99 @@ impl PkiDir {
     }
     /// The PKCS#8 DER key (`client.pk8`); only client certificates have one.
     pub fn leaf_pk8(&self, kind: CertKind, name: &str) -> Option<PathBuf> {
+        self.leaf_file(kind, name, LeafFile::Pk8)
+    }
+    /// The PKCS#8 PEM key (`client.pem.pk8`); only client certificates have one.
+    pub fn leaf_pem_pk8(&self, kind: CertKind, name: &str) -> Option<PathBuf> {
+        self.leaf_file(kind, name, LeafFile::PemPk8)
+    }
+    /// The PKCS#12 bundle (`client.pfx`); only client certificates have one.
+    pub fn leaf_pfx(&self, kind: CertKind, name: &str) -> Option<PathBuf> {
+        self.leaf_file(kind, name, LeafFile::Pfx)
+    }
+    /// The copy of the CA certificate (`root.crt`); only client directories hold one.
+    pub fn leaf_root(&self, kind: CertKind, name: &str) -> Option<PathBuf> {
+        self.leaf_file(kind, name, LeafFile::Root)
+    }
+    /// The path of `file` in the directory of `kind`/`name`, when that kind has such a file.
+    pub fn leaf_file(&self, kind: CertKind, name: &str, file: LeafFile) -> Option<PathBuf> {
+        LeafFile::of(kind)
+            .contains(&file)
+            .then(|| self.leaf_dir(kind, name).join(file.file_name(kind)))
+    }
+    /// Every file of the directory of `kind`/`name`, in [`LeafFile::of`] order.
+    pub fn leaf_files(&self, kind: CertKind, name: &str) -> Vec<(LeafFile, PathBuf)> {
+        let dir = self.leaf_dir(kind, name);
+        LeafFile::of(kind)
+            .iter()
+            .map(|f| (*f, dir.join(f.file_name(kind))))
+            .collect()
+    }
+}
+
+/// A file of a leaf directory (`server/NAME/`, `client/NAME/`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LeafFile {
+    /// `server.crt` / `client.crt`: the certificate, PEM.
+    Cert,
+    /// `server.key` / `client.key`: the private key, PKCS#8 PEM.
+    Key,
+    /// `client.pk8`: the private key, PKCS#8 DER (JDBC).
+    Pk8,
+    /// `client.pem.pk8`: the private key, PKCS#8 PEM (the same bytes as `client.key`).
+    PemPk8,
+    /// `client.pfx`: PKCS#12 with the certificate, the key and the CA certificate (.NET).
+    Pfx,
+    /// `root.crt`: a copy of the CA certificate (`ca.crt`), PEM.
+    Root,
+}
+
+impl LeafFile {
+    const SERVER: [LeafFile; 2] = [LeafFile::Cert, LeafFile::Key];
+    const CLIENT: [LeafFile; 6] = [
+        LeafFile::Cert,
+        LeafFile::Key,
+        LeafFile::Pk8,
+        LeafFile::PemPk8,
+        LeafFile::Pfx,
+        LeafFile::Root,
+    ];
+
+    /// The files a directory of `kind` holds, certificate and key first.
+    pub fn of(kind: CertKind) -> &'static [LeafFile] {
         match kind {
-            CertKind::Client => Some(self.leaf_dir(kind, name).join("client.pk8")),
-            CertKind::Server => None,
+            CertKind::Server => &Self::SERVER,
+            CertKind::Client => &Self::CLIENT,
+        }
+    }
+
+    /// The file name in a directory of `kind` (`client.crt`, `server.key`, `root.crt`...).
+    pub fn file_name(self, kind: CertKind) -> String {
+        let stem = kind.as_str();
+        match self {
+            LeafFile::Cert => format!("{stem}.crt"),
+            LeafFile::Key => format!("{stem}.key"),
+            LeafFile::Pk8 => format!("{stem}.pk8"),
+            LeafFile::PemPk8 => format!("{stem}.pem.pk8"),
+            LeafFile::Pfx => format!("{stem}.pfx"),
+            LeafFile::Root => "root.crt".to_string(),
+        }
+    }
+
+    /// True for the files that hold the private key.
+    pub fn is_private(self) -> bool {
+        matches!(
+            self,
+            LeafFile::Key | LeafFile::Pk8 | LeafFile::PemPk8 | LeafFile::Pfx
+        )
+    }
+
+    /// The mode the PKI directory gives it: 0600 for key material, 0644 for certificates.
+    pub fn mode(self) -> u32 {
+        if self.is_private() {
+            PRIVATE_MODE
+        } else {
+            PUBLIC_MODE
         }
     }
 }

@@ -2,17 +2,30 @@
 //! the request and is not about to expire; (re-)issue it otherwise, with the reason.
 //!
 //! Defaults for a server: `name` = the inventory hostname, `cn` = `name`, `sans` = the host's
-//! `ansible_host` (when set) and its inventory hostname, each as an IP or DNS SAN. Registers
-//! `cert`, `key`, `pk8` (client), `ca`, `sha256`, `serial`, `not_before`, `not_after`,
-//! `days_left`, `cn`, `sans`, `key_type`, `kind`, `name`, `dir`, and `reason` when re-issued.
+//! `ansible_host` (when set) and its inventory hostname, each as an IP or DNS SAN.
+//!
+//! A client directory also holds the client bundle: `client.pk8` (PKCS#8 DER, JDBC),
+//! `client.pem.pk8` (PKCS#8 PEM), `client.pfx` (PKCS#12 with the certificate, the key and the
+//! CA certificate, for .NET) and `root.crt` (a copy of the CA certificate). `pfx_password`
+//! (default: empty) is the PKCS#12 password: a secret, never in a result, a diff or a log line.
+//! With the empty password the key in `client.pfx` is protected by nothing but the file's mode
+//! (0600). A `client.pfx` that opens with the password and holds the current certificate and
+//! key is kept; it is rewritten when the certificate is re-issued or the password changes.
+//! Missing bundle files (a directory made by an older castellan) are written without
+//! re-issuing the certificate.
+//!
+//! Registers `cert`, `key`, `ca`, for a client `pk8`, `pem_pk8`, `pfx` and `root` (paths),
+//! `sha256`, `serial`, `not_before`, `not_after`, `days_left`, `cn`, `sans`, `key_type`,
+//! `kind`, `name`, `dir`, and `reason` when something was (or, in check mode, would be) written.
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::{blocking, check_renew, key_type, literal, path_value, pki_dir, Ensure, Report};
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
-use crate::pki::store::PkiDir;
+use crate::pki::store::{LeafFile, PkiDir};
 use crate::pki::{
-    self, CertKind, CertOutcome, CertSpec, San, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS,
+    self, CertKind, CertOutcome, CertSpec, PfxPassword, San, DEFAULT_LEAF_DAYS,
+    DEFAULT_RENEW_BEFORE_DAYS,
 };
 use crate::template::is_template;
 
@@ -29,7 +42,26 @@ const ARGS: &[Arg] = &[
     Arg::new("key_type", Kind::Str),
     Arg::new("days", Kind::Int),
     Arg::new("renew_before", Kind::Int),
+    // Raw, checked here: a value that is not a scalar is refused without being quoted.
+    Arg::new("pfx_password", Kind::Raw),
 ];
+
+/// The `pfx_password` argument (empty when absent). At load time (`lenient`) a template is
+/// `None`: it is checked once rendered.
+fn pfx_password(args: &Args, lenient: bool) -> Result<Option<PfxPassword>, String> {
+    let text = match args.get("pfx_password") {
+        None | Some(Value::Null) => return Ok(Some(PfxPassword::default())),
+        Some(Value::String(s)) if lenient && is_template(s) => return Ok(None),
+        Some(Value::String(s)) => s.clone(),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+        Some(_) => {
+            return Err("argument `pfx_password` must be a string (its value is not shown)".into())
+        }
+    };
+    PfxPassword::new(text)
+        .map(Some)
+        .map_err(|e| format!("argument `pfx_password`: {e}"))
+}
 
 fn kind_of(s: &str) -> Result<CertKind, String> {
     match s {
@@ -51,8 +83,15 @@ fn result_of(o: &CertOutcome, dir: &std::path::Path) -> Map<String, Value> {
     r.insert("key_type".into(), o.key_type.clone().into());
     r.insert("cert".into(), path_value(&o.cert_path));
     r.insert("key".into(), path_value(&o.key_path));
-    if let Some(p) = &o.pk8_path {
-        r.insert("pk8".into(), path_value(p));
+    for (key, path) in [
+        ("pk8", &o.pk8_path),
+        ("pem_pk8", &o.pem_pk8_path),
+        ("pfx", &o.pfx_path),
+        ("root", &o.root_path),
+    ] {
+        if let Some(p) = path {
+            r.insert(key.into(), path_value(p));
+        }
     }
     r.insert("ca".into(), path_value(&o.ca_path));
     r.insert("sha256".into(), o.sha256.clone().into());
@@ -89,8 +128,15 @@ fn planned_result(spec: &CertSpec, dir: &std::path::Path) -> Map<String, Value> 
         "key".into(),
         path_value(&layout.leaf_key(spec.kind, &spec.name)),
     );
-    if let Some(p) = layout.leaf_pk8(spec.kind, &spec.name) {
-        r.insert("pk8".into(), path_value(&p));
+    for (key, file) in [
+        ("pk8", LeafFile::Pk8),
+        ("pem_pk8", LeafFile::PemPk8),
+        ("pfx", LeafFile::Pfx),
+        ("root", LeafFile::Root),
+    ] {
+        if let Some(p) = layout.leaf_file(spec.kind, &spec.name, file) {
+            r.insert(key.into(), path_value(&p));
+        }
     }
     r.insert("ca".into(), path_value(&layout.ca_cert()));
     r
@@ -130,8 +176,13 @@ fn default_sans(ctx: &ModuleCtx<'_>) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+const PFX_FOR_CLIENTS: &str = "argument `pfx_password` is for client certificates (client.pfx): a server certificate has no PKCS#12 file";
+
 fn spec_of(ctx: &ModuleCtx<'_>, args: &Args) -> Result<CertSpec, String> {
     let kind = kind_of(&args.req("kind")?)?;
+    if kind == CertKind::Server && args.has("pfx_password") {
+        return Err(PFX_FOR_CLIENTS.into());
+    }
     let name = match (args.string("name"), kind) {
         (Some(n), _) => n,
         (None, CertKind::Server) => ctx.inventory_hostname.to_string(),
@@ -161,6 +212,7 @@ fn spec_of(ctx: &ModuleCtx<'_>, args: &Args) -> Result<CertSpec, String> {
         key_type: key_type(args)?.unwrap_or_default(),
         days: super::days(args, "days")?.unwrap_or(DEFAULT_LEAF_DAYS),
         renew_before_days: super::days(args, "renew_before")?.unwrap_or(DEFAULT_RENEW_BEFORE_DAYS),
+        pfx_password: pfx_password(args, false)?.unwrap_or_default(),
     })
 }
 
@@ -202,6 +254,10 @@ impl Module for PkiCert {
         }
         if literal(args, "kind") == Some("client") && !args.has("name") && !args.has("cn") {
             return Err("a client certificate needs `name` or `cn` (the database user)".into());
+        }
+        pfx_password(args, true)?;
+        if literal(args, "kind") == Some("server") && args.has("pfx_password") {
+            return Err(PFX_FOR_CLIENTS.into());
         }
         Ok(())
     }
