@@ -167,6 +167,24 @@ sslmode=require
 
 const UNITS: [&str; 2] = ["imaging-services.service", "analysis-node.service"];
 
+/// The PKCS#12 password (a secret: never in castellan's output).
+const PFX_PASSWORD: &str = "pfx-Secret-4711";
+
+/// A certificate as DER, read by openssl from PEM text (the first certificate in `pem`).
+fn der_of(pem: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(["x509", "-outform", "DER"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(pem).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl x509: {}", text(&out));
+    out.stdout
+}
+
 #[test]
 fn cast_imaging_node_on_a_fleet() {
     FLEET.script("up.sh", &[&DBS.to_string(), "--cast", "1"]);
@@ -190,6 +208,7 @@ fn cast_imaging_node_on_a_fleet() {
             "pki_dir": pki,
             "cast_systemctl": systemctl,
             "cast_systemd_units": UNITS,
+            "cast_pfx_password": PFX_PASSWORD,
         })
         .to_string(),
     )
@@ -207,6 +226,10 @@ fn cast_imaging_node_on_a_fleet() {
     // Acceptance 1: the playbook exits 0 ...
     let (out, doc, first_secs) = play(&base);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !text(&out).contains(PFX_PASSWORD),
+        "the PKCS#12 password is in castellan's output"
+    );
     eprintln!(
         "first run: {first_secs:.2} s, changed: {}",
         serde_json::to_string(&doc["stats"]).unwrap()
@@ -238,6 +261,8 @@ fn cast_imaging_node_on_a_fleet() {
     for (f, mode) in [
         ("client.key", 0o600),
         ("client.pk8", 0o600),
+        ("client.pem.pk8", 0o600),
+        ("client.pfx", 0o600),
         ("client.crt", 0o644),
         ("root.crt", 0o644),
     ] {
@@ -245,6 +270,26 @@ fn cast_imaging_node_on_a_fleet() {
         assert_eq!(m.permissions().mode() & 0o777, mode, "{f}");
         assert_eq!(m.uid(), castsvc.uid.as_raw(), "{f}");
     }
+
+    // Acceptance 5: the PKCS#12 bundle opens with `openssl pkcs12 -info -nokeys` (with the
+    // password, not without) and holds the node's certificate.
+    let pfx = ssl().join("client.pfx");
+    let pkcs12 = |pass: &str| {
+        Command::new("openssl")
+            .args(["pkcs12", "-info", "-nokeys", "-clcerts", "-in"])
+            .arg(&pfx)
+            .args(["-passin", &format!("pass:{pass}")])
+            .output()
+            .unwrap()
+    };
+    let o = pkcs12(PFX_PASSWORD);
+    assert!(o.status.success(), "openssl pkcs12: {}", text(&o));
+    assert_eq!(
+        der_of(&o.stdout),
+        der_of(&std::fs::read(ssl().join("client.crt")).unwrap()),
+        "client.pfx holds another certificate"
+    );
+    assert!(!pkcs12("").status.success(), "client.pfx opens without its password");
 
     // ... psql, run as the service user with the delivered files, logs in to every database over
     // TLS; so does pgjdbc with client.pk8.
