@@ -3,7 +3,8 @@
 //! `serde_yaml`'s `Value` carries no location, so playbooks, inventories and vars files are read
 //! through yaml-rust2's marked event parser into [`Node`]s. Plain scalars are resolved the way
 //! Ansible's PyYAML (YAML 1.1) resolves them: `yes`/`no`/`on`/`off` are booleans, `0644` is octal,
-//! `1e3` stays a string. Anchors, aliases and `<<` merge keys are supported.
+//! `1e3` stays a string. Anchors, aliases and `<<` merge keys are supported. Ansible Vault data
+//! is opened here, whole files and `!vault` values alike (src/vault/).
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::error::{Error, Location, Result};
+use crate::vault;
 
 /// One YAML node and where it starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,10 +144,23 @@ pub const MAX_DEPTH: usize = 128;
 pub const MAX_ALIAS_NODES: usize = 250_000;
 
 /// Read a text file: its bytes must be UTF-8. An invalid byte is reported at its
-/// `file:line:column` (as a hex value: raw bytes are never printed).
+/// `file:line:column` (as a hex value: raw bytes are never printed). A file encrypted by
+/// `ansible-vault` is decrypted with the vault passwords given (an error at `file:1:1` when none
+/// opens it), and every string value in it is a secret from then on ([`vault::revealed`]).
 pub fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::read(path, &e))?;
-    String::from_utf8(bytes).map_err(|e| {
+    let encrypted = vault::is_vault(&bytes);
+    let bytes = if encrypted {
+        vault::decrypt(&String::from_utf8_lossy(&bytes)).map_err(|e| {
+            Error::invalid(
+                &Location::file_start(path),
+                format!("vault-encrypted file: {e}"),
+            )
+        })?
+    } else {
+        bytes
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
         let good = e.utf8_error().valid_up_to();
         let bytes = e.as_bytes();
         // The prefix is valid UTF-8 by definition.
@@ -159,7 +174,33 @@ pub fn read_text(path: &Path) -> Result<String> {
                 bytes[good]
             ),
         )
-    })
+    })?;
+    if encrypted {
+        // A file that does not parse fails where the caller parses it; what parses is secret.
+        if let Ok(docs) = parse_str(&text, path) {
+            docs.iter().for_each(reveal_strings);
+        }
+    }
+    Ok(text)
+}
+
+/// Every string value under `node` (not the keys: they are names) becomes a secret.
+fn reveal_strings(node: &Node) {
+    match &node.value {
+        NodeValue::Str(s) | NodeValue::Unsafe(s) => vault::revealed::register(s),
+        NodeValue::Seq(items) => items.iter().for_each(reveal_strings),
+        NodeValue::Map(entries) => entries.iter().for_each(|(_, v)| reveal_strings(v)),
+        _ => {}
+    }
+}
+
+/// A `!vault |` value: decrypted with the vault passwords given, a secret from then on.
+fn open_inline(text: &str) -> std::result::Result<NodeValue, String> {
+    let plain = vault::decrypt(text).map_err(|e| format!("`!vault` value: {e}"))?;
+    let s = String::from_utf8(plain)
+        .map_err(|_| "`!vault` value: the decrypted value is not UTF-8 text".to_string())?;
+    vault::revealed::register(&s);
+    Ok(NodeValue::Str(s))
 }
 
 /// Read and parse a YAML file; returns the documents it holds.
@@ -440,9 +481,7 @@ fn resolve_scalar(
         let name = tag.suffix.as_str();
         return match (tag.handle.as_str(), name) {
             ("!", "unsafe") => Ok(NodeValue::Unsafe(text)),
-            ("!", "vault") => Err("`!vault` values are not supported: use a vars file \
-                 protected by file permissions, or an environment lookup"
-                .into()),
+            ("!", "vault") => open_inline(&text),
             ("!!", "str") | ("tag:yaml.org,2002:", "str") => Ok(NodeValue::Str(text)),
             ("!!", "int") | ("tag:yaml.org,2002:", "int") => resolve_int(&text)
                 .map(NodeValue::Int)
@@ -708,6 +747,65 @@ mod tests {
         assert_eq!(j["a"], Value::from(".inf"));
         assert_eq!(j["b"], Value::from("-.inf"));
         assert_eq!(j["c"], Value::from(".nan"));
+    }
+
+    /// The fixtures' vault password, given once for this test process.
+    fn vault_password() {
+        static GIVEN: std::sync::Once = std::sync::Once::new();
+        GIVEN.call_once(|| {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vault");
+            let pw = std::fs::read_to_string(dir.join("password.txt")).unwrap();
+            vault::keyring::add(vault::Secret {
+                label: "default".into(),
+                password: pw.trim().as_bytes().to_vec(),
+                source: "password file password.txt".into(),
+            });
+        });
+    }
+
+    #[test]
+    fn vault_values_and_files_are_opened_and_become_secret() {
+        vault_password();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vault");
+        let text = std::fs::read_to_string(dir.join("string-1.1.yml")).unwrap();
+        let n = one(&format!("{text}user: app\n"));
+        assert_eq!(n.to_json()["db_password"], "inline-pass-4f2a");
+        assert!(vault::revealed::found_in(b"x inline-pass-4f2a y"));
+        let n = load_file_single(&dir.join("vars-1.1.yml")).unwrap();
+        let j = n.to_json();
+        assert_eq!(j["db_password"], "s3cr3t-from-whole-file");
+        assert_eq!(j["nested"]["token"], "tok-whole-file-91c2");
+        assert_eq!(j["db_port"], 5432);
+        // Every string of an encrypted file is secret, at any depth.
+        assert!(vault::revealed::found_in(b"tok-whole-file-91c2"));
+        // Positions point into the decrypted text.
+        assert_eq!(n.get("db_user").unwrap().loc.line, 3);
+    }
+
+    #[test]
+    fn a_vault_value_no_password_opens_is_located() {
+        vault_password();
+        let other = vault::Secret {
+            label: "default".into(),
+            password: b"nobody has this one".to_vec(),
+            source: "a test".into(),
+        };
+        let env = vault::encrypt_with(b"hidden-value-a81f", &other).unwrap();
+        let block: String = env.lines().map(|l| format!("  {l}\n")).collect();
+        let e =
+            parse_single(&format!("a: 1\nb: !vault |\n{block}"), Path::new("t.yml")).unwrap_err();
+        assert_eq!(e.exit_code(), 4);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("t.yml:3:3: `!vault` value: cannot decrypt"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hidden-value"), "{msg}");
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("v.yml");
+        std::fs::write(&f, vault::encrypt_with(b"x: 1\n", &other).unwrap()).unwrap();
+        let msg = load_file_single(&f).unwrap_err().to_string();
+        assert!(msg.ends_with("v.yml:1:1: vault-encrypted file: cannot decrypt the vault data: no vault password given decrypts it (tried: password file password.txt)"), "{msg}");
     }
 
     #[test]

@@ -56,6 +56,7 @@ fn load(dir: &Path, files: &[(&str, &str)], playbook: &str, extra: &[&str]) -> L
         syntax_check: false,
         accept_new_host_keys: false,
         verbose: 0,
+        vault: Default::default(),
     };
     let (e, locs) = castellan::cli::extra_vars::parse_located(&args.extra_vars).unwrap();
     load_and_check(&args, &e, &locs).unwrap_or_else(|e| panic!("{playbook} does not load: {e}"))

@@ -98,6 +98,7 @@ fn run_castellan(args: &[String], path_dir: &Path, cwd: &Path) -> Run {
         .args(args)
         .current_dir(cwd)
         .env("PATH", path)
+        .env_remove("ANSIBLE_VAULT_PASSWORD_FILE")
         .env_remove("CASTELLAN_ROLES_PATH")
         .env_remove("ANSIBLE_ROLES_PATH")
         .stdin(Stdio::null())

@@ -47,6 +47,7 @@ fn var(templar: &Templar, vars: &Map<String, Value>, key: &str) -> Option<String
 }
 
 pub fn run(args: CertsStatusArgs) -> Result<i32> {
+    super::vault::load(&args.vault)?;
     let inv = Inventory::load(&args.inventory)?;
     let pattern = args.limit.clone().unwrap_or_else(|| "all".into());
     let hosts = inv

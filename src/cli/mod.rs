@@ -4,6 +4,7 @@ pub mod extra_vars;
 pub mod inventory;
 pub mod pki;
 pub mod playbook;
+pub mod vault;
 
 use std::path::PathBuf;
 
@@ -74,6 +75,8 @@ pub struct CertsStatusArgs {
     pub timeout: u64,
     #[arg(long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    #[command(flatten)]
+    pub vault: vault::VaultArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -128,6 +131,8 @@ pub struct PlaybookArgs {
     /// More output (repeatable)
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
+    #[command(flatten)]
+    pub vault: vault::VaultArgs,
 }
 
 #[derive(Args, Debug)]
@@ -147,6 +152,8 @@ pub struct InventoryArgs {
     /// Print one host's variables
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
+    #[command(flatten)]
+    pub vault: vault::VaultArgs,
 }
 
 /// Run the command line; returns the process exit code.
@@ -159,7 +166,7 @@ pub fn run(cli: Cli) -> i32 {
             return match pki::run(cmd, false) {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("error: {}", crate::error::printable(&e.to_string()));
+                    eprintln!("error: {}", shown_error(&e.to_string()));
                     e.exit_code()
                 }
             }
@@ -168,8 +175,14 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", crate::error::printable(&e.to_string()));
+            eprintln!("error: {}", shown_error(&e.to_string()));
             e.exit_code()
         }
     }
+}
+
+/// An error message as printed: no known secret value (a vault value quoted by a template
+/// error), no raw control character.
+fn shown_error(msg: &str) -> String {
+    crate::error::printable(&crate::report::secret::mask(msg))
 }

@@ -89,6 +89,7 @@ pub fn run(args: PlaybookArgs) -> Result<i32> {
         interrupt::install(&intr)
             .map_err(|e| Error::Internal(format!("cannot handle SIGINT/SIGTERM: {e}")))?;
     }
+    super::vault::load(&args.vault)?;
     let (extra, extra_locs) = super::extra_vars::parse_located(&args.extra_vars)?;
     let loaded = load_and_check(&args, &extra, &extra_locs)?;
     if args.syntax_check {

@@ -126,19 +126,21 @@ fn condition_false() -> Map<String, Value> {
     ])
 }
 
-/// A message as reported: `no_log` hides it, key material in it is redacted.
+/// A message as reported: `no_log` hides it, key material in it is redacted, a known secret
+/// value in it (a vault value) masked.
 pub(super) fn shown_msg(task: &Task, msg: Option<String>) -> Option<String> {
     msg.map(|m| {
-        if task.no_log || secret::is_secret_text(&m) {
+        if task.no_log {
             diff::REDACTED.to_string()
         } else {
-            m
+            secret::shown(&m).into_owned()
         }
     })
 }
 
-/// The result as reported (JSON `result`, `-v`, `debug`): censored for `no_log`, and every
-/// string holding key material redacted (loop items in `results[].item`, a key in `stdout`).
+/// The result as reported (JSON `result`, `-v`, `debug`): censored for `no_log`, every string
+/// holding key material redacted (loop items in `results[].item`, a key in `stdout`), every
+/// known secret value masked (a vault value in a `debug` message or a registered result).
 fn censor(task: &Task, v: &Value) -> Value {
     if task.no_log {
         json!({"censored": "the output has been hidden due to the fact that 'no_log: true' was specified for this result", "changed": v.get("changed").cloned().unwrap_or(json!(false))})

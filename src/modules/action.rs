@@ -16,6 +16,9 @@ pub enum CheckMode {
     /// The task is `skipped` with this reason (Ansible's `command` without `creates`/`removes`,
     /// a login check whose files were not pushed).
     Skip(String),
+    /// The task is `ok`: the action would run but change nothing the task counts as a change
+    /// (apt's cache refresh beside packages already as wanted, `systemctl daemon-reload`).
+    Unchanged,
 }
 
 /// What an action may use when the engine runs it.
@@ -36,6 +39,9 @@ pub struct ActionOutput {
     pub changed: bool,
     /// Result keys to register, over those of the plan.
     pub result: Map<String, Value>,
+    /// Backups the action's own writes kept on the host (what a later rollback restores, like
+    /// those of the plan's `Op::Write`s).
+    pub backups: Vec<Backup>,
 }
 
 #[async_trait]

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use serde_json::{json, Map, Value};
 
 use super::progress::Progress;
-use super::{HostResult, Reporter, Stats};
+use super::{secret, HostResult, Reporter, Stats};
 
 #[derive(Default)]
 struct Doc {
@@ -50,7 +50,7 @@ impl Reporter for JsonReporter {
     }
 
     fn task_start(&self, name: &str, module: &str, handler: bool, hosts: usize) {
-        self.progress.task(name, hosts);
+        self.progress.task(&secret::mask(name), hosts);
         if let Ok(mut d) = self.doc.lock() {
             if let Some(tasks) = d
                 .plays
@@ -110,7 +110,8 @@ impl Reporter for JsonReporter {
     }
 
     fn warn(&self, msg: &str) {
-        self.progress.suspend(|| eprintln!("[WARNING]: {msg}"));
+        self.progress
+            .suspend(|| eprintln!("[WARNING]: {}", secret::mask(msg)));
         if let Ok(mut d) = self.doc.lock() {
             d.warnings.push(msg.to_string());
         }
@@ -123,14 +124,15 @@ impl Reporter for JsonReporter {
         for (h, s) in &stats.hosts {
             hosts.insert(h.clone(), json!(s));
         }
-        let doc = json!({
+        // Every string of the document, the last time: no known secret value is printed.
+        let doc = secret::mask_value(&json!({
             "version": env!("CARGO_PKG_VERSION"),
             "check_mode": check_mode,
             "duration_s": (duration.as_secs_f64() * 1000.0).round() / 1000.0,
             "plays": d.plays,
             "stats": hosts,
             "warnings": d.warnings,
-        });
+        }));
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
 }

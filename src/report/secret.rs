@@ -2,10 +2,21 @@
 //! label, DER keys (PKCS#8, encrypted PKCS#8, PKCS#1, SEC1, DSA), PKCS#12 bundles, OpenSSH and
 //! PuTTY keys, Ansible vault payloads, and base64 text that decodes to a DER key.
 //!
+//! Besides what it looks like, content is secret when it holds a value castellan knows to be
+//! secret: every value vault decryption revealed, the vault passwords, the secrets the `secret`
+//! module generated ([`crate::vault::revealed`]). Those are masked wherever they occur: [`mask`]
+//! replaces each occurrence in a text with `<redacted>` (the text reporter's every line, the JSON
+//! document's every string, error messages, `castellan inventory`), [`scrub`] does it in a
+//! result, and a diff of content holding one is not shown at all.
+//!
 //! A false positive costs a `<redacted>` where a diff or a value could have been shown; a false
 //! negative prints a key. The tests below keep both in check with keys of every kind.
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use serde_json::Value;
+
+use crate::vault::revealed;
 
 /// What is shown in place of a secret, in diffs, results and JSON.
 pub const REDACTED: &str = "<redacted>";
@@ -21,8 +32,14 @@ const MARKERS: &[&[u8]] = &[
     b"openssh-key-v1\0",
 ];
 
-/// Is this content (text or binary) key material or another secret?
+/// Is this content (text or binary) key material or another secret, or does it hold a known
+/// secret value?
 pub fn is_secret(content: &[u8]) -> bool {
+    is_key_material(content) || revealed::found_in(content)
+}
+
+/// Does this content look like key material (a private key, a bundle, vault data)?
+pub fn is_key_material(content: &[u8]) -> bool {
     MARKERS
         .iter()
         .any(|m| content.windows(m.len()).any(|w| w == *m))
@@ -30,18 +47,51 @@ pub fn is_secret(content: &[u8]) -> bool {
         || has_base64_secret(content)
 }
 
-/// A string that must not be printed.
+/// A string that must not be printed as it is.
 pub fn is_secret_text(s: &str) -> bool {
     is_secret(s.as_bytes())
 }
 
-/// A copy of `v` where every string that is secret material is `<redacted>` (keys of objects
-/// are kept: they are names, not values).
+/// `text` with every occurrence of a known secret value replaced by `<redacted>`.
+pub fn mask(text: &str) -> Cow<'_, str> {
+    revealed::mask(text, REDACTED)
+}
+
+/// A text as it may be shown: `<redacted>` when it is key material, else with every known
+/// secret value in it masked.
+pub fn shown(text: &str) -> Cow<'_, str> {
+    if is_key_material(text.as_bytes()) {
+        Cow::Borrowed(REDACTED)
+    } else {
+        mask(text)
+    }
+}
+
+/// A copy of `v` where every string that is key material is `<redacted>` and every known secret
+/// value inside a string is masked (keys of objects are kept: they are names, not values).
 pub fn scrub(v: &Value) -> Value {
     match v {
-        Value::String(s) if is_secret_text(s) => Value::String(REDACTED.into()),
+        Value::String(s) => Value::String(shown(s).into_owned()),
         Value::Array(a) => Value::Array(a.iter().map(scrub).collect()),
         Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), scrub(x))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A copy of `v` with every known secret value masked in every string, keys included: the last
+/// pass over a document before it is printed.
+pub fn mask_value(v: &Value) -> Value {
+    if revealed::is_empty() {
+        return v.clone();
+    }
+    match v {
+        Value::String(s) => Value::String(mask(s).into_owned()),
+        Value::Array(a) => Value::Array(a.iter().map(mask_value).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (mask(k).into_owned(), mask_value(x)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -330,6 +380,31 @@ mod tests {
             .collect();
         assert!(!is_secret(&noise));
         assert!(!is_der_secret(&[0x30, 0x03, 0x02, 0x01, 0x00]));
+    }
+
+    #[test]
+    fn known_secret_values_are_masked_where_they_occur() {
+        revealed::register("sv-test-vault-value-31d7");
+        assert!(is_secret_text("a=sv-test-vault-value-31d7\n"));
+        assert!(!is_key_material(b"a=sv-test-vault-value-31d7\n"));
+        let v = serde_json::json!({
+            "msg": "url postgres://u:sv-test-vault-value-31d7@h/db",
+            "sv-test-vault-value-31d7": ["sv-test-vault-value-31d7", 1],
+        });
+        let s = scrub(&v);
+        assert_eq!(s["msg"], "url postgres://u:<redacted>@h/db");
+        assert_eq!(
+            s["sv-test-vault-value-31d7"][0], REDACTED,
+            "values, not keys"
+        );
+        let m = mask_value(&v);
+        assert_eq!(m["<redacted>"][0], REDACTED, "keys too");
+        assert_eq!(shown("plain"), "plain");
+        assert_eq!(shown("-----BEGIN PRIVATE KEY-----\nabc"), REDACTED);
+        assert_eq!(
+            mask("x sv-test-vault-value-31d7 y sv-test-vault-value-31d7"),
+            "x <redacted> y <redacted>"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use super::progress::Progress;
-use super::{HostResult, Reporter, Stats, Status};
+use super::{secret, HostResult, Reporter, Stats, Status};
 
 pub struct TextReporter {
     out: Mutex<Box<dyn Write + Send>>,
@@ -23,7 +23,10 @@ impl TextReporter {
         }
     }
 
+    /// Print one line; every known secret value in it is masked, whatever part of the report it
+    /// comes from (a task name, a message, a result, a diff).
     fn line(&self, s: &str) {
+        let s = secret::mask(s);
         self.progress.suspend(|| {
             if let Ok(mut o) = self.out.lock() {
                 let _ = writeln!(o, "{s}");
@@ -64,7 +67,7 @@ impl Reporter for TextReporter {
     fn task_start(&self, name: &str, _module: &str, handler: bool, hosts: usize) {
         let kind = if handler { "RUNNING HANDLER" } else { "TASK" };
         self.line(&header(&format!("{kind} [{name}]")));
-        self.progress.task(name, hosts);
+        self.progress.task(&secret::mask(name), hosts);
     }
 
     fn host_result(&self, r: &HostResult) {
