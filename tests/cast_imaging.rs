@@ -167,6 +167,62 @@ sslmode=require
 
 const UNITS: [&str; 2] = ["imaging-services.service", "analysis-node.service"];
 
+/// The installer's `.conf` as the installer shipped it and a person edited it.
+const CONF_BEFORE: &str = "\
+# CAST Imaging installer configuration (edited by hand)
+export INSTALL_DIR=\"/opt/cast imaging\"
+CSS_HOST=db1.f17.fleet.test
+CSS_PORT=5432
+CSS_SSL_ENABLED=\"false\"   # TLS to the database
+CSS_SSL_MODE='disable'
+
+# end of the CSS settings
+";
+
+/// The seven variables the installer reads for certificate authentication.
+const CSS: [&str; 7] = [
+    "CSS_SSL_ENABLED",
+    "CSS_SSL_MODE",
+    "CSS_SSL_ROOT_CERT",
+    "CSS_SSL_CERT",
+    "CSS_SSL_KEY",
+    "CSS_SSL_KEY_PEM",
+    "CSS_INI_FILE_PATH",
+];
+
+/// The values of `keys` after a POSIX shell sources `file` (as an installer would), in order.
+fn sourced(file: &Path, keys: &[&str]) -> Vec<String> {
+    let vars: Vec<String> = keys.iter().map(|k| format!("\"${k}\"")).collect();
+    let script = format!(". \"$1\"; printf '%s\\n' {}", vars.join(" "));
+    let o = Command::new("env")
+        .args(["-i", "/bin/sh", "-c", &script, "sh"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sh . {}: {}", file.display(), text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The lines of a KEY=VALUE text that do not assign one of `keys`.
+fn other_lines<'a>(text: &'a str, keys: &[&str]) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            let t = t.strip_prefix("export ").unwrap_or(t);
+            !keys.iter().any(|k| t.strip_prefix(k).is_some_and(|r| r.starts_with('=')))
+        })
+        .collect()
+}
+
+/// The assignments of `key` in a KEY=VALUE text.
+fn assignments<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+    let prefix = format!("{key}=");
+    text.lines().filter(|l| l.starts_with(&prefix)).collect()
+}
+
 /// The PKCS#12 password (a secret: never in castellan's output).
 const PFX_PASSWORD: &str = "pfx-Secret-4711";
 
@@ -201,6 +257,9 @@ fn cast_imaging_node_on_a_fleet() {
     let systemctl = root().join("bin/systemctl");
     std::fs::copy(repo("tests/fixtures/cast/systemctl"), &systemctl).unwrap();
     let _ = std::fs::remove_file(root().join("bin/systemctl.calls"));
+    let conf = root().join("opt/cast-imaging/installer/cast-imaging.conf");
+    std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
+    std::fs::write(&conf, CONF_BEFORE).unwrap();
     let vars = tmp.path().join("vars.json");
     std::fs::write(
         &vars,
@@ -209,6 +268,7 @@ fn cast_imaging_node_on_a_fleet() {
             "cast_systemctl": systemctl,
             "cast_systemd_units": UNITS,
             "cast_pfx_password": PFX_PASSWORD,
+            "cast_installer_conf": conf,
         })
         .to_string(),
     )
@@ -271,6 +331,53 @@ fn cast_imaging_node_on_a_fleet() {
         assert_eq!(m.uid(), castsvc.uid.as_raw(), "{f}");
     }
 
+    let f = |n: &str| ssl().join(n).display().to_string();
+
+    // ... CASTCONNECTIONEXTRAPARAMETERS names the .ini in the environment file.
+    let env_file = root().join("etc/environment");
+    assert_eq!(
+        sourced(&env_file, &["CASTCONNECTIONEXTRAPARAMETERS"]),
+        [ini().display().to_string()]
+    );
+    let env_text = std::fs::read_to_string(&env_file).unwrap();
+    assert_eq!(
+        assignments(&env_text, "CASTCONNECTIONEXTRAPARAMETERS"),
+        [format!("CASTCONNECTIONEXTRAPARAMETERS={}", ini().display())]
+    );
+
+    // Acceptance 3: the installer's .conf gets exactly the seven variables (each line that set one
+    // keeps its quoting), every other line byte-identical and in order.
+    let conf_after = std::fs::read_to_string(&conf).unwrap();
+    assert_eq!(
+        other_lines(&conf_after, &CSS),
+        other_lines(CONF_BEFORE, &CSS),
+        "{conf_after}"
+    );
+    assert_eq!(
+        sourced(&conf, &CSS),
+        [
+            "true".to_string(),
+            "verify-full".into(),
+            f("root.crt"),
+            f("client.crt"),
+            f("client.pk8"),
+            f("client.pem.pk8"),
+            ini().display().to_string(),
+        ],
+        "{conf_after}"
+    );
+    for k in CSS {
+        assert_eq!(assignments(&conf_after, k).len(), 1, "{k}: {conf_after}");
+    }
+    assert_eq!(
+        assignments(&conf_after, "CSS_SSL_ENABLED"),
+        ["CSS_SSL_ENABLED=\"true\"   # TLS to the database"]
+    );
+    assert_eq!(
+        assignments(&conf_after, "CSS_SSL_MODE"),
+        ["CSS_SSL_MODE='verify-full'"]
+    );
+
     // Acceptance 5: the PKCS#12 bundle opens with `openssl pkcs12 -info -nokeys` (with the
     // password, not without) and holds the node's certificate.
     let pfx = ssl().join("client.pfx");
@@ -295,7 +402,6 @@ fn cast_imaging_node_on_a_fleet() {
     // TLS; so does pgjdbc with client.pk8.
     let java_src = root().join("PgLogin.java");
     std::fs::copy(repo("tests/fixtures/jdbc/PgLogin.java"), &java_src).unwrap();
-    let f = |n: &str| ssl().join(n).display().to_string();
     for k in 1..=DBS {
         let conninfo = format!(
             "host={} port=5432 dbname=postgres user=postgres sslmode=verify-full sslcert={} sslkey={} sslrootcert={} connect_timeout=10",
@@ -413,7 +519,10 @@ fn cast_imaging_node_on_a_fleet() {
         ),
     )
     .unwrap();
+    let fresh_conf = fresh.join("cast-imaging.conf");
+    std::fs::write(&fresh_conf, CONF_BEFORE).unwrap();
     let require_vars = serde_json::json!({
+        "cast_installer_conf": [fresh_conf],
         "cast_ssl_mode": "require",
         "cast_ssl_dir": fresh.join("ssl"),
         "cast_ini_path": fresh_ini,
@@ -434,6 +543,15 @@ fn cast_imaging_node_on_a_fleet() {
     assert!(
         !fresh.join("ssl").exists(),
         "require mode wrote client files"
+    );
+    assert_eq!(
+        sourced(&fresh_conf, &CSS),
+        ["true", "require", "", "", "", "", fresh_ini.to_str().unwrap()],
+        "no client files in require mode"
+    );
+    assert_eq!(
+        sourced(&fresh.join("environment"), &["CASTCONNECTIONEXTRAPARAMETERS"]),
+        [fresh_ini.display().to_string()]
     );
 
     // Acceptance 4: the control_panel database is CAST's bundled Docker container: the node fails
