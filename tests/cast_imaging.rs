@@ -212,7 +212,9 @@ fn other_lines<'a>(text: &'a str, keys: &[&str]) -> Vec<&'a str> {
         .filter(|l| {
             let t = l.trim_start();
             let t = t.strip_prefix("export ").unwrap_or(t);
-            !keys.iter().any(|k| t.strip_prefix(k).is_some_and(|r| r.starts_with('=')))
+            !keys
+                .iter()
+                .any(|k| t.strip_prefix(k).is_some_and(|r| r.starts_with('=')))
         })
         .collect()
 }
@@ -396,7 +398,10 @@ fn cast_imaging_node_on_a_fleet() {
         der_of(&std::fs::read(ssl().join("client.crt")).unwrap()),
         "client.pfx holds another certificate"
     );
-    assert!(!pkcs12("").status.success(), "client.pfx opens without its password");
+    assert!(
+        !pkcs12("").status.success(),
+        "client.pfx opens without its password"
+    );
 
     // ... psql, run as the service user with the delivered files, logs in to every database over
     // TLS; so does pgjdbc with client.pk8.
@@ -546,16 +551,28 @@ fn cast_imaging_node_on_a_fleet() {
     );
     assert_eq!(
         sourced(&fresh_conf, &CSS),
-        ["true", "require", "", "", "", "", fresh_ini.to_str().unwrap()],
+        [
+            "true",
+            "require",
+            "",
+            "",
+            "",
+            "",
+            fresh_ini.to_str().unwrap()
+        ],
         "no client files in require mode"
     );
     assert_eq!(
-        sourced(&fresh.join("environment"), &["CASTCONNECTIONEXTRAPARAMETERS"]),
+        sourced(
+            &fresh.join("environment"),
+            &["CASTCONNECTIONEXTRAPARAMETERS"]
+        ),
         [fresh_ini.display().to_string()]
     );
 
     // Acceptance 4: the control_panel database is CAST's bundled Docker container: the node fails
-    // before any change (not a file of it touched, no certificate issued), exit 2, with the reason.
+    // before any change (not a file of it touched, no certificate issued), exit 2, with the reason;
+    // the check play comes first, so the databases are not touched either.
     let bundled = tmp.path().join("bundled.yml");
     std::fs::write(
         &bundled,
@@ -577,4 +594,11 @@ fn cast_imaging_node_on_a_fleet() {
     );
     assert_eq!(snapshot(&root()), before, "a file of the node changed");
     assert_eq!(snapshot(&pki), pki_before, "the PKI changed");
+    for h in ["db1", "db2"] {
+        assert!(
+            doc["stats"][h].is_null() || stat(&doc, h, "ok") == 0,
+            "{h} was touched: {}",
+            doc["stats"]
+        );
+    }
 }
