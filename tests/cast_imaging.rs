@@ -251,7 +251,7 @@ fn cast_imaging_node_on_a_fleet() {
     let pki = tmp.path().join("pki");
 
     // The node as a CAST install left it: an .ini with another section and comments, the
-    // systemctl fixture.
+    // installer's .conf; and the systemctl fixture.
     let _ = std::fs::remove_dir_all(root().join("etc"));
     std::fs::create_dir_all(ini().parent().unwrap()).unwrap();
     std::fs::write(ini(), INI_BEFORE).unwrap();
