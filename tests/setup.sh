@@ -3,7 +3,9 @@
 # PostgreSQL 15 server and client (real TLS logins), openssh-server (the SSH test fleet), Python's
 # venv module and the real `ansible-vault` (PyPI ansible-core, in a venv under target/: the vault
 # tests encrypt their files with it), inotify-tools and PyPI prometheus-client in a venv under
-# target/ (tests/monitoring/tools.sh: the certs status tests watch file opens and parse metrics).
+# target/ (tests/monitoring/tools.sh: the certs status tests watch file opens and parse metrics),
+# systemd's systemd-analyze (tests/schedule.rs verifies the units `schedule install` writes; it
+# needs no systemd running as PID 1).
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 
@@ -13,6 +15,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server openssh-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 command -v inotifywait >/dev/null 2>&1 || need+=(inotify-tools)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""

@@ -2,8 +2,10 @@
 pub mod certs;
 pub mod extra_vars;
 pub mod inventory;
+pub mod lock;
 pub mod pki;
 pub mod playbook;
+pub mod schedule;
 pub mod vault;
 
 use std::path::PathBuf;
@@ -19,15 +21,20 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   against local and SSH hosts, and manages the certificates that turn on mutual TLS.\n\n\
                   Exit codes: 0 ok, 1 internal error, 2 a host failed (certs status: a renewal is \
                   due, a certificate differs from the PKI or is missing), 3 a host was unreachable, \
-                  4 invalid input (nothing was contacted), 5 bad usage, 130 interrupted (SIGINT), \
-                  143 terminated (SIGTERM).",
+                  4 invalid input (nothing was contacted), 5 bad usage, 75 another run holds the \
+                  --lock file (nothing was done), 130 interrupted (SIGINT), 143 terminated (SIGTERM).",
     after_help = "Examples:\n  castellan playbook playbooks/example.yml -i playbooks/inventory/local.yml --check --diff\n  \
                   castellan playbook playbooks/example.yml -i tests/fleet/inventory.yml -l 'db*' -f 50\n  \
                   castellan inventory -i playbooks/inventory/local.yml --list\n  \
                   castellan pki issue --dir pki server db1 --san db1.example.com --san 10.0.0.5\n  \
-                  castellan certs status -i inventory.yml --output prometheus --prometheus-file /var/lib/prometheus/node-exporter/castellan.prom"
+                  castellan certs status -i inventory.yml --output prometheus --prometheus-file /var/lib/prometheus/node-exporter/castellan.prom\n  \
+                  castellan schedule install --name rotate -- playbook playbooks/rotate-certs.yml -i inventory.yml --output json"
 )]
 pub struct Cli {
+    /// Run only while holding this lock file (flock): a second run that finds it held says
+    /// which PID holds it and exits 75, having done nothing
+    #[arg(long = "lock", value_name = "FILE", global = true)]
+    pub lock: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,6 +52,9 @@ pub enum Command {
     /// they match the PKI (text, JSON or Prometheus metrics)
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Run a castellan command on a timer: systemd service + timer units, or a cron file
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -183,12 +193,35 @@ pub struct InventoryArgs {
     pub vault: vault::VaultArgs,
 }
 
+/// The subcommand's name, as a lock file records it.
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Playbook(_) => "playbook",
+        Command::Inventory(_) => "inventory",
+        Command::Pki(_) => "pki",
+        Command::Certs(_) => "certs status",
+        Command::Schedule(_) => "schedule",
+    }
+}
+
 /// Run the command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    // Held until this function returns: the whole run.
+    let _lock = match &cli.lock {
+        Some(path) => match lock::acquire(path, command_name(&cli.command)) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: {}", shown_error(&e.to_string()));
+                return e.exit_code();
+            }
+        },
+        None => None,
+    };
     let result = match cli.command {
         Command::Playbook(args) => playbook::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Certs(CertsCommand::Status(args)) => certs::run(args),
+        Command::Schedule(cmd) => schedule::run(cmd),
         Command::Pki(cmd) => {
             return match pki::run(cmd, false) {
                 Ok(code) => code,
