@@ -303,6 +303,12 @@ fn client_files_and_servers_reported_matched_and_parsed_no_key_opened() {
         let h = &doc["hosts"][format!("db{k}")];
         assert_eq!(h["matches_pki"], true, "served by db{k}: {h}");
         assert!(h["days_left"].as_i64().unwrap() >= 823, "{h}");
+        // DESIGN.md's contract for a server, as before: its SANs, issuer, not_after, sha256.
+        let ip = serde_json::json!(format!("IP:127.{NET}.1.{k}"));
+        assert!(h["sans"].as_array().unwrap().contains(&ip), "{h}");
+        for key in ["subject", "issuer", "not_after", "sha256"] {
+            assert!(h[key].is_string(), "{key}: {h}");
+        }
     }
     let agent = file_entry(&doc, "db1", &pem.join("agent1.crt"));
     assert_eq!(agent["name"], "pem-agent-db1");

@@ -167,6 +167,20 @@ pub fn run(args: CertsStatusArgs) -> Result<i32> {
         .select(&pattern)
         .map_err(|e| Error::Usage(format!("--limit: {e}")))?;
     let targets = targets::targets(&inv, &hosts, args.pki_dir.as_deref())?;
+    if targets.is_empty() {
+        eprintln!(
+            "warning: nothing to check on the {} host(s) selected: no host of group postgres \
+             (or with {}: true), none holding certificate files ({} or a holder group: {})",
+            hosts.len(),
+            targets::SERVER_VAR,
+            targets::FILES_VAR,
+            holders::HOLDERS
+                .iter()
+                .map(|h| h.group)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 
     let mut views: HashMap<PathBuf, Option<Arc<PkiView>>> = HashMap::new();
     for t in &targets {

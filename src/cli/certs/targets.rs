@@ -208,7 +208,8 @@ fn holder_file(
     }))
 }
 
-/// The checks of `hosts`. `pki_dir`: `--pki-dir`, else each host's `pki_dir` variable.
+/// The checks of `hosts` (those with something to check). `pki_dir`: `--pki-dir`, else each
+/// host's `pki_dir` variable.
 pub fn targets(inv: &Inventory, hosts: &[String], pki_dir: Option<&Path>) -> Result<Vec<Target>> {
     let templar = Templar::new();
     let has_postgres_group = inv.group_hosts("postgres").is_some();
@@ -299,6 +300,10 @@ pub fn targets(inv: &Inventory, hosts: &[String], pki_dir: Option<&Path>) -> Res
                     ));
                 }
             }
+        }
+        if server.is_none() && files.is_empty() {
+            // Neither a server nor a holder of certificate files: nothing to check here.
+            continue;
         }
         let become_user = vars
             .get("ansible_become")
