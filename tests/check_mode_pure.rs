@@ -6,7 +6,13 @@
 //! (pg_facts, pg_conf, pg_hba, pg_service, pg_verify) is neither reloaded, restarted nor logged
 //! into over TCP (its log shows only the socket sessions of pg_facts' query).
 //!
+//! The package and service modules read a real `.deb` built here (apt, package) and the
+//! recording fixtures of tests/fixtures/recording/ put first on the PATH (dnf, yum, systemd,
+//! service with `use: systemd`): there is no rpm database and no systemd as PID 1 on this
+//! machine.
+//!
 //! A module added to the registry without a case below makes the test fail.
+mod deb_common;
 mod pg_common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -123,6 +129,18 @@ const CASES: &[(&str, &str, &str, Status)] = &[
         "path: {W}/app.ini\n        section: s\n        option: o\n        value: v",
         Status::Changed,
     ),
+    (
+        "env_file",
+        "env_file",
+        "path: {W}/app.env\n        settings:\n          CSS_SSL_ENABLED: true\n          SECRET_KEY: \"00ff\"",
+        Status::Changed,
+    ),
+    (
+        "env_file absent",
+        "env_file",
+        "path: {W}/app.env\n        keys: [OLD]\n        state: absent",
+        Status::Changed,
+    ),
     ("command", "command", "cmd: touch {W}/commanded", Status::Skipped),
     (
         "command with creates",
@@ -194,12 +212,55 @@ const CASES: &[(&str, &str, &str, Status)] = &[
     ),
     ("pg_service", "pg_service", "state: restarted", Status::Changed),
     (
+        "patroni_config",
+        "patroni_config",
+        "patronictl: {W}/patronictl-fixture\n        config: {W}/patroni.yml\n        scope: fixture\n        parameters:\n          ssl: \"on\"",
+        Status::Changed,
+    ),
+    (
         "pg_verify",
         "pg_verify",
         "port: {PORT}\n        ca_file: {PKI}/ca.crt\n        cert_file: {PKI}/client/postgres/client.crt\n        key_file: {PKI}/client/postgres/client.key",
         Status::Skipped,
     ),
+    ("apt", "apt", "deb: {DEB}", Status::Changed),
+    (
+        "package",
+        "package",
+        "name: {DEB}\n        state: present\n        use: apt",
+        Status::Changed,
+    ),
+    ("dnf", "dnf", "name: demo-tool", Status::Changed),
+    ("yum", "yum", "name: demo-lib\n        state: latest", Status::Changed),
+    (
+        "service",
+        "service",
+        "name: demo\n        state: started\n        use: systemd",
+        Status::Changed,
+    ),
+    (
+        "systemd",
+        "systemd",
+        "name: demo\n        state: restarted\n        enabled: true",
+        Status::Changed,
+    ),
+    ("systemd daemon_reload", "systemd", "daemon_reload: true", Status::Ok),
+    ("wait_for", "wait_for", "path: {W}/never\n        timeout: 1", Status::Skipped),
 ];
+
+/// The recording fixtures' state: `demo-tool` available, `demo-lib` 1.0 installed with 1.1
+/// available, unit `demo` known and stopped. Returns the state directory.
+fn fixture_state(root: &Path) -> PathBuf {
+    let st = root.join("fixture-state");
+    for d in ["rpmdb", "repo", "units"] {
+        fs::create_dir_all(st.join(d)).unwrap();
+    }
+    fs::write(st.join("repo/demo-tool"), "0:2.0-1 noarch\n").unwrap();
+    fs::write(st.join("rpmdb/demo-lib"), "0:1.0-1 noarch\n").unwrap();
+    fs::write(st.join("repo/demo-lib"), "0:1.1-1 noarch\n").unwrap();
+    fs::write(st.join("units/demo.service"), "").unwrap();
+    st
+}
 
 /// Lines of the server log after `from` bytes.
 fn log_after(log: &Path, from: usize) -> Vec<String> {
@@ -222,6 +283,7 @@ fn no_registered_module_acts_in_check_mode() {
     fs::create_dir_all(&w).unwrap();
     fs::write(w.join("conf.txt"), "a = 1\n").unwrap();
     fs::write(w.join("app.ini"), "[s]\nother = 1\n").unwrap();
+    fs::write(w.join("app.env"), "# app\nOLD=1\nCSS_SSL_ENABLED=false\n").unwrap();
     fs::write(w.join("copy.txt"), "old\n").unwrap();
     // A key already on the host: pki_csr's plan makes a request from it (openssl req, read-only).
     let host_key = castellan::pki::KeyType::EcdsaP256.generate().unwrap();
@@ -230,6 +292,21 @@ fn no_registered_module_acts_in_check_mode() {
         castellan::pki::key::private_key_pem(&host_key),
     )
     .unwrap();
+    // A fixture standing in for patronictl (no Patroni cluster here): it answers
+    // show-config, the plan's one read, and refuses anything else; edit-config, an exec, would
+    // be recorded and refused by the connection anyway.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let f = w.join("patronictl-fixture");
+        fs::write(
+            &f,
+            "#!/bin/sh\ncase \" $* \" in *\" show-config \"*) printf 'postgresql:\\n  parameters:\\n    ssl: \"off\"\\n' ;; \
+             *) echo \"fixture: only show-config\" >&2; exit 1 ;; esac\n",
+        )
+        .unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(w.join("patroni.yml"), "scope: fixture\nname: db1\n").unwrap();
+    }
     fs::create_dir_all(root.join("templates")).unwrap();
     fs::write(
         root.join("templates/t.j2"),
@@ -251,6 +328,22 @@ fn no_registered_module_acts_in_check_mode() {
     ensure_cert(&pki, &CertSpec::server("db1", "db1", vec!["db1".into()])).unwrap();
     ensure_cert(&pki, &CertSpec::client("app", "app")).unwrap();
     let new_pki = root.join("new-pki");
+    // A real package, never installed here (its name is this test's own).
+    let deb = deb_common::Deb::new("castellan-check-mode-pure", "1.0").build(&w);
+    deb_common::purge("castellan-check-mode-pure");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recording");
+    let state = fixture_state(&root);
+    // This test binary has this one test: the PATH and the fixtures' state are its own.
+    std::env::set_var(
+        "PATH",
+        format!(
+            "{}:{}",
+            s(&fixtures),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    std::env::set_var("CASTELLAN_FIXTURE_STATE", &state);
+    let fixture_before = hashes(&state.join("rpmdb"));
 
     let registered: BTreeSet<&str> = castellan::modules::registry::names().collect();
     let covered: BTreeSet<&str> = CASES.iter().map(|c| c.1).collect();
@@ -273,7 +366,8 @@ fn no_registered_module_acts_in_check_mode() {
                     &pki
                 }),
             )
-            .replace("{PORT}", &pg.port.to_string());
+            .replace("{PORT}", &pg.port.to_string())
+            .replace("{DEB}", s(&deb));
         tasks.push_str(&format!(
             "    - name: {name}\n      {module}:\n        {args}\n"
         ));
@@ -349,6 +443,41 @@ fn no_registered_module_acts_in_check_mode() {
         "check mode changed the PKI directory"
     );
     assert!(!new_pki.exists(), "check mode created a PKI directory");
+    assert_eq!(
+        deb_common::installed("castellan-check-mode-pure"),
+        None,
+        "check mode installed a package"
+    );
+    assert_eq!(
+        hashes(&state.join("rpmdb")),
+        fixture_before,
+        "check mode changed the fixture's rpm database"
+    );
+    for d in ["active", "enabled", "masked"] {
+        assert!(
+            fs::read_dir(state.join(d)).map_or(true, |mut r| r.next().is_none()),
+            "check mode changed the fixture's units ({d})"
+        );
+    }
+    let calls = fs::read_to_string(state.join("calls.log")).unwrap_or_default();
+    for changing in [
+        " install",
+        " update",
+        " upgrade",
+        "systemctl start",
+        "systemctl restart",
+        "systemctl enable",
+        "daemon-reload",
+    ] {
+        assert!(
+            !calls.contains(changing),
+            "check mode ran `{changing}`: {calls}"
+        );
+    }
+    assert!(
+        calls.contains("systemctl show") && calls.contains("rpm -q"),
+        "the plans read through the fixtures: {calls}"
+    );
     assert_eq!(
         hashes(&pg.data),
         data_before,
