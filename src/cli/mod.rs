@@ -23,6 +23,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     after_help = "Examples:\n  castellan playbook playbooks/example.yml -i playbooks/inventory/local.yml --check --diff\n  \
                   castellan playbook playbooks/example.yml -i tests/fleet/inventory.yml -l 'db*' -f 50\n  \
                   castellan inventory -i playbooks/inventory/local.yml --list\n  \
+                  castellan inventory -i vagrant:vagrant --list\n  \
                   castellan pki issue --dir pki server db1 --san db1.example.com --san 10.0.0.5"
 )]
 pub struct Cli {
@@ -53,7 +54,7 @@ pub enum CertsCommand {
 
 #[derive(Args, Debug)]
 pub struct CertsStatusArgs {
-    /// Inventory file or directory (repeatable)
+    /// Inventory file or directory, or vagrant:DIR (a Vagrant environment; vagrant:FILE, a saved `vagrant ssh-config`) (repeatable)
     #[arg(
         short = 'i',
         long = "inventory",
@@ -90,7 +91,7 @@ pub struct PlaybookArgs {
     /// Playbook files to run, in order
     #[arg(required = true, value_name = "PLAYBOOK")]
     pub playbooks: Vec<PathBuf>,
-    /// Inventory file or directory (repeatable)
+    /// Inventory file or directory, or vagrant:DIR (a Vagrant environment; vagrant:FILE, a saved `vagrant ssh-config`) (repeatable)
     #[arg(
         short = 'i',
         long = "inventory",
@@ -138,7 +139,7 @@ pub struct PlaybookArgs {
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "host"])))]
 pub struct InventoryArgs {
-    /// Inventory file or directory (repeatable)
+    /// Inventory file or directory, or vagrant:DIR (a Vagrant environment; vagrant:FILE, a saved `vagrant ssh-config`) (repeatable)
     #[arg(
         short = 'i',
         long = "inventory",
