@@ -213,19 +213,22 @@ s_hba() {
 }
 
 s_login() {
-    local pki=$env_dir/.castellan/pki/client/postgres h out
+    local pki h out user
     for h in pg13 pg15 pg17; do
-        out=$(psql "host=$h.vagrant.test hostaddr=${ip[$h]} port=${port[$h]} dbname=postgres user=postgres \
+        user=postgres
+        [[ $h != pg17 ]] || user=enterprisedb # EDB layout: its superuser
+        pki=$env_dir/.castellan/pki/client/$user
+        out=$(psql "host=$h.vagrant.test hostaddr=${ip[$h]} port=${port[$h]} dbname=postgres user=$user \
 sslmode=verify-full sslrootcert=$pki/root.crt sslcert=$pki/client.crt sslkey=$pki/client.key connect_timeout=10" \
             -Atc "select current_setting('server_version_num')::int / 10000, ssl, client_dn from pg_stat_ssl where pid = pg_backend_pid()") || return 1
         echo "$h: $out"
         case $h in
             pg13) [[ $out == 13\|t\|*CN=postgres* ]] || return 1 ;;
             pg15) [[ $out == 15\|t\|*CN=postgres* ]] || return 1 ;;
-            pg17) [[ $out == 17\|t\|*CN=postgres* ]] || return 1 ;;
+            pg17) [[ $out == 17\|t\|*CN=enterprisedb* ]] || return 1 ;;
         esac
         # Without a client certificate: refused.
-        if psql "host=$h.vagrant.test hostaddr=${ip[$h]} port=${port[$h]} dbname=postgres user=postgres \
+        if psql "host=$h.vagrant.test hostaddr=${ip[$h]} port=${port[$h]} dbname=postgres user=$user \
 sslmode=verify-full sslrootcert=$pki/root.crt sslcert=$work/none.crt sslkey=$work/none.key connect_timeout=10" \
             -Atc 'select 1' >"$work/nocert.txt" 2>&1; then
             echo "$h accepted a login without a client certificate"

@@ -120,6 +120,8 @@ build_one() {
   '
   install -m 0600 -o 1000 -g 1000 "$insecure_pub" "$root/home/vagrant/.ssh/authorized_keys"
   chroot "$root" chown -R vagrant:vagrant /home/vagrant/.ssh
+  local previous
+  previous="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)"
   tar -C "$root" --numeric-owner -c . | docker import \
     --change 'CMD ["/bin/sh", "-c", "mkdir -p /run/sshd && ssh-keygen -A && exec /usr/sbin/sshd -D -e"]' \
     --change "LABEL castellan.inputs=$hash castellan.suite=$suite castellan.postgresql=$major" \
@@ -128,6 +130,8 @@ build_one() {
   root=""
   echo "build.sh: $image built in $((SECONDS - start)) s"
   verify "$image" "$major"
+  # The image this one replaces (now untagged) goes, unless a container still uses it.
+  [ -z "$previous" ] || docker rmi "$previous" >/dev/null 2>&1 || true
 }
 
 suites=("$@")
