@@ -9,6 +9,7 @@ static MODULES: &[&dyn Module] = &[
     &files::lineinfile::LineInFile,
     &files::blockinfile::BlockInFile,
     &files::ini_file::IniFile,
+    &files::env_file::EnvFile,
     &commands::command::Command,
     &commands::shell::Shell,
     &control::debug::Debug,
@@ -33,6 +34,7 @@ static MODULES: &[&dyn Module] = &[
     &services::service::Service,
     &services::systemd::Systemd,
     &wait::wait_for::WaitFor,
+    &postgres::patroni_config::PatroniConfig,
 ];
 
 /// Collections whose module names resolve to ours.
