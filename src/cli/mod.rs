@@ -26,6 +26,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     after_help = "Examples:\n  castellan playbook playbooks/example.yml -i playbooks/inventory/local.yml --check --diff\n  \
                   castellan playbook playbooks/example.yml -i tests/fleet/inventory.yml -l 'db*' -f 50\n  \
                   castellan inventory -i playbooks/inventory/local.yml --list\n  \
+                  castellan inventory -i vagrant:vagrant --list\n  \
                   castellan pki issue --dir pki server db1 --san db1.example.com --san 10.0.0.5\n  \
                   castellan certs status -i inventory.yml --output prometheus --prometheus-file /var/lib/prometheus/node-exporter/castellan.prom\n  \
                   castellan schedule install --name rotate -- playbook playbooks/rotate-certs.yml -i inventory.yml --output json"
@@ -74,7 +75,7 @@ pub enum CertsCommand {
 
 #[derive(Args, Debug)]
 pub struct CertsStatusArgs {
-    /// Inventory file or directory (repeatable)
+    /// Inventory file or directory, or vagrant:DIR (a Vagrant environment; vagrant:FILE, a saved `vagrant ssh-config`) (repeatable)
     #[arg(
         short = 'i',
         long = "inventory",
@@ -127,7 +128,7 @@ pub struct PlaybookArgs {
     /// Playbook files to run, in order
     #[arg(required = true, value_name = "PLAYBOOK")]
     pub playbooks: Vec<PathBuf>,
-    /// Inventory file or directory (repeatable)
+    /// Inventory file or directory, or vagrant:DIR (a Vagrant environment; vagrant:FILE, a saved `vagrant ssh-config`) (repeatable)
     #[arg(
         short = 'i',
         long = "inventory",
@@ -175,7 +176,7 @@ pub struct PlaybookArgs {
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "host"])))]
 pub struct InventoryArgs {
-    /// Inventory file or directory (repeatable)
+    /// Inventory file or directory, or vagrant:DIR (a Vagrant environment; vagrant:FILE, a saved `vagrant ssh-config`) (repeatable)
     #[arg(
         short = 'i',
         long = "inventory",
