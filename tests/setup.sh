@@ -3,7 +3,11 @@
 # PostgreSQL 15 server and client (real TLS logins), libpq's and OpenSSL's headers and a C compiler
 # (a libpq client the rotation test builds), openssh-server (the SSH test fleet), Python's
 # venv module and the real `ansible-vault` (PyPI ansible-core, in a venv under target/: the vault
-# tests encrypt their files with it).
+# tests encrypt their files with it), a JDK and pgjdbc (tests/fixtures/jdbc/PgLogin.java: a JDBC
+# login with client.pk8, as CAST's Java components), inotify-tools and PyPI prometheus-client in a
+# venv under target/ (tests/monitoring/tools.sh: the certs status tests watch file opens and parse
+# metrics), systemd's systemd-analyze (tests/schedule.rs verifies the units `schedule install`
+# writes; it needs no systemd running as PID 1).
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 
@@ -16,6 +20,10 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-ve
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 [ -f /usr/include/postgresql/libpq-fe.h ] || need+=(libpq-dev)
 [ -f /usr/include/openssl/x509.h ] || need+=(libssl-dev)
+command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
+[ -f /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
+command -v inotifywait >/dev/null 2>&1 || need+=(inotify-tools)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""
@@ -25,4 +33,5 @@ if [ "${#need[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 vault=$(bash "$(dirname "$0")/vault/ansible-vault.sh")
-echo "setup: openssl $(openssl version | cut -d' ' -f2), postgresql 15 at /usr/lib/postgresql/15/bin, sshd ready, $("$vault" --version | sed -n 1p)"
+prom_python=$(bash "$(dirname "$0")/monitoring/tools.sh" | sed -n 1p)
+echo "setup: openssl $(openssl version | cut -d' ' -f2), postgresql 15 at /usr/lib/postgresql/15/bin, sshd ready, $("$vault" --version | sed -n 1p), prometheus-client $("$prom_python" -c 'import importlib.metadata as m; print(m.version("prometheus-client"))'), java $(java -version 2>&1 | awk -F'"' 'NR == 1 { print $2 }') with /usr/share/java/postgresql.jar"

@@ -38,6 +38,8 @@ pub struct CaSpec {
     /// The private key of `import_cert` (PEM: PKCS#8, SEC1 or PKCS#1). Without it the CA is
     /// "external": castellan can verify with it but not issue.
     pub import_key: Option<PathBuf>,
+    /// Seconds a new CA's notBefore is set back from its creation (clock skew between hosts).
+    pub not_before_margin_s: u32,
 }
 
 impl Default for CaSpec {
@@ -49,6 +51,7 @@ impl Default for CaSpec {
             days: DEFAULT_CA_DAYS,
             import_cert: None,
             import_key: None,
+            not_before_margin_s: super::DEFAULT_NOT_BEFORE_MARGIN_S,
         }
     }
 }
@@ -433,11 +436,12 @@ fn check_key(key_pem: &[u8], key_path: &Path, cert: &CaCert, cert_path: &Path) -
 }
 
 /// The parameters of a CA certificate castellan makes: CA with path length 0, keyCertSign,
-/// cRLSign and digitalSignature, valid from an hour ago (clock skew) for `days`.
+/// cRLSign and digitalSignature, valid from `margin_s` seconds ago (clock skew) for `days`.
 pub(crate) fn ca_params(
     dn: DistinguishedName,
     days: u32,
     now: OffsetDateTime,
+    margin_s: u32,
 ) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
     params.distinguished_name = dn;
@@ -447,7 +451,7 @@ pub(crate) fn ca_params(
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    params.not_before = now - Duration::hours(1);
+    params.not_before = super::not_before(now, margin_s);
     params.not_after = now + Duration::days(i64::from(days));
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     Ok(params)
@@ -459,8 +463,12 @@ pub(crate) fn self_signed_ca(
     key: &KeyPair,
     days: u32,
     now: OffsetDateTime,
+    margin_s: u32,
 ) -> Result<Vec<u8>> {
-    Ok(ca_params(dn, days, now)?.self_signed(key)?.der().to_vec())
+    Ok(ca_params(dn, days, now, margin_s)?
+        .self_signed(key)?
+        .der()
+        .to_vec())
 }
 
 /// Loads a CA certificate (the first of the file) and its key from these files, checking that
@@ -668,6 +676,7 @@ struct CaRequest {
 
 fn ca_request(spec: &CaSpec) -> Result<CaRequest> {
     check_days(spec.days, "--days")?;
+    super::validate_not_before_margin(spec.not_before_margin_s)?;
     Ok(CaRequest {
         want: wanted_subject(spec)?,
         import: read_import(spec)?,
@@ -831,7 +840,13 @@ pub fn ensure_ca(dir: &Path, spec: &CaSpec) -> Result<CaOutcome> {
         }
         CaAction::Create(attrs, key_type) => {
             let key = key_type.generate()?;
-            let der = self_signed_ca(build_dn(&attrs)?, &key, spec.days, now)?;
+            let der = self_signed_ca(
+                build_dn(&attrs)?,
+                &key,
+                spec.days,
+                now,
+                spec.not_before_margin_s,
+            )?;
             let ca_cert = inspect_ca(&der, &pki.ca_cert())?;
             txn.write(
                 &pki.ca_key(),

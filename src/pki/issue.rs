@@ -174,6 +174,8 @@ pub struct CertSpec {
     /// Re-issue even when nothing else asks for it, once per process ([`forced_once`]): a
     /// scheduled rotation's `rotate_force`.
     pub force: bool,
+    /// Seconds notBefore is set back from the time of issue (clock skew between hosts).
+    pub not_before_margin_s: u32,
 }
 
 impl CertSpec {
@@ -189,6 +191,7 @@ impl CertSpec {
             renew_before_days: DEFAULT_RENEW_BEFORE_DAYS,
             pfx_password: PfxPassword::default(),
             force: false,
+            not_before_margin_s: super::DEFAULT_NOT_BEFORE_MARGIN_S,
         }
     }
 
@@ -283,6 +286,7 @@ fn validate(spec: &CertSpec) -> Result<Request> {
     validate_name(&spec.name)?;
     validate_cn(&spec.cn)?;
     check_days(spec.days, "--days")?;
+    super::validate_not_before_margin(spec.not_before_margin_s)?;
     if spec.renew_before_days >= spec.days {
         return Err(PkiError::InvalidArgument(format!(
             "--renew-before ({} days) must be shorter than --days ({}): otherwise every run would re-issue the certificate",
@@ -592,7 +596,7 @@ fn sign(
         CertKind::Client => ExtendedKeyUsagePurpose::ClientAuth,
     }];
     params.use_authority_key_identifier_extension = true;
-    params.not_before = now - Duration::hours(1);
+    params.not_before = super::not_before(now, spec.not_before_margin_s);
     params.not_after = now + Duration::days(i64::from(spec.days));
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     let issuer = ca.issuer()?;

@@ -100,6 +100,8 @@ pub struct RolloverSpec {
     pub key_type: Option<KeyType>,
     /// Lifetime of the new CA, in days (default: the old CA's).
     pub days: Option<u32>,
+    /// Seconds the new CA's and the link certificate's notBefore are set back (clock skew).
+    pub not_before_margin_s: u32,
 }
 
 impl RolloverSpec {
@@ -109,6 +111,7 @@ impl RolloverSpec {
             stop_after: PHASES,
             key_type: None,
             days: None,
+            not_before_margin_s: super::DEFAULT_NOT_BEFORE_MARGIN_S,
         }
     }
 }
@@ -329,7 +332,7 @@ fn link_ok(pki: &PkiDir, old: &Ca, new: &Ca) -> Result<bool> {
 /// writing only what differs. Returns what it wrote (or would write), in words.
 fn converge(
     pki: &PkiDir,
-    phase: u8,
+    (phase, margin_s): (u8, u32),
     (old, new): (&Ca, &Ca),
     index: &mut Index,
     now: OffsetDateTime,
@@ -421,7 +424,7 @@ fn converge(
         }
     }
     if phase <= 2 && !link_ok(pki, old, new)? {
-        if let Some(der) = trust::link(old, &new.cert, now)? {
+        if let Some(der) = trust::link(old, &new.cert, now, margin_s)? {
             put(
                 sink,
                 &mut did,
@@ -505,7 +508,13 @@ fn next_ca(
         None => lifetime(&old.cert),
     };
     let key = key_type.generate()?;
-    let der = trust::successor(&old.cert, &key, days, now, &pki.ca_next_cert())?;
+    let der = trust::successor(
+        &old.cert,
+        &key,
+        (days, spec.not_before_margin_s),
+        now,
+        &pki.ca_next_cert(),
+    )?;
     let cert = inspect_ca(&der, &pki.ca_next_cert())?;
     Ok(Some(Ca {
         cert,
@@ -537,7 +546,10 @@ fn check(spec: &RolloverSpec) -> Result<()> {
         RolloverStep::Start(p) | RolloverStep::Done(p) if bad(p) => Err(PkiError::InvalidArgument(
             format!("phase must be 1, 2 or 3, not {p}"),
         )),
-        _ => spec.days.map_or(Ok(()), |d| check_days(d, "--days")),
+        _ => {
+            super::validate_not_before_margin(spec.not_before_margin_s)?;
+            spec.days.map_or(Ok(()), |d| check_days(d, "--days"))
+        }
     }
 }
 
@@ -645,7 +657,14 @@ fn run(dir: &Path, spec: &RolloverSpec, write: bool) -> Result<RolloverOutcome> 
                 } else {
                     Sink::Dry
                 };
-                converge(&pki, p, (&old, &new), &mut index, now, &mut sink)?
+                converge(
+                    &pki,
+                    (p, spec.not_before_margin_s),
+                    (&old, &new),
+                    &mut index,
+                    now,
+                    &mut sink,
+                )?
             };
             if !started {
                 let mut s = match (&state, p) {

@@ -151,25 +151,30 @@ pub(crate) fn same_name(name: &X509Name<'_>, path: &Path) -> Result<Distinguishe
     Ok(dn)
 }
 
-/// A new CA certificate (DER) for `key` with the same subject as `old`, valid for `days`: the
-/// next CA of a rollover.
+/// A new CA certificate (DER) for `key` with the same subject as `old`, valid for `days` from
+/// `margin_s` seconds ago: the next CA of a rollover.
 pub(crate) fn successor(
     old: &CaCert,
     key: &KeyPair,
-    days: u32,
+    (days, margin_s): (u32, u32),
     now: OffsetDateTime,
     path: &Path,
 ) -> Result<Vec<u8>> {
     let x509 = parse_der(&old.der)
         .ok_or_else(|| PkiError::Internal("cannot re-read the CA certificate".into()))?;
     let dn = same_name(x509.subject(), path)?;
-    super::ca::self_signed_ca(dn, key, days, now)
+    super::ca::self_signed_ca(dn, key, days, now, margin_s)
 }
 
 /// The link certificate (DER): `new`'s subject and key, certified by `old`, as a CA, with the
 /// subject key identifier of `new` (so that certificates `new` signs chain through it), valid
 /// while both are. `None` when `old` expires within a day (a link would be of no use).
-pub(crate) fn link(old: &Ca, new: &CaCert, now: OffsetDateTime) -> Result<Option<Vec<u8>>> {
+pub(crate) fn link(
+    old: &Ca,
+    new: &CaCert,
+    now: OffsetDateTime,
+    margin_s: u32,
+) -> Result<Option<Vec<u8>>> {
     let not_after = old.cert.not_after.min(new.not_after);
     if not_after - now < Duration::days(1) {
         return Ok(None);
@@ -177,7 +182,7 @@ pub(crate) fn link(old: &Ca, new: &CaCert, now: OffsetDateTime) -> Result<Option
     let x509 = parse_der(&new.der)
         .ok_or_else(|| PkiError::Internal("cannot re-read the new CA certificate".into()))?;
     let dn = same_name(x509.subject(), &old.cert_path)?;
-    let mut params = ca_params(dn, 1, now)?;
+    let mut params = ca_params(dn, 1, now, margin_s)?;
     params.not_after = not_after;
     params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
     if let Some(id) = subject_key_id(&new.der) {

@@ -13,7 +13,7 @@
 //! Registers `run`, `phase`, `todo` (the phases still to do in this run), `summary`, `rollover`
 //! (the record of `rollover.json`, or null), `dir`, `ca`, and `reason` when something changed.
 //! The new CA's key type (`key_type`) defaults to the old CA's, its lifetime (`days`) to the old
-//! CA's.
+//! CA's; `not_before_margin` as for `pki_ca`.
 use std::path::Path;
 
 use serde_json::{Map, Value};
@@ -34,6 +34,7 @@ const ARGS: &[Arg] = &[
     Arg::new("stop_after", Kind::Int).range(1, PHASES as i64),
     Arg::new("key_type", Kind::Str),
     Arg::new("days", Kind::Int),
+    Arg::new("not_before_margin", Kind::Int),
 ];
 
 fn result_of(o: &RolloverOutcome, dir: &Path) -> Map<String, Value> {
@@ -88,6 +89,7 @@ impl Module for PkiRollover {
 
     fn validate(&self, args: &Args) -> Result<(), String> {
         key_type(args)?;
+        super::not_before_margin(args, true)?;
         let templated = |k: &str| args.str(k).is_some_and(crate::template::is_template);
         if !templated("phase") && !templated("state") {
             step_of(args)?;
@@ -112,6 +114,8 @@ impl Module for PkiRollover {
                 .map_or(PHASES, |p| p.clamp(1, PHASES as i64) as u8),
             key_type: key_type(args)?,
             days: super::days(args, "days")?,
+            not_before_margin_s: super::not_before_margin(args, false)?
+                .unwrap_or(crate::pki::DEFAULT_NOT_BEFORE_MARGIN_S),
         };
         let (d, s) = (dir.clone(), spec.clone());
         let o = super::blocking(move || plan_rollover(&d, &s)).await?;
