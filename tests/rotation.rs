@@ -1,7 +1,8 @@
 //! Issue 13, acceptance 1 to 4, end to end: `playbooks/rotate-certs.yml` and
 //! `playbooks/rotate-ca.yml` on a fleet of 3 real sshd + PostgreSQL 15 hosts (net 24; CRLs on, db3
 //! also a PEM agent), while libpq clients (tests/fixtures/rotation/pgloop.c, built here) log in
-//! with verify-full and a client certificate, a fresh connection to each host every 50 ms
+//! with verify-full and a client certificate (a CAST Imaging node, cast1, is a holder too, and
+//! checks its own login from the node at each run), a fresh connection to each host every 50 ms
 //! ("new") or 100 ms ("old"):
 //! - "new": follows the PKI's client bundle (`client/postgres/`), as a holder that gets the new
 //!   bundle and certificates; it must never fail;
@@ -306,7 +307,7 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
     };
     // Fresh clusters: a fleet left by an earlier run has keys and settings on it.
     FLEET.script("down.sh", &["--purge"]);
-    FLEET.script("up.sh", &[&HOSTS.to_string()]);
+    FLEET.script("up.sh", &[&HOSTS.to_string(), "--cast", "1"]);
     let _down = FLEET.down_on_drop();
     let tmp = tempfile::tempdir().unwrap();
     let pki = tmp.path().join("pki");
@@ -330,11 +331,14 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
     .unwrap();
     fs::write(root(3).join("agent.cfg"), "[PEM/agent]\nagent_id=3\n").unwrap();
 
-    // Mutual TLS on the servers, a client certificate for the PEM agent.
+    // Mutual TLS on the servers, a client certificate for the PEM agent and the CAST node.
     mark("fleet up");
     let run = playbook("playbooks/pem-backend.yml", &inv, &pki, &[]);
     let pem_agent = root(3).join("pem/agent1.crt");
     assert!(pem_agent.exists(), "{}", run.all_text());
+    playbook("playbooks/cast-imaging.yml", &inv, &pki, &[]);
+    let cast_ssl = PathBuf::from(format!("{DIR}/hosts/cast1/root/etc/cast-imaging/ssl"));
+    let cast_cert = cast_ssl.join("client.crt");
     let started: Vec<String> = (1..=HOSTS).map(start_time).collect();
     let bin = build_pgloop(&work);
     let client = pki.join("client/postgres");
@@ -358,8 +362,9 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
     // PEM agent), pushed, reloaded (never restarted), the new one served.
     let before = served(&pki);
     let agent_before = fs::read(&pem_agent).unwrap();
+    let cast_before = fs::read(&cast_cert).unwrap();
     let client_before = fs::read(client.join("client.crt")).unwrap();
-    mark("mutual TLS on (pem-backend.yml)");
+    mark("mutual TLS on (pem-backend.yml, cast-imaging.yml)");
     let run = playbook(
         "playbooks/rotate-certs.yml",
         &inv,
@@ -387,6 +392,7 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
         );
     }
     assert_ne!(fs::read(&pem_agent).unwrap(), agent_before, "PEM agent");
+    assert_ne!(fs::read(&cast_cert).unwrap(), cast_before, "CAST node");
     assert_ne!(
         fs::read(client.join("client.crt")).unwrap(),
         client_before,
@@ -397,7 +403,7 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
     // Acceptance 4: nothing due: changed=0 everywhere and no reload.
     let loaded: Vec<String> = (1..=HOSTS).map(load_time).collect();
     let run = playbook("playbooks/rotate-certs.yml", &inv, &pki, &[]);
-    for h in ["db1", "db2", "db3"] {
+    for h in ["db1", "db2", "db3", "cast1"] {
         assert_eq!(run.stat(h, "changed"), 0, "{h}: {}", run.changed(h));
     }
     assert_eq!(
@@ -483,6 +489,7 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
         );
     }
     assert_eq!(certs_in(&client.join("root.crt")), bundle);
+    assert_eq!(certs_in(&cast_ssl.join("root.crt")), bundle, "CAST node");
 
     mark("phase 1");
     // Phase 2, killed once db1 serves its new certificate (with the link certificate after it).
@@ -576,6 +583,7 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
     }
     let mut bundles: Vec<PathBuf> = vec![pki.join("ca.crt")];
     bundles.extend((1..=HOSTS).map(|k| tls_dir(k).join("root.crt")));
+    bundles.push(cast_ssl.join("root.crt"));
     bundles.extend(
         walk(&pki.join("client"))
             .into_iter()
