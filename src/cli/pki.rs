@@ -8,7 +8,8 @@
 //! castellan pki crl     --dir D [--days N] [--renew-before DAYS]
 //! castellan pki list    --dir D [--output json]
 //! castellan pki export  --dir D NAME --to DIR [--kind server|client] [--force]
-//! castellan pki rollover --dir D [--phase N [--done]] [--stop-after N] [--key-type T] [--days N] [--check]
+//! castellan pki rollover --dir D [--phase N [--done]] [--stop-after N] [--key-type T] [--days N]
+//!                         [--not-before-margin S] [--check]
 //! ```
 //! Every subcommand takes `--output text|json`. Key types and reasons are checked here, not by
 //! clap, so that a wrong value is invalid input (exit 4) with the list of valid values.

@@ -112,7 +112,8 @@ pub(crate) fn check_renew(args: &Args, default_days: u32) -> Result<(), String> 
 }
 
 /// The variable a scheduled rotation sets to renew every certificate (`-e rotate_force=true`):
-/// the default of `pki_cert`'s and `pki_csr`'s `force`, so every role's certificates obey it.
+/// the default of `pki_cert`'s `force`, so every role's certificates obey it (a host-made key,
+/// `pki_csr`, is renewed by the role asking for a new key: `rekey`).
 pub(crate) const FORCE_VAR: &str = "rotate_force";
 
 /// `force`: the argument, else the variable [`FORCE_VAR`], else false.
