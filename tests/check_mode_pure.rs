@@ -156,6 +156,24 @@ const CASES: &[(&str, &str, &str, Status)] = &[
         Status::Changed,
     ),
     (
+        "external certificate check",
+        "pki_check",
+        "cert: {PKI}/server/db1/server.crt\n        key: {PKI}/server/db1/server.key\n        ca: {PKI}/ca.crt\n        names: [db1]",
+        Status::Ok,
+    ),
+    (
+        "key made on the host",
+        "pki_csr",
+        "dir: {PKI}\n        name: db3\n        sans: [db3.example.com]\n        key: {W}/db3.key\n        cert: {W}/db3.crt",
+        Status::Changed,
+    ),
+    (
+        "request of the host's key signed",
+        "pki_csr",
+        "dir: {PKI}\n        name: db4\n        sans: [db4.example.com]\n        key: {W}/host.key\n        cert: {W}/host.crt",
+        Status::Changed,
+    ),
+    (
         "new secret",
         "secret",
         "path: {W}/secrets/session_key\n        bytes: 32",
@@ -205,6 +223,13 @@ fn no_registered_module_acts_in_check_mode() {
     fs::write(w.join("conf.txt"), "a = 1\n").unwrap();
     fs::write(w.join("app.ini"), "[s]\nother = 1\n").unwrap();
     fs::write(w.join("copy.txt"), "old\n").unwrap();
+    // A key already on the host: pki_csr's plan makes a request from it (openssl req, read-only).
+    let host_key = castellan::pki::KeyType::EcdsaP256.generate().unwrap();
+    fs::write(
+        w.join("host.key"),
+        castellan::pki::key::private_key_pem(&host_key),
+    )
+    .unwrap();
     fs::create_dir_all(root.join("templates")).unwrap();
     fs::write(
         root.join("templates/t.j2"),

@@ -79,6 +79,7 @@ impl Runner<'_> {
                     a.run(&actx).await.map(|out| {
                         changed |= out.changed;
                         result.extend(out.result);
+                        backups.extend(out.backups);
                     })
                 }
             };

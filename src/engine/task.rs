@@ -43,6 +43,13 @@ impl Runner<'_> {
             .buffer_unordered(forks)
             .collect()
             .await;
+        // A module's `warnings` (a CN without SAN, a certificate outliving its CA...) are shown
+        // as warnings, as Ansible does, once per host that ran the task.
+        for o in &outcomes {
+            for w in result_warnings(&o.result.detail) {
+                self.reporter.warn(&format!("{}: {w}", o.host));
+            }
+        }
         if task.run_once {
             if let Some(first) = outcomes.first() {
                 let copies: Vec<Outcome> =
@@ -92,5 +99,42 @@ fn copy_for(first: &Outcome, host: &str) -> Outcome {
         applied: first.applied,
         // The backups are on the host that ran the task.
         backups: Vec::new(),
+    }
+}
+
+/// The `warnings` of a result, and of each item's result in a loop.
+fn result_warnings(detail: &serde_json::Value) -> Vec<String> {
+    let of = |v: &serde_json::Value| -> Vec<String> {
+        v.get("warnings")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = of(detail);
+    if let Some(items) = detail.get("results").and_then(serde_json::Value::as_array) {
+        for item in items {
+            out.extend(of(item));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_of_a_result_and_of_its_items() {
+        let v = serde_json::json!({
+            "warnings": ["a"],
+            "results": [{"warnings": ["b", 3]}, {"changed": true}],
+        });
+        assert_eq!(result_warnings(&v), vec!["a", "b"]);
+        assert!(result_warnings(&serde_json::json!({"changed": false})).is_empty());
     }
 }

@@ -36,6 +36,9 @@ pub struct ActionOutput {
     pub changed: bool,
     /// Result keys to register, over those of the plan.
     pub result: Map<String, Value>,
+    /// Backups the action's own writes kept on the host (what a later rollback restores, like
+    /// those of the plan's `Op::Write`s).
+    pub backups: Vec<Backup>,
 }
 
 #[async_trait]

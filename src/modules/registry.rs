@@ -18,6 +18,8 @@ static MODULES: &[&dyn Module] = &[
     &pki::ca::PkiCa,
     &pki::cert::PkiCert,
     &pki::crl::PkiCrl,
+    &pki::check::PkiCheck,
+    &pki::csr::PkiCsr,
     &pki::secret::SecretModule,
     &postgres::pg_facts::PgFacts,
     &postgres::pg_service::PgService,

@@ -304,7 +304,8 @@ pub(crate) fn decode_cert(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> 
     Ok(der)
 }
 
-fn pem_encode(label: &str, der: &[u8]) -> String {
+/// PEM text of a DER object (64 columns, LF).
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     // Standard base64, 64 columns (RFC 7468).
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut b64 = String::with_capacity(der.len() * 4 / 3 + 4);

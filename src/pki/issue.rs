@@ -75,7 +75,7 @@ impl San {
         parse_dns(raw).map(San::Dns).map_err(|why| bad(&why))
     }
 
-    fn to_rcgen(&self) -> Result<SanType> {
+    pub(crate) fn to_rcgen(&self) -> Result<SanType> {
         match self {
             San::Dns(d) => Ia5String::try_from(d.as_str())
                 .map(SanType::DnsName)
@@ -283,7 +283,8 @@ fn validate(spec: &CertSpec) -> Result<Request> {
     Ok(Request { sans })
 }
 
-fn cert_sans(x509: &X509Certificate<'_>) -> Vec<San> {
+/// The SANs of a certificate, in its order.
+pub(crate) fn cert_sans(x509: &X509Certificate<'_>) -> Vec<San> {
     let mut out = Vec::new();
     if let Ok(Some(ext)) = x509.subject_alternative_name() {
         for gn in &ext.value.general_names {
@@ -305,12 +306,14 @@ fn cert_sans(x509: &X509Certificate<'_>) -> Vec<San> {
     out
 }
 
-fn list_sans(sans: &[San]) -> String {
+/// `[DNS:a, IP:b]`, for messages.
+pub(crate) fn list_sans(sans: &[San]) -> String {
     let v: Vec<String> = sans.iter().map(San::to_string).collect();
     format!("[{}]", v.join(", "))
 }
 
-fn time_of(t: &x509_parser::time::ASN1Time) -> Result<OffsetDateTime> {
+/// A certificate time as an `OffsetDateTime`.
+pub(crate) fn time_of(t: &x509_parser::time::ASN1Time) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(t.timestamp())
         .map_err(|e| PkiError::Internal(format!("certificate date out of range: {e}")))
 }

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! PKI_DIR/ca.crt ca.key                      0644 / 0600 (or ca.crt alone: an external CA)
-//! PKI_DIR/server/NAME/server.crt server.key
+//! PKI_DIR/server/NAME/server.crt server.key   (server.crt alone: a key made on its host, csr.rs)
 //! PKI_DIR/client/NAME/client.crt client.key client.pk8 client.pem.pk8 client.pfx root.crt
 //!                                  (.pk8 = PKCS#8 DER for JDBC, .pem.pk8 = PKCS#8 PEM,
 //!                                   .pfx = PKCS#12 for .NET, root.crt = a copy of ca.crt)
@@ -21,7 +21,9 @@
 
 pub mod bundle;
 pub mod ca;
+pub mod check;
 pub mod crl;
+pub mod csr;
 pub mod export;
 pub mod index;
 pub mod issue;
@@ -38,9 +40,14 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 pub use ca::{ensure_ca, plan_ca, CaOutcome, CaPlan, CaSpec, DEFAULT_CA_DAYS};
+pub use check::{check_server_files, CheckFailure, CheckReport, ServerCheck};
 pub use crl::{
     ensure_crl, ensure_revoked, plan_crl, plan_revoked, revoke, CrlOutcome, CrlPlan, CrlSpec,
     RevocationReason, RevokeOutcome, RevokeSpec, DEFAULT_CRL_DAYS, DEFAULT_CRL_RENEW_BEFORE_DAYS,
+};
+pub use csr::{
+    control_node_key, due_for_renewal, ensure_signed_csr, plan_signed_csr, read_csr, Csr, CsrSpec,
+    SignPlan, SignedCert,
 };
 pub use export::{export, ExportOutcome, ExportSpec};
 pub use issue::{
@@ -103,6 +110,9 @@ pub enum PkiError {
 
     #[error("{0}")]
     InvalidArgument(String),
+
+    #[error("invalid certificate signing request: {why}")]
+    BadCsr { why: String },
 
     #[error("unknown revocation reason {given:?}: valid reasons are {}", crl::RevocationReason::names().join(", "))]
     UnknownReason { given: String },

@@ -283,6 +283,20 @@ impl Txn {
         Ok(())
     }
 
+    /// Removes `path` if it exists (put back when the transaction is dropped uncommitted).
+    pub fn remove(&mut self, path: &Path) -> Result<()> {
+        if fs::symlink_metadata(path).is_err() {
+            return Ok(());
+        }
+        let backup = side_name(path, "bak");
+        fs::rename(path, &backup).map_err(|e| PkiError::io("remove", path, e))?;
+        self.undo.push(Undo::Replaced {
+            path: path.to_path_buf(),
+            backup,
+        });
+        Ok(())
+    }
+
     /// Keeps every write and removes the backups.
     pub fn commit(mut self) {
         self.committed = true;
@@ -366,6 +380,25 @@ mod tests {
         assert_eq!(fs::metadata(&old).unwrap().ino(), ino);
         assert!(!t.path().join("a").exists());
         assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn removal_is_undone_unless_committed() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("key");
+        fs::write(&f, b"k").unwrap();
+        {
+            let mut txn = Txn::new();
+            txn.remove(&f).unwrap();
+            txn.remove(&t.path().join("absent")).unwrap();
+            assert!(!f.exists());
+        }
+        assert_eq!(fs::read(&f).unwrap(), b"k");
+        let mut txn = Txn::new();
+        txn.remove(&f).unwrap();
+        txn.commit();
+        assert!(!f.exists());
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0, "no backup left");
     }
 
     #[test]

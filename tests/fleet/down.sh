@@ -2,7 +2,8 @@
 # Stop the local test fleet started by up.sh: every host sshd named by a pid file under the fleet dir
 # (checked to really be that sshd: comm "sshd" and "-f <its config>" in its command line), with its
 # session processes, and any ssh ControlMaster whose control socket lives under the fleet dir.
-# Stops the fleet's PostgreSQL clusters (pg_ctlcluster stop; data kept, the next up.sh starts them).
+# Stops the fleet's PostgreSQL clusters (pg_ctlcluster stop, pg_ctl stop for an EDB-layout one; data
+# kept, the next up.sh starts them).
 # Leaves all files in place (keys are reused by the next up.sh) unless --purge is given, which then
 # drops the clusters (pg_dropcluster, and the files it leaves in /etc/postgresql/15/NAME), removes the
 # fleet's block from /etc/hosts, and deletes the fleet dir and the generated inventory.
@@ -93,6 +94,15 @@ pg_stopped=0
 if ((${#pg_ks[@]} > 0)); then
     pg_stopped=$(fleet_parallel 8 pg_down "${pg_ks[@]}" | grep -c stopped) || true
 fi
+# EDB-layout clusters (up.sh --edb): stopped with pg_ctl; --purge deletes their data with the dir.
+for dir in "$FLEET_DIR"/hosts/db*; do
+    k=${dir##*/db}
+    [[ $k =~ ^[0-9]+$ ]] && fleet_edb_is "$k" || continue
+    fleet_edb_pid pid "$k"
+    [[ -n $pid ]] || continue
+    fleet_edb_stop "$k"
+    pg_stopped=$((pg_stopped + 1))
+done
 
 hosts_block=removed
 if ((purge)); then

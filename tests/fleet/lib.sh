@@ -48,6 +48,9 @@ FLEET_NET=${CASTELLAN_FLEET_NET:-0}
     FLEET_PG_RUN=/var/run/postgresql
     FLEET_PG_CONF_D=00-castellan-fleet.conf
     FLEET_ETC_HOSTS=/etc/hosts
+    # up.sh --edb K: host dbK runs an EDB-layout cluster instead (see "EDB layout" below).
+    FLEET_EDB_USER=enterprisedb
+    FLEET_EDB_PORT=5444
 }
 
 fleet_die() {
@@ -259,6 +262,8 @@ fleet_pg_drop() {
     fleet_pg_name name "$k"
     dir=$FLEET_DIR/hosts/db$k
     fleet_pg_stop "$k"
+    # An EDB-layout server (up.sh --edb) on this host's data directory goes too.
+    if fleet_edb_is "$k"; then fleet_edb_stop "$k"; fi
     if [[ -f $FLEET_PG_ETC/$name/postgresql.conf ]]; then
         # Quiet unless it fails (it warns about a missing data directory, the usual broken case).
         if ! out=$(pg_dropcluster --stop "$FLEET_PG_VERSION" "$name" 2>&1 9>&-); then
@@ -328,4 +333,67 @@ fleet_parallel() {
     done
     for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
     return "$rc"
+}
+
+# --- EDB layout (up.sh --edb K) -------------------------------------------------------------------
+# Host dbK's cluster as EDB Postgres Advanced Server lays it out: made by initdb as OS user
+# enterprisedb (created if missing), postgresql.conf and pg_hba.conf inside the data directory
+# $FLEET_DIR/hosts/dbK/pgdata, port 5444, started and stopped with pg_ctl (log
+# $FLEET_DIR/hosts/dbK/postgresql.log), fleet settings in pgdata/conf.d/00-castellan-fleet.conf.
+
+# fleet_edb_is K: dbK's data directory has the initdb layout (its postgresql.conf inside).
+fleet_edb_is() {
+    [[ -f $FLEET_DIR/hosts/db$1/pgdata/postgresql.conf ]]
+}
+
+# fleet_edb_user: make sure OS user enterprisedb (and its group) exists.
+fleet_edb_user() {
+    id -u "$FLEET_EDB_USER" >/dev/null 2>&1 && return 0
+    useradd --system --user-group --create-home --home-dir "/var/lib/$FLEET_EDB_USER" \
+        --shell /bin/sh "$FLEET_EDB_USER" 2>/dev/null || id -u "$FLEET_EDB_USER" >/dev/null 2>&1 ||
+        fleet_die "cannot create OS user $FLEET_EDB_USER (useradd)"
+}
+
+# fleet_edb_pid VAR K: set VAR to the pid of the postmaster running on dbK's EDB-layout data
+# directory (postmaster.pid, a live `postgres` started with -D that directory), or to "".
+fleet_edb_pid() {
+    local _epd_dir _epd_pid _epd_comm
+    local -a _epd_argv
+    _epd_dir=$FLEET_DIR/hosts/db$2/pgdata
+    printf -v "$1" '%s' ""
+    { read -r _epd_pid <"$_epd_dir/postmaster.pid"; } 2>/dev/null || return 0
+    [[ $_epd_pid =~ ^[0-9]+$ ]] || return 0
+    fleet_alive "$_epd_pid" || return 0
+    { read -r _epd_comm <"/proc/$_epd_pid/comm"; } 2>/dev/null || return 0
+    [[ $_epd_comm == postgres ]] || return 0
+    { mapfile -d '' -t _epd_argv <"/proc/$_epd_pid/cmdline"; } 2>/dev/null || return 0
+    [[ " ${_epd_argv[*]} " == *" -D $_epd_dir "* ]] || return 0
+    printf -v "$1" '%s' "$_epd_pid"
+}
+
+# fleet_edb_ctl K ACTION [ARGS...]: pg_ctl ACTION on dbK's EDB-layout cluster as enterprisedb.
+fleet_edb_ctl() {
+    local k=$1 action=$2 dir
+    shift 2
+    dir=$FLEET_DIR/hosts/db$k
+    runuser -u "$FLEET_EDB_USER" -- "$FLEET_PG_BIN/pg_ctl" -D "$dir/pgdata" -l "$dir/postgresql.log" \
+        "$action" "$@" 9>&-
+}
+
+# fleet_edb_stop K: stop dbK's EDB-layout server if it runs (pg_ctl stop -m fast, then SIGQUIT).
+fleet_edb_stop() {
+    local pid
+    fleet_edb_pid pid "$1"
+    [[ -n $pid ]] || return 0
+    fleet_edb_ctl "$1" stop -m fast -w -t 30 >/dev/null 2>&1 || true
+    fleet_edb_pid pid "$1"
+    if [[ -n $pid ]]; then fleet_stop QUIT "$pid" >/dev/null; fi
+    return 0
+}
+
+# fleet_edb_drop K: stop dbK's EDB-layout server and delete its data, socket directory and log.
+fleet_edb_drop() {
+    local dir=$FLEET_DIR/hosts/db$1
+    fleet_edb_stop "$1"
+    rm -rf "$dir/pgdata" "$dir/pgsock" "$dir/postgresql.log"
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Control one fleet host's PostgreSQL cluster (created by up.sh) for tests, through pg_ctlcluster
-# like the roles do.
+# like the roles do (pg_ctl, as OS user enterprisedb on port 5444, for the host of up.sh --edb).
 #
 # Usage: tests/fleet/pg.sh dbK start|stop|restart|reload|status
 #        tests/fleet/pg.sh dbK psql [PSQL ARGS...]
 #   status  prints pg_ctlcluster's status; exit 0 when running, 3 when stopped (as pg_ctlcluster)
-#   psql    runs psql as the OS user postgres over the host's socket directory (peer login), e.g.
+#   psql    runs psql as the OS user postgres (enterprisedb) over the host's socket directory (peer
+#           login), e.g.
 #           tests/fleet/pg.sh db1 psql -XAtc 'show ssl'
 set -euo pipefail
 
@@ -26,6 +27,25 @@ psql) ;;
 *) usage ;;
 esac
 fleet_pg_installed || fleet_die "PostgreSQL $FLEET_PG_VERSION is not installed (up.sh installs it)"
+# An EDB-layout cluster (up.sh --edb K): OS user enterprisedb, port 5444, pg_ctl.
+if fleet_edb_is "$k"; then
+    if [[ $action == psql ]]; then
+        exec runuser -u "$FLEET_EDB_USER" -- "$FLEET_PG_BIN/psql" -h "$FLEET_DIR/hosts/db$k/pgsock" \
+            -p "$FLEET_EDB_PORT" -U "$FLEET_EDB_USER" -d postgres "$@"
+    fi
+    if [[ $action != status ]]; then
+        exec 9>"$FLEET_DIR/.lock"
+        flock 9
+    fi
+    case $action in
+    start | restart) set -- -w -t 60 ;;
+    stop) set -- -m fast -w -t 60 ;;
+    *) set -- ;;
+    esac
+    rc=0
+    fleet_edb_ctl "$k" "$action" "$@" || rc=$?
+    exit "$rc"
+fi
 name=""
 fleet_pg_name name "$k"
 owner=$(fleet_pg_owner "$k")

@@ -5,10 +5,14 @@
 # restarted; healthy clusters kept, stopped ones started, broken ones recreated; hosts above N
 # stopped and their clusters dropped). Needs root.
 #
-# Usage: tests/fleet/up.sh N [--no-postgres]
+# Usage: tests/fleet/up.sh N [--no-postgres] [--edb K]
 #   --no-postgres  (anywhere in the arguments) SSH-only hosts: no cluster is created or started,
 #                  clusters this fleet already has are stopped (those of hosts above N dropped), and
 #                  the fleet's /etc/hosts block is removed.
+#   --edb K        host dbK (K <= N) gets an EDB-layout cluster instead of a Debian one: initdb as OS
+#                  user enterprisedb (created if missing), configuration in the data directory, port
+#                  5444, started with pg_ctl (lib.sh, "EDB layout"). Without it, a host that had one
+#                  gets its Debian cluster back.
 # Writes the fleet state to $CASTELLAN_FLEET_DIR (default tests/fleet/.state) and an Ansible YAML
 # inventory (default tests/fleet/inventory.yml); see lib.sh for the environment variables, the
 # address scheme and the cluster layout. Stop the fleet with tests/fleet/down.sh.
@@ -242,21 +246,159 @@ pg_drop_one() {
     return 0
 }
 
+# edb_conf_d K: the conf.d file of dbK's EDB-layout cluster (address, port, socket directory).
+edb_conf_d() {
+    local addr
+    fleet_addr addr "$1"
+    printf '%s\n' "# castellan test fleet host db$1, EDB layout (written by tests/fleet/up.sh; edits are overwritten)" \
+        "listen_addresses = '$addr'" \
+        "port = $FLEET_EDB_PORT" \
+        "unix_socket_directories = '$FLEET_DIR/hosts/db$1/pgsock'"
+}
+
+# edb_healthy K: dbK's EDB-layout cluster answers on its socket directory and on its address.
+edb_healthy() {
+    local addr
+    fleet_addr addr "$1"
+    runuser -u "$FLEET_EDB_USER" -- "$FLEET_PG_BIN/pg_isready" -q -h "$FLEET_DIR/hosts/db$1/pgsock" \
+        -p "$FLEET_EDB_PORT" -U "$FLEET_EDB_USER" -d postgres -t 5 >/dev/null 2>&1 &&
+        "$FLEET_PG_BIN/pg_isready" -q -h "$addr" -p "$FLEET_EDB_PORT" -U "$FLEET_EDB_USER" -d postgres \
+            -t 5 >/dev/null 2>&1
+}
+
+# edb_start K: start dbK's EDB-layout cluster with pg_ctl and wait until it answers.
+edb_start() {
+    local k=$1 dir=$FLEET_DIR/hosts/db$1
+    # pg_ctl -l: the server (enterprisedb) appends to it; the host's directory is root's.
+    [[ -f $dir/postgresql.log ]] || install -o "$FLEET_EDB_USER" -g "$FLEET_EDB_USER" -m 0600 /dev/null "$dir/postgresql.log"
+    chown "$FLEET_EDB_USER:$FLEET_EDB_USER" "$dir/postgresql.log"
+    if ! fleet_edb_ctl "$k" start -w -t 60 >"$dir/pg_ctl.out" 2>&1; then
+        echo "db$k: pg_ctl start (EDB layout) failed" >&2
+        pg_tail "$k" "$dir/pg_ctl.out"
+        pg_tail "$k" "$dir/postgresql.log"
+        return 1
+    fi
+    rm -f "$dir/pg_ctl.out"
+    edb_healthy "$k" || {
+        echo "db$k: the EDB-layout cluster started but does not accept connections" >&2
+        pg_tail "$k" "$dir/postgresql.log"
+        return 1
+    }
+}
+
+# edb_create K: make dbK's EDB-layout cluster from scratch (a Debian cluster of the host, or an
+# earlier EDB-layout one, is dropped first) and start it.
+edb_create() {
+    local k=$1 dir=$FLEET_DIR/hosts/db$1 out
+    fleet_pg_drop "$k"
+    fleet_edb_user
+    install -d -o "$FLEET_EDB_USER" -g "$FLEET_EDB_USER" -m 0700 "$dir/pgdata"
+    install -d -o "$FLEET_EDB_USER" -g "$FLEET_EDB_USER" -m 2775 "$dir/pgsock"
+    out=$dir/initdb.out
+    if ! runuser -u "$FLEET_EDB_USER" -- "$FLEET_PG_BIN/initdb" -D "$dir/pgdata" -U "$FLEET_EDB_USER" \
+        -E UTF8 --locale C.UTF-8 --auth-local=peer --auth-host=scram-sha-256 --no-sync \
+        >"$out" 2>&1 9>&-; then
+        echo "db$k: initdb (EDB layout) failed" >&2
+        pg_tail "$k" "$out"
+        return 1
+    fi
+    rm -f "$out"
+    install -d -o "$FLEET_EDB_USER" -g "$FLEET_EDB_USER" -m 0700 "$dir/pgdata/conf.d"
+    edb_conf_d "$k" >"$dir/pgdata/conf.d/$FLEET_PG_CONF_D"
+    printf "\ninclude_dir = 'conf.d'\t# castellan test fleet (tests/fleet/up.sh)\n" >>"$dir/pgdata/postgresql.conf"
+    chown "$FLEET_EDB_USER:$FLEET_EDB_USER" "$dir/pgdata/conf.d/$FLEET_PG_CONF_D"
+    edb_start "$k"
+}
+
+# edb_one K: bring dbK's EDB-layout cluster to a healthy state; prints "dbK created|recreated|
+# started|kept|restarted", like pg_one.
+edb_one() {
+    local k=$1 dir=$FLEET_DIR/hosts/db$1 owner pid want current what=started name
+    owner=$(fleet_pg_owner "$k")
+    case $owner in
+    none) ;;
+    ours)
+        edb_create "$k" || return 1
+        echo "db$k recreated"
+        return 0
+        ;;
+    *)
+        fleet_pg_name name "$k"
+        echo "db$k: cluster $FLEET_PG_VERSION/$name has data directory ${owner#other } instead of" \
+            "$dir/pgdata: it belongs to another fleet with CASTELLAN_FLEET_NET=$FLEET_NET" >&2
+        return 1
+        ;;
+    esac
+    if ! fleet_edb_is "$k" || [[ ! -f $dir/pgdata/PG_VERSION ]]; then
+        edb_create "$k" || return 1
+        echo "db$k created"
+        return 0
+    fi
+    want=$(edb_conf_d "$k")
+    current=$(cat "$dir/pgdata/conf.d/$FLEET_PG_CONF_D" 2>/dev/null) || current=""
+    local changed=0
+    if [[ $current != "$want" ]]; then
+        mkdir -p "$dir/pgdata/conf.d"
+        printf '%s\n' "$want" >"$dir/pgdata/conf.d/$FLEET_PG_CONF_D"
+        chown -R "$FLEET_EDB_USER:$FLEET_EDB_USER" "$dir/pgdata/conf.d"
+        changed=1
+    fi
+    fleet_edb_pid pid "$k"
+    if [[ -n $pid ]] && ((changed == 0)) && edb_healthy "$k"; then
+        echo "db$k kept"
+        return 0
+    fi
+    if [[ -n $pid ]]; then
+        what=restarted
+        fleet_edb_stop "$k"
+    fi
+    if edb_start "$k"; then
+        echo "db$k $what"
+        return 0
+    fi
+    echo "db$k: recreating its EDB-layout cluster: it does not start (see above)" >&2
+    if [[ -s $dir/postgresql.log ]]; then cp -f "$dir/postgresql.log" "$dir/postgresql.log.broken"; fi
+    edb_create "$k" || return 1
+    echo "db$k recreated"
+}
+
+# pg_or_edb_one K: edb_one for the --edb host, pg_one for the others.
+pg_or_edb_one() {
+    if [[ $1 == "$EDB_K" ]]; then edb_one "$1"; else pg_one "$1"; fi
+}
+
 if [[ ${1:-} == --start-one ]]; then
     start_one "$2"
     exit
 fi
 
 postgres=1
+EDB_K=""
 args=()
-for a in "$@"; do
-    if [[ $a == --no-postgres ]]; then postgres=0; else args+=("$a"); fi
+while (($# > 0)); do
+    case $1 in
+    --no-postgres) postgres=0 ;;
+    --edb)
+        (($# >= 2)) || { echo "$0: --edb needs a host number K" >&2; exit 2; }
+        EDB_K=$2
+        shift
+        ;;
+    --edb=*) EDB_K=${1#--edb=} ;;
+    *) args+=("$1") ;;
+    esac
+    shift
 done
 [[ ${#args[@]} -eq 1 && ${args[0]} =~ ^[0-9]+$ ]] || {
-    echo "usage: $0 N [--no-postgres]   (start hosts db1..dbN; N=0 stops all)" >&2
+    echo "usage: $0 N [--no-postgres] [--edb K]   (start hosts db1..dbN; N=0 stops all)" >&2
     exit 2
 }
 N=$((10#${args[0]}))
+if [[ -n $EDB_K ]]; then
+    [[ $EDB_K =~ ^[0-9]+$ ]] && ((10#$EDB_K >= 1 && 10#$EDB_K <= N)) ||
+        { echo "$0: --edb K needs 1 <= K <= N ($N), got '$EDB_K'" >&2; exit 2; }
+    EDB_K=$((10#$EDB_K))
+    ((postgres)) || { echo "$0: --edb and --no-postgres exclude each other" >&2; exit 2; }
+fi
 ((N <= 254 * 254)) || fleet_die "at most $((254 * 254)) hosts"
 [[ $(id -u) == 0 ]] || fleet_die "must run as root (sshd on port 22, root logins)"
 if ((postgres && N > 0)); then
@@ -348,6 +490,17 @@ if fleet_pg_installed; then
     if ((${#above[@]} > 0)); then
         pg_results+=$(fleet_parallel "$FLEET_PG_JOBS" pg_drop_one "${above[@]}")$'\n' || failed=1
     fi
+    # EDB-layout clusters of hosts above N, and all of them with --no-postgres.
+    for dir in "$FLEET_DIR"/hosts/db*; do
+        k=${dir##*/db}
+        [[ $k =~ ^[0-9]+$ ]] && fleet_edb_is "$k" || continue
+        if ((k > N)); then
+            fleet_edb_drop "$k"
+            pg_results+="db$k dropped"$'\n'
+        elif ((!postgres)); then
+            fleet_edb_stop "$k"
+        fi
+    done
 fi
 if ((postgres)); then
     fleet_etc_hosts "$N"
@@ -358,7 +511,7 @@ if ((postgres)); then
         all+=("$k")
     done
     if ((N > 0)); then
-        pg_results+=$(fleet_parallel "$FLEET_PG_JOBS" pg_one "${all[@]}") || failed=1
+        pg_results+=$(fleet_parallel "$FLEET_PG_JOBS" pg_or_edb_one "${all[@]}") || failed=1
     fi
 else
     fleet_etc_hosts 0 || true
@@ -393,6 +546,22 @@ mkdir -p "$(dirname "$FLEET_INVENTORY")"
             fleet_dns_name dns "$k"
             dir=$FLEET_DIR/hosts/db$k
             printf '            db%d:\n' "$k"
+            if [[ $k == "$EDB_K" ]]; then
+                # Host variables win over the group's: the EDB layout's own port, user and control.
+                printf '              %s: %s\n' \
+                    ansible_host "$addr" \
+                    fleet_root "\"$dir/root\"" \
+                    pg_dns_name "$dns" \
+                    pg_data_dir "\"$dir/pgdata\"" \
+                    pg_socket_dir "\"$dir/pgsock\"" \
+                    pg_config_dir "\"$dir/pgdata\"" \
+                    pg_log_file "\"$dir/postgresql.log\"" \
+                    pg_port "$FLEET_EDB_PORT" \
+                    pg_os_user "$FLEET_EDB_USER" \
+                    pg_service_method pg_ctl \
+                    pg_layout edb
+                continue
+            fi
             printf '              %s: %s\n' \
                 ansible_host "$addr" \
                 fleet_root "\"$dir/root\"" \

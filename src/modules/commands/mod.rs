@@ -71,6 +71,7 @@ impl Action for RunCommand {
         Ok(ActionOutput {
             changed: true,
             result,
+            ..ActionOutput::default()
         })
     }
 }

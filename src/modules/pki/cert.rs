@@ -152,7 +152,7 @@ fn var_string(ctx: &ModuleCtx<'_>, name: &str) -> Option<String> {
 
 /// The default SANs of a server certificate: the host's `ansible_host` (when set) and its
 /// inventory hostname, leaving out what is neither a DNS name nor an IP address.
-fn default_sans(ctx: &ModuleCtx<'_>) -> Result<Vec<String>, String> {
+pub(crate) fn default_sans(ctx: &ModuleCtx<'_>) -> Result<Vec<String>, String> {
     let mut cands: Vec<String> = Vec::new();
     if let Some(h) = var_string(ctx, "ansible_host") {
         cands.push(h);

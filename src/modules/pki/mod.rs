@@ -1,5 +1,6 @@
-//! `pki_ca`, `pki_cert`, `pki_crl`: the PKI library ([`crate::pki`]) in playbooks; and `secret`,
-//! the other key material kept on the control node (a random secret made once).
+//! `pki_ca`, `pki_cert`, `pki_crl`, `pki_check`: the PKI library ([`crate::pki`]) in
+//! playbooks; `pki_csr` works on the host too (its key never leaves it); and `secret`, the
+//! other key material kept on the control node (a random secret made once).
 //!
 //! These modules work on the control node (the PKI directory is local), whatever the host's
 //! connection: the engine gives them the local connection and they return no ops. Their plan
@@ -14,7 +15,10 @@
 //! material, and there is no diff.
 pub mod ca;
 pub mod cert;
+pub mod check;
 pub mod crl;
+pub mod csr;
+pub mod host_key;
 pub mod secret;
 
 use std::path::{Path, PathBuf};
@@ -187,6 +191,10 @@ where
         if let Some(r) = reason.filter(|_| changed) {
             result.insert("reason".into(), Value::String(r));
         }
-        Ok(ActionOutput { changed, result })
+        Ok(ActionOutput {
+            changed,
+            result,
+            ..ActionOutput::default()
+        })
     }
 }

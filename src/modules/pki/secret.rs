@@ -264,6 +264,7 @@ impl Action for Keep {
         Ok(ActionOutput {
             changed: true,
             result,
+            ..ActionOutput::default()
         })
     }
 }

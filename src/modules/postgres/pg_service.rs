@@ -409,6 +409,7 @@ impl Action for Control {
         Ok(ActionOutput {
             changed: action != "none",
             result,
+            ..ActionOutput::default()
         })
     }
 }

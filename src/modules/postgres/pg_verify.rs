@@ -246,6 +246,7 @@ impl Action for Verify {
         Ok(ActionOutput {
             changed: false,
             result: r,
+            ..ActionOutput::default()
         })
     }
 }
