@@ -7,6 +7,7 @@ pub mod engine;
 pub mod error;
 pub mod inventory;
 pub mod modules;
+pub mod os;
 pub mod pki;
 pub mod playbook;
 pub mod postgres;

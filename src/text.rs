@@ -1,6 +1,7 @@
 //! Text helpers shared by every pure line editor (lineinfile, blockinfile, ini_file, and the
 //! postgresql.conf and pg_hba.conf editors): newline convention, line endings, line splitting
-//! that keeps them, and compiling user-supplied (Python-flavoured) regular expressions.
+//! that keeps them, compiling user-supplied (Python-flavoured) regular expressions, and splitting
+//! a host script's output into `@@name` sections.
 
 use regex::Regex;
 
@@ -89,6 +90,27 @@ pub fn compile_regex(param: &str, pattern: &str) -> Result<Regex, String> {
     }
     Regex::new(&translated)
         .map_err(|e| format!("invalid regular expression in {param} '{pattern}': {e}"))
+}
+
+/// Split a script's output into `@@name` sections (text up to the next marker, trimmed of the
+/// final newline).
+pub fn sections(out: &str) -> std::collections::HashMap<String, String> {
+    let mut map = std::collections::HashMap::new();
+    let mut cur: Option<(String, Vec<&str>)> = None;
+    for line in out.lines() {
+        if let Some(name) = line.strip_prefix("@@") {
+            if let Some((n, body)) = cur.take() {
+                map.insert(n, body.join("\n"));
+            }
+            cur = Some((name.trim().to_string(), Vec::new()));
+        } else if let Some((_, body)) = cur.as_mut() {
+            body.push(line);
+        }
+    }
+    if let Some((n, body)) = cur {
+        map.insert(n, body.join("\n"));
+    }
+    map
 }
 
 #[cfg(test)]

@@ -6,7 +6,13 @@
 //! (pg_facts, pg_conf, pg_hba, pg_service, pg_verify) is neither reloaded, restarted nor logged
 //! into over TCP (its log shows only the socket sessions of pg_facts' query).
 //!
+//! The package and service modules read a real `.deb` built here (apt, package) and the
+//! recording fixtures of tests/fixtures/recording/ put first on the PATH (dnf, yum, systemd,
+//! service with `use: systemd`): there is no rpm database and no systemd as PID 1 on this
+//! machine.
+//!
 //! A module added to the registry without a case below makes the test fail.
+mod deb_common;
 mod pg_common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -199,7 +205,44 @@ const CASES: &[(&str, &str, &str, Status)] = &[
         "port: {PORT}\n        ca_file: {PKI}/ca.crt\n        cert_file: {PKI}/client/postgres/client.crt\n        key_file: {PKI}/client/postgres/client.key",
         Status::Skipped,
     ),
+    ("apt", "apt", "deb: {DEB}", Status::Changed),
+    (
+        "package",
+        "package",
+        "name: {DEB}\n        state: present\n        use: apt",
+        Status::Changed,
+    ),
+    ("dnf", "dnf", "name: demo-tool", Status::Changed),
+    ("yum", "yum", "name: demo-lib\n        state: latest", Status::Changed),
+    (
+        "service",
+        "service",
+        "name: demo\n        state: started\n        use: systemd",
+        Status::Changed,
+    ),
+    (
+        "systemd",
+        "systemd",
+        "name: demo\n        state: restarted\n        enabled: true",
+        Status::Changed,
+    ),
+    ("systemd daemon_reload", "systemd", "daemon_reload: true", Status::Ok),
+    ("wait_for", "wait_for", "path: {W}/never\n        timeout: 1", Status::Skipped),
 ];
+
+/// The recording fixtures' state: `demo-tool` available, `demo-lib` 1.0 installed with 1.1
+/// available, unit `demo` known and stopped. Returns the state directory.
+fn fixture_state(root: &Path) -> PathBuf {
+    let st = root.join("fixture-state");
+    for d in ["rpmdb", "repo", "units"] {
+        fs::create_dir_all(st.join(d)).unwrap();
+    }
+    fs::write(st.join("repo/demo-tool"), "0:2.0-1 noarch\n").unwrap();
+    fs::write(st.join("rpmdb/demo-lib"), "0:1.0-1 noarch\n").unwrap();
+    fs::write(st.join("repo/demo-lib"), "0:1.1-1 noarch\n").unwrap();
+    fs::write(st.join("units/demo.service"), "").unwrap();
+    st
+}
 
 /// Lines of the server log after `from` bytes.
 fn log_after(log: &Path, from: usize) -> Vec<String> {
@@ -251,6 +294,22 @@ fn no_registered_module_acts_in_check_mode() {
     ensure_cert(&pki, &CertSpec::server("db1", "db1", vec!["db1".into()])).unwrap();
     ensure_cert(&pki, &CertSpec::client("app", "app")).unwrap();
     let new_pki = root.join("new-pki");
+    // A real package, never installed here (its name is this test's own).
+    let deb = deb_common::Deb::new("castellan-check-mode-pure", "1.0").build(&w);
+    deb_common::purge("castellan-check-mode-pure");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recording");
+    let state = fixture_state(&root);
+    // This test binary has this one test: the PATH and the fixtures' state are its own.
+    std::env::set_var(
+        "PATH",
+        format!(
+            "{}:{}",
+            s(&fixtures),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    std::env::set_var("CASTELLAN_FIXTURE_STATE", &state);
+    let fixture_before = hashes(&state.join("rpmdb"));
 
     let registered: BTreeSet<&str> = castellan::modules::registry::names().collect();
     let covered: BTreeSet<&str> = CASES.iter().map(|c| c.1).collect();
@@ -273,7 +332,8 @@ fn no_registered_module_acts_in_check_mode() {
                     &pki
                 }),
             )
-            .replace("{PORT}", &pg.port.to_string());
+            .replace("{PORT}", &pg.port.to_string())
+            .replace("{DEB}", s(&deb));
         tasks.push_str(&format!(
             "    - name: {name}\n      {module}:\n        {args}\n"
         ));
@@ -349,6 +409,41 @@ fn no_registered_module_acts_in_check_mode() {
         "check mode changed the PKI directory"
     );
     assert!(!new_pki.exists(), "check mode created a PKI directory");
+    assert_eq!(
+        deb_common::installed("castellan-check-mode-pure"),
+        None,
+        "check mode installed a package"
+    );
+    assert_eq!(
+        hashes(&state.join("rpmdb")),
+        fixture_before,
+        "check mode changed the fixture's rpm database"
+    );
+    for d in ["active", "enabled", "masked"] {
+        assert!(
+            fs::read_dir(state.join(d)).map_or(true, |mut r| r.next().is_none()),
+            "check mode changed the fixture's units ({d})"
+        );
+    }
+    let calls = fs::read_to_string(state.join("calls.log")).unwrap_or_default();
+    for changing in [
+        " install",
+        " update",
+        " upgrade",
+        "systemctl start",
+        "systemctl restart",
+        "systemctl enable",
+        "daemon-reload",
+    ] {
+        assert!(
+            !calls.contains(changing),
+            "check mode ran `{changing}`: {calls}"
+        );
+    }
+    assert!(
+        calls.contains("systemctl show") && calls.contains("rpm -q"),
+        "the plans read through the fixtures: {calls}"
+    );
     assert_eq!(
         hashes(&pg.data),
         data_before,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error", "yaml", "vault", "text", "diff", "boolean"],
     &["connection", "pki", "report"],
-    &["postgres"],
+    &["postgres", "os"],
     &["template_filters", "template", "tera"],
     &["vars"],
     &["inventory"],

@@ -150,7 +150,8 @@ impl Runner<'_> {
 }
 
 /// What the steps would do, in check mode: skipped when an action says it would not run
-/// there (and no step would change anything else), changed otherwise.
+/// there (and no step would change anything else), ok when every step is an action that would
+/// change nothing the task counts, changed otherwise.
 fn would_do(
     steps: &[Step],
     actions: &[String],
@@ -160,12 +161,24 @@ fn would_do(
     let skip = steps.iter().try_fold(None, |reason, s| match s {
         Step::Action(a) => match a.in_check_mode() {
             CheckMode::Skip(r) => Some(reason.or(Some(r))),
-            CheckMode::WouldChange => None,
+            CheckMode::WouldChange | CheckMode::Unchanged => None,
         },
         Step::Op(_) => None,
     });
     if let Some(Some(reason)) = skip {
         return ItemRun::skipped(result, reason, facts);
+    }
+    let unchanged = steps
+        .iter()
+        .all(|s| matches!(s, Step::Action(a) if a.in_check_mode() == CheckMode::Unchanged));
+    if unchanged {
+        result.insert("changed".into(), json!(false));
+        result.insert("failed".into(), json!(false));
+        result.insert("check_mode".into(), json!(true));
+        return ItemRun {
+            facts,
+            ..ItemRun::new(Status::Ok, result, None)
+        };
     }
     if !actions.is_empty() && !result.contains_key("msg") {
         result.insert(

@@ -16,6 +16,9 @@ pub enum CheckMode {
     /// The task is `skipped` with this reason (Ansible's `command` without `creates`/`removes`,
     /// a login check whose files were not pushed).
     Skip(String),
+    /// The task is `ok`: the action would run but change nothing the task counts as a change
+    /// (apt's cache refresh beside packages already as wanted, `systemctl daemon-reload`).
+    Unchanged,
 }
 
 /// What an action may use when the engine runs it.

@@ -15,11 +15,14 @@ pub mod control;
 pub mod edit;
 pub mod error;
 pub mod files;
+pub mod packages;
 pub mod pki;
 pub mod plan;
 pub mod postgres;
 pub mod reader;
 pub mod registry;
+pub mod services;
+pub mod wait;
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
 //! Module names, including fully qualified ones (`ansible.builtin.copy`).
-use super::{commands, control, files, pki, postgres, Module};
+use super::{commands, control, files, packages, pki, postgres, services, wait, Module};
 
 static MODULES: &[&dyn Module] = &[
     &files::copy::Copy,
@@ -26,6 +26,13 @@ static MODULES: &[&dyn Module] = &[
     &postgres::pg_verify::PgVerify,
     &postgres::pg_conf::PgConf,
     &postgres::pg_hba::PgHba,
+    &packages::package::Package,
+    &packages::apt::Apt,
+    &packages::dnf::Dnf,
+    &packages::yum::Yum,
+    &services::service::Service,
+    &services::systemd::Systemd,
+    &wait::wait_for::WaitFor,
 ];
 
 /// Collections whose module names resolve to ours.
@@ -36,12 +43,19 @@ const PREFIXES: &[&str] = &[
     "castellan.",
 ];
 
-/// Find a module by its short or fully qualified name.
+/// Other names of modules (Ansible's redirects): alias -> module name.
+const ALIASES: &[(&str, &str)] = &[("systemd_service", "systemd")];
+
+/// Find a module by its short or fully qualified name, or an alias of one.
 pub fn lookup(name: &str) -> Option<&'static dyn Module> {
     let short = PREFIXES
         .iter()
         .find_map(|p| name.strip_prefix(p))
         .unwrap_or(name);
+    let short = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == short)
+        .map_or(short, |(_, m)| m);
     MODULES.iter().copied().find(|m| m.name() == short)
 }
 

@@ -80,26 +80,8 @@ pub fn sh(s: &str) -> Result<String, String> {
     quote_str(s).map_err(|e| e.to_string())
 }
 
-/// Split a script's output into `@@name` sections (text up to the next marker, trimmed of the
-/// final newline).
-pub fn sections(out: &str) -> std::collections::HashMap<String, String> {
-    let mut map = std::collections::HashMap::new();
-    let mut cur: Option<(String, Vec<&str>)> = None;
-    for line in out.lines() {
-        if let Some(name) = line.strip_prefix("@@") {
-            if let Some((n, body)) = cur.take() {
-                map.insert(n, body.join("\n"));
-            }
-            cur = Some((name.trim().to_string(), Vec::new()));
-        } else if let Some((_, body)) = cur.as_mut() {
-            body.push(line);
-        }
-    }
-    if let Some((n, body)) = cur {
-        map.insert(n, body.join("\n"));
-    }
-    map
-}
+/// Script output in `@@name` sections ([`crate::text::sections`]).
+pub use crate::text::sections;
 
 #[cfg(test)]
 mod tests {
