@@ -387,6 +387,10 @@ impl Action for AptRun {
         result.insert("stdout".into(), json!(stdout.join("\n")));
         result.insert("stderr".into(), json!(stderr.join("\n")));
         let changed = !changes(&self.before, &after).is_empty() || (self.update && self.cache_only);
-        Ok(ActionOutput { changed, result })
+        Ok(ActionOutput {
+            changed,
+            result,
+            ..ActionOutput::default()
+        })
     }
 }

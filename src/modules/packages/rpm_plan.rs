@@ -362,6 +362,10 @@ impl Action for RpmRun {
         result.insert("rc".into(), json!(0));
         let changed = !results.is_empty();
         result.insert("results".into(), json!(results));
-        Ok(ActionOutput { changed, result })
+        Ok(ActionOutput {
+            changed,
+            result,
+            ..ActionOutput::default()
+        })
     }
 }

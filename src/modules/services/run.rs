@@ -111,6 +111,7 @@ impl Action for ServiceRun {
         Ok(ActionOutput {
             changed: self.changes(),
             result: Map::new(),
+            ..ActionOutput::default()
         })
     }
 }

@@ -370,6 +370,7 @@ impl Action for Wait {
         Ok(ActionOutput {
             changed: false,
             result,
+            ..ActionOutput::default()
         })
     }
 }
