@@ -200,6 +200,12 @@ const CASES: &[(&str, &str, &str, Status)] = &[
     ),
     ("pg_service", "pg_service", "state: restarted", Status::Changed),
     (
+        "patroni_config",
+        "patroni_config",
+        "patronictl: {W}/patronictl-fixture\n        config: {W}/patroni.yml\n        scope: fixture\n        parameters:\n          ssl: \"on\"",
+        Status::Changed,
+    ),
+    (
         "pg_verify",
         "pg_verify",
         "port: {PORT}\n        ca_file: {PKI}/ca.crt\n        cert_file: {PKI}/client/postgres/client.crt\n        key_file: {PKI}/client/postgres/client.key",
@@ -273,6 +279,21 @@ fn no_registered_module_acts_in_check_mode() {
         castellan::pki::key::private_key_pem(&host_key),
     )
     .unwrap();
+    // A fixture standing in for patronictl (no Patroni cluster here): it answers
+    // show-config, the plan's one read, and refuses anything else; edit-config, an exec, would
+    // be recorded and refused by the connection anyway.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let f = w.join("patronictl-fixture");
+        fs::write(
+            &f,
+            "#!/bin/sh\ncase \" $* \" in *\" show-config \"*) printf 'postgresql:\\n  parameters:\\n    ssl: \"off\"\\n' ;; \
+             *) echo \"fixture: only show-config\" >&2; exit 1 ;; esac\n",
+        )
+        .unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(w.join("patroni.yml"), "scope: fixture\nname: db1\n").unwrap();
+    }
     fs::create_dir_all(root.join("templates")).unwrap();
     fs::write(
         root.join("templates/t.j2"),

@@ -108,10 +108,14 @@ fn stats(doc: &serde_json::Value, host: &str, key: &str) -> u64 {
     doc["stats"][host][key].as_u64().unwrap_or(u64::MAX)
 }
 
-/// Every `finished_at` of a host in the report.
+/// Every `finished_at` of a host in the rollout play (`serial: 1`). The playbook's first play,
+/// for Patroni members, only reads pg_facts on these hosts, all at once.
 fn stamps(doc: &serde_json::Value, host: &str) -> Vec<f64> {
     let mut v = Vec::new();
     for play in doc["plays"].as_array().into_iter().flatten() {
+        if play["name"] != "Enable mutual TLS on PostgreSQL" {
+            continue;
+        }
         for t in play["tasks"].as_array().into_iter().flatten() {
             if let Some(f) = t["results"][host]["finished_at"].as_f64() {
                 v.push(f);
@@ -379,10 +383,11 @@ fn enable_mtls_on_a_fleet() {
         Some("rolled_back")
     );
     // The failure message carries the server's own log lines.
-    let msg = doc["plays"][0]["tasks"]
+    let msg = doc["plays"]
         .as_array()
         .unwrap()
         .iter()
+        .flat_map(|p| p["tasks"].as_array().into_iter().flatten())
         .filter(|t| t["module"] == "pg_service")
         .filter_map(|t| t["results"]["db2"]["msg"].as_str())
         .collect::<Vec<_>>()

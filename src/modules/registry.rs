@@ -33,6 +33,7 @@ static MODULES: &[&dyn Module] = &[
     &services::service::Service,
     &services::systemd::Systemd,
     &wait::wait_for::WaitFor,
+    &postgres::patroni_config::PatroniConfig,
 ];
 
 /// Collections whose module names resolve to ours.

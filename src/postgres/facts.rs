@@ -3,6 +3,7 @@
 //! same script, run as the cluster's OS user).
 use serde_json::{json, Map, Value};
 
+use super::manager::{detect, Manager, DETECT_SH};
 use super::target::{sections, sh, PgTarget};
 
 /// Everything in one value: the data directory on the first line (for the shell's `stat`), then
@@ -26,17 +27,10 @@ pub const FACTS_SQL: &str = "SELECT current_setting('data_directory') || chr(10)
 'ssl_settings', (SELECT json_object_agg(name, setting ORDER BY name) FROM pg_settings WHERE name LIKE 'ssl%'), \
 'pending_restart', (SELECT coalesce(json_agg(name ORDER BY name), '[]'::json) FROM pg_settings WHERE pending_restart))::text";
 
-/// Patroni configuration files looked for (after `$PATRONICTL_CONFIG_FILE`).
-const PATRONI_CONFIGS: &[&str] = &[
-    "/etc/patroni/patroni.yml",
-    "/etc/patroni.yml",
-    "/etc/patroni/config.yml",
-];
-
 /// The script: `@@json`, `@@owner`, `@@exe` (postmaster binary), `@@stderr` (where the
-/// postmaster's stderr goes: pg_ctl's `-l` file), `@@pg_ctlcluster`, `@@patronictl`,
-/// `@@patroni_config`, `@@patroni_name`. Exits with psql's status when the server cannot be
-/// queried.
+/// postmaster's stderr goes: pg_ctl's `-l` file), `@@pg_ctlcluster`, `@@patronictl` (on `PATH`),
+/// then the cluster manager's sections ([`DETECT_SH`]). Exits with psql's status when the server
+/// cannot be queried.
 pub fn facts_script(t: &PgTarget) -> Result<String, String> {
     let mut s = t.prelude()?;
     s.push_str(&format!("out=$(q {}) || exit $?\n", sh(FACTS_SQL)?));
@@ -51,14 +45,8 @@ echo @@pg_ctlcluster; command -v pg_ctlcluster 2>/dev/null
 echo @@patronictl; command -v patronictl 2>/dev/null
 "#,
     );
-    let configs: Vec<String> = PATRONI_CONFIGS
-        .iter()
-        .map(|c| sh(c))
-        .collect::<Result<_, _>>()?;
-    s.push_str(&format!(
-        "for f in \"${{PATRONICTL_CONFIG_FILE:-}}\" {}; do\n  if [ -n \"$f\" ] && [ -r \"$f\" ]; then\n    echo @@patroni_config; printf '%s\\n' \"$f\"\n    echo @@patroni_name; sed -n 's/^name:[[:space:]]*//p' \"$f\" | head -n 1 | tr -d \"\\\"'\"\n    break\n  fi\ndone\nexit 0\n",
-        configs.join(" ")
-    ));
+    s.push_str(DETECT_SH);
+    s.push_str("exit 0\n");
     Ok(s)
 }
 
@@ -147,14 +135,14 @@ pub fn build_facts(stdout: &str, t: &PgTarget, method: Option<&str>) -> Result<V
     let bin_dir = exe.as_deref().map(parent);
     let stderr =
         nonempty(sec.get("stderr")).filter(|s| s.starts_with('/') && !s.starts_with("/dev/"));
-    let patronictl = nonempty(sec.get("patronictl"));
-    let patroni_config = nonempty(sec.get("patroni_config"));
-    let patroni_name = nonempty(sec.get("patroni_name"));
+    let on_path = nonempty(sec.get("patronictl"));
     let pg_ctlcluster = nonempty(sec.get("pg_ctlcluster"));
+    let found = detect(&sec, &data_dir, on_path.as_deref());
+    let member = found.patroni.as_ref();
 
     let method = match method {
         Some(m) => Method::parse(m)?,
-        None if patronictl.is_some() && patroni_config.is_some() => Method::Patroni,
+        None if found.manager == Manager::Patroni => Method::Patroni,
         None if debian.is_some() && pg_ctlcluster.is_some() => Method::PgCtlCluster,
         None => Method::PgCtl,
     };
@@ -164,10 +152,15 @@ pub fn build_facts(stdout: &str, t: &PgTarget, method: Option<&str>) -> Result<V
              /etc/postgresql/VERSION/NAME/), but config_file is {config_file}: use pg_ctl"
         ));
     }
-    if method == Method::Patroni && patroni_config.is_none() {
+    if method == Method::Patroni && member.is_none() {
         return Err(format!(
-            "service_method patroni, but no Patroni configuration was found ($PATRONICTL_CONFIG_FILE, {})",
-            PATRONI_CONFIGS.join(", ")
+            "service_method patroni, but no Patroni process runs this server (none whose \
+             postgresql.data_dir is {data_dir}){}",
+            found
+                .note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
         ));
     }
     // Where the server logs: the collector's current file, else the postmaster's stderr file,
@@ -208,8 +201,10 @@ pub fn build_facts(stdout: &str, t: &PgTarget, method: Option<&str>) -> Result<V
         "log_file": log_file,
         "stderr_log": stderr.or(debian_log),
         "unit": unit,
-        "patroni_config": patroni_config,
-        "patroni_name": patroni_name,
+        "patroni_config": member.map(|m| m.config.clone()),
+        "patroni_name": member.map(|m| m.name.clone()),
+        "patronictl": member.and_then(|m| m.patronictl.clone()),
+        "manager": found.manager.as_str(),
     });
     let ssl_settings = j.get("ssl_settings").cloned().unwrap_or(json!({}));
     let mut out = Map::new();
@@ -252,6 +247,11 @@ pub fn build_facts(stdout: &str, t: &PgTarget, method: Option<&str>) -> Result<V
         out.insert(k.into(), j.get(k).cloned().unwrap_or(Value::Null));
     }
     out.insert("log_file".into(), json!(log_file));
+    let (patroni, efm) = found.to_json(j.get("in_recovery").and_then(Value::as_bool));
+    out.insert("manager".into(), json!(found.manager.as_str()));
+    out.insert("manager_note".into(), json!(found.note));
+    out.insert("patroni".into(), patroni);
+    out.insert("efm".into(), efm);
     out.insert("service".into(), service);
     if let Value::Object(m) = t.to_json() {
         out.extend(m);
@@ -285,6 +285,7 @@ mod tests {
                 "cluster_name": "15/main",
                 "ssl_settings": {"ssl": "on", "ssl_cert_file": "/etc/ssl/certs/ssl-cert-snakeoil.pem"},
                 "current_logfile": null,
+                "in_recovery": false,
                 "pending_restart": []
             })
         )
@@ -323,13 +324,24 @@ mod tests {
         assert!(build_facts(&out, &target(), Some("pg_ctlcluster"))
             .unwrap_err()
             .contains("use pg_ctl"));
+        assert!(build_facts(&out, &target(), Some("patroni"))
+            .unwrap_err()
+            .contains("no Patroni process runs this server"));
+        assert_eq!(f["manager"], "none");
+        // A Patroni process whose configuration names this data directory.
         let out = output(
-            "/srv/pg/data/postgresql.conf",
-            "/usr/bin/patronictl\n@@patroni_config\n/etc/patroni/patroni.yml\n@@patroni_name\ndb1\n",
+            "/var/lib/postgresql/15/main/postgresql.conf",
+            "/usr/bin/patronictl\n@@patroni_cfg:42\n/etc/patroni/patroni.yml\n\
+             @@patroni_yml:42:1\nscope: batman\nname: db1\npostgresql:\n  \
+             data_dir: /var/lib/postgresql/15/main\n",
         );
         let f = build_facts(&out, &target(), None).unwrap();
         assert_eq!(f["service"]["method"], "patroni");
         assert_eq!(f["service"]["patroni_name"], "db1");
+        assert_eq!(f["service"]["patronictl"], "/usr/bin/patronictl");
+        assert_eq!(f["manager"], "patroni");
+        assert_eq!(f["patroni"]["scope"], "batman");
+        assert_eq!(f["patroni"]["role"], "leader");
     }
 
     #[test]

@@ -4,6 +4,8 @@ pub mod conf;
 pub mod facts;
 pub mod guc_contexts;
 pub mod hba;
+pub mod manager;
+pub mod patroni;
 pub mod service;
 pub mod target;
 pub mod verify;

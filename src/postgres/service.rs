@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::facts::Method;
+use super::manager::Manager;
 use super::target::{sh, PgTarget};
 use crate::connection::Backup;
 
@@ -24,6 +25,11 @@ pub struct Service {
     pub unit: String,
     pub patroni_config: Option<String>,
     pub patroni_name: Option<String>,
+    /// `patronictl` (a venv's); `None`: the one on `PATH`.
+    pub patronictl: Option<String>,
+    /// Who else controls the server (pg_facts' `manager`): under one, castellan never
+    /// restarts or stops it behind the manager's back.
+    pub manager: Manager,
 }
 
 /// What to do to the server.
@@ -67,6 +73,8 @@ impl Service {
             unit: opt_str(v, "unit").unwrap_or_else(|| "postgresql".into()),
             patroni_config: opt_str(v, "patroni_config"),
             patroni_name: opt_str(v, "patroni_name"),
+            patronictl: opt_str(v, "patronictl"),
+            manager: Manager::parse(&opt_str(v, "manager").unwrap_or_default())?,
         };
         match s.method {
             Method::PgCtlCluster if s.version.is_empty() || s.cluster.is_none() => {
@@ -150,7 +158,11 @@ impl Service {
                 let cfg = self.patroni_config.clone().unwrap_or_default();
                 let scope = self.cluster.clone().unwrap_or_default();
                 let what = if what == "start" { "restart" } else { what };
-                let mut w = vec!["patronictl".into(), "-c".into(), cfg, what.into(), scope];
+                let ctl = self
+                    .patronictl
+                    .clone()
+                    .unwrap_or_else(|| "patronictl".into());
+                let mut w = vec![ctl, "-c".into(), cfg, what.into(), scope];
                 w.extend(self.patroni_name.clone());
                 w.push("--force".into());
                 w
@@ -171,10 +183,18 @@ impl Service {
                     Method::Systemd => format!("systemctl is-active --quiet {}", sh(&self.unit)?),
                     _ => "q 'SELECT 1' >/dev/null 2>&1".to_string(),
                 };
+                // Under a cluster manager the manager starts the server, castellan does not.
+                let start = if self.manager == Manager::None {
+                    format!("echo started; {}", self.simple("start", timeout)?)
+                } else {
+                    format!(
+                        "echo 'not started (the {} manager starts it)'",
+                        self.manager.as_str()
+                    )
+                };
                 Ok(format!(
-                    "if {up}; then echo reloaded; {}; else echo started; {}; fi",
+                    "if {up}; then echo reloaded; {}; else {start}; fi",
                     self.simple("reload", timeout)?,
-                    self.simple("start", timeout)?
                 ))
             }
         }
@@ -248,13 +268,20 @@ pub fn steps(
     );
     let mut post = String::new();
     if action != Action::Restart {
+        // Patroni reloads at the start of its next loop (`loop_wait`, 10 s by default), then
+        // PostgreSQL reloads: wait up to the timeout. A plain reload is done within 5 s.
+        let polls = if svc.method == Method::Patroni {
+            timeout.max(1) * 20
+        } else {
+            100
+        };
         // A reload is asynchronous: wait until a new backend sees the new load time (the
         // postmaster has then finished the whole reload, pg_hba and SSL included), or until
         // postgresql.conf shows a syntax error (a row without a name: such a file is not
         // loaded at all, the load time never moves).
         post.push_str(
-            "i=0\nwhile [ -n \"$t0\" ] && [ \"$i\" -lt 100 ]; do\n  r=$(q \"SELECT pg_conf_load_time() <> '$t0'::timestamptz OR EXISTS (SELECT 1 FROM pg_file_settings WHERE error IS NOT NULL AND name IS NULL)\" 2>/dev/null)\n  [ \"$r\" = t ] && break\n  i=$((i+1)); sleep 0.05\ndone\n",
-        );
+            &format!("i=0\nwhile [ -n \"$t0\" ] && [ \"$i\" -lt {polls} ]; do\n  r=$(q \"SELECT pg_conf_load_time() <> '$t0'::timestamptz OR EXISTS (SELECT 1 FROM pg_file_settings WHERE error IS NOT NULL AND name IS NULL)\" 2>/dev/null)\n  [ \"$r\" = t ] && break\n  i=$((i+1)); sleep 0.05\ndone\n",
+        ));
     }
     post.push_str(&format!(
         "end=$(( $(date +%s) + {} )); ok=0\nwhile :; do\n  if q 'SELECT 1' >/dev/null 2>&1; then ok=1; break; fi\n  [ \"$(date +%s)\" -ge \"$end\" ] && break\n  sleep 0.2\ndone\necho @@healthy; echo \"$ok\"\n",
@@ -445,6 +472,24 @@ mod tests {
             "{c}"
         );
         assert!(!svc("systemd").runs_as_os_user());
+    }
+
+    #[test]
+    fn under_a_cluster_manager_a_rollback_never_starts_the_server() {
+        let mut s = svc("pg_ctl");
+        s.manager = Manager::Efm;
+        let c = s.command(Action::ReloadOrStart, 30).unwrap();
+        assert!(!c.contains("postmaster.opts"), "{c}");
+        assert!(c.contains("not started (the efm manager starts it)"), "{c}");
+        let mut p = svc("patroni");
+        p.manager = Manager::Patroni;
+        p.patronictl = Some("/opt/v/bin/patronictl".into());
+        let c = p.command(Action::ReloadOrStart, 30).unwrap();
+        assert!(!c.contains("restart"), "{c}");
+        assert!(
+            c.contains("/opt/v/bin/patronictl -c /etc/patroni.yml reload main db1"),
+            "{c}"
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! PostgreSQL modules. Shared logic lives in `crate::postgres`.
 pub mod hba_args;
+pub mod manager_restart;
+pub mod patroni_config;
 pub mod pg_conf;
 pub mod pg_facts;
 pub mod pg_hba;

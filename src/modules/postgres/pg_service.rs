@@ -16,18 +16,29 @@
 //! fails with the server's own log lines, which stops a `serial` rollout with
 //! `max_fail_percentage: 0`. The message names every file restored, or says that none was (the
 //! files on disk then still hold the rejected configuration).
+//!
+//! Under a cluster manager (`service.manager` from pg_facts: `patroni`, `efm`, `unknown`) it never
+//! runs `pg_ctl restart`/`stop`, and a rollback never starts a stopped server. A Patroni member is
+//! reloaded with `patronictl reload` (Patroni rewrites its files first); a restart that is due
+//! fails the task with the reason unless `allow_restart: yes` (default: yes without a manager, no
+//! under one), and then only under Patroni: the members it flags `pending restart` are restarted
+//! one at a time with `patronictl restart`, replicas first, the leader last (result
+//! `restarted_members`). See `manager_restart.rs`.
 use std::collections::HashMap;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
+use super::manager_restart;
 use super::target;
 use crate::connection::{ExecOutput, ExecRequest};
 use crate::modules::args::PORT_RANGE;
 use crate::modules::{
     Action, ActionCtx, ActionOutput, Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan,
 };
+use crate::postgres::manager::Manager;
+use crate::postgres::patroni::Member;
 use crate::postgres::service::{
     parse_check, reload_rejections, restore_script, rollback_summary, select_backups,
     server_log_lines, steps, Action as Step, Service, Steps,
@@ -48,6 +59,7 @@ const ARGS: &[Arg] = &[
     Arg::new("bin_dir", Kind::Str),
     Arg::new("timeout", Kind::Int).range(1, 3600),
     Arg::new("rollback", Kind::Bool),
+    Arg::new("allow_restart", Kind::Bool),
 ];
 
 /// Server log lines shown in a failure message.
@@ -61,6 +73,9 @@ struct Control {
     facts: Option<Value>,
     timeout: u64,
     rollback: bool,
+    /// Under a cluster manager: whether a restart may be done (Patroni only, through
+    /// `patronictl restart`). Without a manager a restart is always allowed.
+    allow_restart: bool,
 }
 
 struct Run<'a> {
@@ -282,6 +297,7 @@ impl Module for PgService {
         let timeout = args.int("timeout").unwrap_or(30).clamp(1, 3600) as u64;
         let state = args.req("state")?;
         let method = svc.method.as_str();
+        let allow_restart = args.bool("allow_restart", svc.manager == Manager::None);
         Ok(Plan::action(Control {
             state: state.clone(),
             svc,
@@ -289,9 +305,95 @@ impl Module for PgService {
             facts,
             timeout,
             rollback: args.bool("rollback", true),
+            allow_restart,
         })
         .with("state", state)
         .with("method", method))
+    }
+}
+
+impl Control {
+    /// A server a cluster manager runs: a restart only through Patroni and only when allowed;
+    /// otherwise fail with the reason, nothing restarted. Returns the members restarted (in
+    /// order) and the members as Patroni last listed them.
+    async fn under_manager(
+        &self,
+        ctx: &ActionCtx<'_>,
+        state: &str,
+        pending: &[String],
+        result: &mut Map<String, Value>,
+    ) -> Result<(Vec<String>, Vec<Member>), ModuleError> {
+        let user = Some(self.t.os_user.as_str());
+        let ctl = manager_restart::ctl(&self.svc);
+        let mut members = Vec::new();
+        if let (Manager::Patroni, Some(c)) = (self.svc.manager, &ctl) {
+            members = manager_restart::members(ctx.conn, user, c)
+                .await
+                .map_err(ModuleError::failed)?;
+        }
+        let me = self.svc.patroni_name.as_deref();
+        let flagged = members
+            .iter()
+            .any(|m| Some(m.name.as_str()) == me && m.pending_restart);
+        // `reloaded` asks for a reload only: a pending restart is reported, as without a manager.
+        if state == "reloaded" || (state != "restarted" && pending.is_empty() && !flagged) {
+            return Ok((Vec::new(), members));
+        }
+        let c = match (self.svc.manager, &ctl) {
+            (Manager::Patroni, Some(c)) if self.allow_restart => c,
+            _ => {
+                result.insert("action".into(), json!("failed"));
+                result.insert("pending_restart".into(), json!(pending));
+                return Err(ModuleError::failed_with(
+                    manager_restart::refusal(&self.svc, pending, &members),
+                    result.clone(),
+                ));
+            }
+        };
+        if state == "restarted" {
+            let name = me.unwrap_or_default();
+            let req = ExecRequest {
+                shell: Some(c.restart(name)?),
+                become_user: user.map(str::to_string),
+                ..ExecRequest::default()
+            };
+            let out = ctx.conn.exec(&req).await?;
+            if out.rc != 0 {
+                return Err(ModuleError::failed_with(
+                    format!(
+                        "patronictl restart {name} failed (exit {}): {}",
+                        out.rc,
+                        text(&out.stdout)
+                    ),
+                    result.clone(),
+                ));
+            }
+            let after = manager_restart::members(ctx.conn, user, c)
+                .await
+                .map_err(ModuleError::failed)?;
+            return Ok((vec![name.to_string()], after));
+        }
+        let r = manager_restart::rolling_restart(ctx.conn, user, c, self.timeout)
+            .await
+            .map_err(|e| ModuleError::failed_with(e, result.clone()))?;
+        let left: Vec<String> = r
+            .after
+            .iter()
+            .filter(|m| m.pending_restart)
+            .map(|m| m.name.clone())
+            .collect();
+        if !left.is_empty() {
+            result.insert("restarted_members".into(), json!(r.restarted));
+            return Err(ModuleError::failed_with(
+                format!(
+                    "after restarting {} through Patroni, {} still pending restart",
+                    r.restarted.join(", "),
+                    left.join(", ")
+                ),
+                result.clone(),
+            ));
+        }
+        Ok((r.restarted, r.after))
     }
 }
 
@@ -362,7 +464,24 @@ impl Action for Control {
             }
         }
         let restart_for = pending.clone();
-        if state == "restarted" || (state == "applied" && !pending.is_empty()) {
+        if self.svc.manager != Manager::None {
+            let (restarted, members) = self
+                .under_manager(ctx, state, &pending, &mut result)
+                .await?;
+            if !restarted.is_empty() {
+                action = "restarted";
+                pending.clear();
+            }
+            result.insert("restarted_members".into(), json!(restarted));
+            result.insert(
+                "members".into(),
+                json!(members
+                    .iter()
+                    .map(|m| json!({"name": m.name, "role": m.role, "state": m.state,
+                        "pending_restart": m.pending_restart}))
+                    .collect::<Vec<_>>()),
+            );
+        } else if state == "restarted" || (state == "applied" && !pending.is_empty()) {
             let o = run.act(Step::Restart, log_from).await?;
             action = "restarted";
             let mut errors = Vec::new();
