@@ -11,6 +11,7 @@ export RUSTC_BOOTSTRAP=1
 case "$target" in
   pg_conf | pg_hba) seeds=(../tests/fixtures/pg) ;;
   ini_file) seeds=(seeds/ini_file) ;;
+  env_file) seeds=(../tests/fixtures/env_file) ;;
   lineinfile | blockinfile) seeds=(seeds/lines ../tests/fixtures/pg) ;;
   yaml) seeds=(../playbooks ../roles/postgres_tls/tasks ../tests/fixtures/errors ../tests/fixtures/features ../tests/inventories/simple ../tests/inventories/nested) ;;
   inventory) seeds=(../tests/inventories/simple ../tests/inventories/ranges ../tests/inventories/nested ../tests/inventories/split ../tests/inventories/split/second) ;;

@@ -129,6 +129,18 @@ const CASES: &[(&str, &str, &str, Status)] = &[
         "path: {W}/app.ini\n        section: s\n        option: o\n        value: v",
         Status::Changed,
     ),
+    (
+        "env_file",
+        "env_file",
+        "path: {W}/app.env\n        settings:\n          CSS_SSL_ENABLED: true\n          SECRET_KEY: \"00ff\"",
+        Status::Changed,
+    ),
+    (
+        "env_file absent",
+        "env_file",
+        "path: {W}/app.env\n        keys: [OLD]\n        state: absent",
+        Status::Changed,
+    ),
     ("command", "command", "cmd: touch {W}/commanded", Status::Skipped),
     (
         "command with creates",
@@ -271,6 +283,7 @@ fn no_registered_module_acts_in_check_mode() {
     fs::create_dir_all(&w).unwrap();
     fs::write(w.join("conf.txt"), "a = 1\n").unwrap();
     fs::write(w.join("app.ini"), "[s]\nother = 1\n").unwrap();
+    fs::write(w.join("app.env"), "# app\nOLD=1\nCSS_SSL_ENABLED=false\n").unwrap();
     fs::write(w.join("copy.txt"), "old\n").unwrap();
     // A key already on the host: pki_csr's plan makes a request from it (openssl req, read-only).
     let host_key = castellan::pki::KeyType::EcdsaP256.generate().unwrap();

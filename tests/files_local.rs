@@ -168,7 +168,7 @@ fn a_symlinked_dest_never_widens_the_mode_and_follow_decides_what_is_written() {
     let t = open_tempdir();
     let b = t.path();
     for d in [
-        "copy", "copyf", "tmpl", "tmplf", "line", "block", "ini", "inif",
+        "copy", "copyf", "tmpl", "tmplf", "line", "block", "ini", "inif", "env", "envf",
     ] {
         linked(&b.join(d), "real.key", "server.key", "OLD\n", 0o600);
     }
@@ -185,6 +185,8 @@ fn a_symlinked_dest_never_widens_the_mode_and_follow_decides_what_is_written() {
     - blockinfile: {path: "{{ base }}/block/server.key", block: "added"}
     - ini_file: {path: "{{ base }}/ini/server.key", section: s, option: o, value: v}
     - ini_file: {path: "{{ base }}/inif/server.key", section: s, option: o, value: v, follow: yes}
+    - env_file: {path: "{{ base }}/env/server.key", settings: {O: v}}
+    - env_file: {path: "{{ base }}/envf/server.key", settings: {O: v}, follow: yes}
     - copy: {content: "NEW\n", dest: "{{ base }}/dangling/server.key"}
     - copy: {content: "NEW\n", dest: "{{ base }}/danglingf/server.key", follow: yes}
 "#;
@@ -192,7 +194,7 @@ fn a_symlinked_dest_never_widens_the_mode_and_follow_decides_what_is_written() {
     let out = play(b, "", tasks);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
-    // follow: no (copy's and template's default, ini_file's too): the link is replaced by a
+    // follow: no (copy's and template's default, ini_file's and env_file's too): the link is replaced by a
     // regular file that takes the mode of the file it pointed to (never the link's 0777); the
     // old target is untouched.
     for (d, content) in [("copy", "NEW\n"), ("tmpl", "NEW 2\n")] {
@@ -206,11 +208,16 @@ fn a_symlinked_dest_never_widens_the_mode_and_follow_decides_what_is_written() {
         );
         assert_eq!(mode(&b.join(d).join("real.key")), 0o600);
     }
-    let p = b.join("ini/server.key");
-    assert!(!is_link(&p));
-    assert_eq!(mode(&p), 0o600);
-    assert_eq!(fs::read_to_string(&p).unwrap(), "OLD\n[s]\no = v\n");
-    assert_eq!(fs::read_to_string(b.join("ini/real.key")).unwrap(), "OLD\n");
+    for (d, content) in [("ini", "OLD\n[s]\no = v\n"), ("env", "OLD\nO=v\n")] {
+        let p = b.join(d).join("server.key");
+        assert!(!is_link(&p), "{d}");
+        assert_eq!(mode(&p), 0o600, "{d}");
+        assert_eq!(fs::read_to_string(&p).unwrap(), content, "{d}");
+        assert_eq!(
+            fs::read_to_string(b.join(d).join("real.key")).unwrap(),
+            "OLD\n"
+        );
+    }
 
     // follow: yes (and lineinfile/blockinfile always, as Ansible writes to the realpath): the
     // link stays, its target gets the content and keeps its mode.
@@ -223,6 +230,7 @@ fn a_symlinked_dest_never_widens_the_mode_and_follow_decides_what_is_written() {
             "OLD\n# BEGIN ANSIBLE MANAGED BLOCK\nadded\n# END ANSIBLE MANAGED BLOCK\n",
         ),
         ("inif", "OLD\n[s]\no = v\n"),
+        ("envf", "OLD\nO=v\n"),
     ] {
         let p = b.join(d).join("server.key");
         assert!(is_link(&p), "{d}");
@@ -344,7 +352,7 @@ fn every_editor_backs_up_the_old_file_as_it_was() {
     let b = t.path();
     let user = other_user();
     let uid = uid_of(user);
-    for m in ["line", "block", "ini", "copy"] {
+    for m in ["line", "block", "ini", "env", "copy"] {
         let d = b.join(m);
         fs::create_dir(&d).unwrap();
         fs::write(d.join("f.conf"), "old = 1\n").unwrap();
@@ -357,18 +365,20 @@ fn every_editor_backs_up_the_old_file_as_it_was() {
       register: block
     - ini_file: {path: "{{ base }}/ini/f.conf", option: new, value: "2", backup: yes}
       register: ini
+    - env_file: {path: "{{ base }}/env/f.conf", settings: {NEW: 2}, backup: yes}
+      register: env
     - copy: {content: "new = 2\n", dest: "{{ base }}/copy/f.conf", backup: yes}
       register: copied
     - copy:
-        content: "{{ line.backup_file }}\n{{ block.backup_file }}\n{{ ini.backup_file }}\n{{ copied.backup_file }}\n"
+        content: "{{ line.backup_file }}\n{{ block.backup_file }}\n{{ ini.backup_file }}\n{{ env.backup_file }}\n{{ copied.backup_file }}\n"
         dest: "{{ base }}/backups"
 "#;
     let out = play(b, "", tasks);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let list = fs::read_to_string(b.join("backups")).unwrap();
     let backups: Vec<&str> = list.lines().collect();
-    assert_eq!(backups.len(), 4, "{list}");
-    for (m, bk) in ["line", "block", "ini", "copy"].iter().zip(&backups) {
+    assert_eq!(backups.len(), 5, "{list}");
+    for (m, bk) in ["line", "block", "ini", "env", "copy"].iter().zip(&backups) {
         let f = b.join(m).join("f.conf");
         assert!(bk.starts_with(&format!("{}.", f.display())), "{bk}");
         let bm = fs::symlink_metadata(bk).unwrap();

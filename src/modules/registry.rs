@@ -9,6 +9,7 @@ static MODULES: &[&dyn Module] = &[
     &files::lineinfile::LineInFile,
     &files::blockinfile::BlockInFile,
     &files::ini_file::IniFile,
+    &files::env_file::EnvFile,
     &commands::command::Command,
     &commands::shell::Shell,
     &control::debug::Debug,

@@ -67,6 +67,67 @@ pub fn shown(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// Parts of a setting's name (upper-cased, `-` and `.` read as `_`) that say its value is a
+/// secret.
+const SECRET_NAME_PARTS: &[&str] = &[
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "SECRET",
+    "TOKEN",
+    "CREDENTIAL",
+    "APIKEY",
+    "API_KEY",
+    "PRIVATE_KEY",
+    "PRIVATEKEY",
+    "ACCESS_KEY",
+    "SESSION_KEY",
+    "SIGNING_KEY",
+    "ENCRYPTION_KEY",
+    "MASTER_KEY",
+];
+
+/// Whole words of a name that say the same (`DB_PASS`, `SMTP_PWD`; not `PASSTHROUGH`).
+const SECRET_NAME_WORDS: &[&str] = &["PASS", "PWD", "PW"];
+
+/// A setting (`NAME=value` in an environment file, an option) whose value must not be shown:
+/// its name says it is a password, a token, a secret or a private key (`SECRET_KEY`,
+/// `DB_PASSWORD`, `S3_TRACE_AWS_SECRET_ACCESS_KEY`; not a path setting like `CSS_SSL_KEY`, nor
+/// the shell's `PWD`), or its value holds one: key material ([`is_secret_text`]), a URL with a
+/// password (`postgres://user:pw@host/db`, `rediss://:pw@host`), a `password=` parameter.
+pub fn is_secret_setting(name: &str, value: &str) -> bool {
+    let upper: String = name
+        .chars()
+        .map(|c| match c {
+            '-' | '.' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect();
+    let by_name = SECRET_NAME_PARTS.iter().any(|p| upper.contains(p))
+        || (upper != "PWD"
+            && upper
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| SECRET_NAME_WORDS.contains(&w)));
+    by_name || url_has_password(value) || has_password_parameter(value) || is_secret_text(value)
+}
+
+/// `scheme://user:password@host...`: the authority holds `@` and its user part a `:`.
+fn url_has_password(value: &str) -> bool {
+    value.match_indices("://").any(|(i, _)| {
+        let rest = &value[i + 3..];
+        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+        authority
+            .rfind('@')
+            .is_some_and(|at| authority[..at].contains(':'))
+    })
+}
+
+/// A connection string or URL query with a password (`password=...`, `passwd=...`).
+fn has_password_parameter(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    ["password=", "passwd="].iter().any(|p| lower.contains(p))
+}
+
 /// A copy of `v` where every string that is key material is `<redacted>` and every known secret
 /// value inside a string is masked (keys of objects are kept: they are names, not values).
 pub fn scrub(v: &Value) -> Value {
@@ -405,6 +466,43 @@ mod tests {
             mask("x sv-test-vault-value-31d7 y sv-test-vault-value-31d7"),
             "x <redacted> y <redacted>"
         );
+    fn settings_named_or_valued_as_secrets() {
+        for (name, value) in [
+            ("SECRET_KEY", "0123abcd"),
+            ("S3_TRACE_AWS_SECRET_ACCESS_KEY", "x"),
+            ("S3_TRACE_AWS_ACCESS_KEY_ID", "AKIA"),
+            ("DB_PASSWORD", "x"),
+            ("db-pass", "x"),
+            ("SMTP_PWD", "x"),
+            ("GITHUB_TOKEN", "x"),
+            ("api.key", "x"),
+            (
+                "DATABASE_URL",
+                "postgres://cap:s3cr%40t@db1/cap?sslmode=verify-ca",
+            ),
+            ("REDIS_URL", "rediss://:pw@redis:6379/0"),
+            ("JDBC", "jdbc:postgresql://db1/x?user=a&password=b"),
+            ("DSN", "host=db1 user=a password=b"),
+            ("CLIENT_KEY", "-----BEGIN PRIVATE KEY-----\nMIGH\n"),
+        ] {
+            assert!(is_secret_setting(name, value), "{name}={value}");
+        }
+        for (name, value) in [
+            ("CSS_SSL_KEY", "/etc/ssl/certs/client.key"),
+            ("CSS_SSL_KEY_PEM", "/etc/ssl/certs/client.pem.pk8"),
+            ("CASTCONNECTIONEXTRAPARAMETERS", "/etc/cast/cast.ini"),
+            ("PWD", "/home/x"),
+            ("PASSTHROUGH", "yes"),
+            ("KEYCLOAK_URL", "https://kc.example.com:8443/auth"),
+            (
+                "DATABASE_URL",
+                "postgres://cap@db1/cap?sslmode=verify-ca&sslkey=/etc/cap/client.key",
+            ),
+            ("S3_ENDPOINT", "https://s3.example.com"),
+            ("CSS_SSL_ENABLED", "true"),
+        ] {
+            assert!(!is_secret_setting(name, value), "{name}={value}");
+        }
     }
 
     #[test]

@@ -254,6 +254,34 @@ pub fn editor_follows(args: &Args, spec: &[crate::modules::Arg]) -> bool {
     }
 }
 
+/// The file an editor works on, read through a link: its state and its text (`None` when it
+/// does not exist). A directory or content that is not UTF-8 fails the task.
+pub async fn read_text(
+    ctx: &ModuleCtx<'_>,
+    path: &str,
+) -> Result<(FileState, Option<String>), ModuleError> {
+    let st = read(
+        ctx,
+        path,
+        Want {
+            content: true,
+            checksum: false,
+            follow: true,
+        },
+    )
+    .await?;
+    if st.kind == crate::connection::FileKind::Directory {
+        return Err(ModuleError::failed(format!("Path {path} is a directory !")));
+    }
+    let current = match &st.content {
+        Some(c) if st.exists() => {
+            Some(String::from_utf8(c.clone()).map_err(|_| format!("{path} is not UTF-8 text"))?)
+        }
+        _ => None,
+    };
+    Ok((st, current))
+}
+
 /// The shared plan of the text editors: read the file (through a link), run the pure editor on
 /// its content, then write the result atomically (or only fix attributes); `follow` as
 /// [`editor_follows`].
@@ -274,26 +302,8 @@ pub async fn plan_edit<A: serde::de::DeserializeOwned>(
     }
     let eargs: A = serde_json::from_value(Value::Object(sub)).map_err(|e| e.to_string())?;
     let spec = AttrSpec::from_args(args)?;
-    let st = read(
-        ctx,
-        &path,
-        Want {
-            content: true,
-            checksum: false,
-            follow: true,
-        },
-    )
-    .await?;
-    if st.kind == crate::connection::FileKind::Directory {
-        return Err(ModuleError::failed(format!("Path {path} is a directory !")));
-    }
-    let current = match &st.content {
-        Some(c) if st.exists() => {
-            Some(std::str::from_utf8(c).map_err(|_| format!("{path} is not UTF-8 text"))?)
-        }
-        _ => None,
-    };
-    let edit = match editor(current, &eargs) {
+    let (st, current) = read_text(ctx, &path).await?;
+    let edit = match editor(current.as_deref(), &eargs) {
         Ok(e) => e,
         Err(msg) => {
             return Err(ModuleError::failed(msg.replace(

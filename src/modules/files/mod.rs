@@ -6,6 +6,7 @@ pub mod blockinfile;
 pub mod common;
 pub mod copy;
 pub mod editor_args;
+pub mod env_file;
 pub mod file;
 pub mod ini_file;
 pub mod lineinfile;
