@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 /// Bottom first. The same order as ARCHITECTURE.md, "Layers". `tera` is the template engine:
 /// only the template layer and the layers above it may name it.
 const LAYERS: &[&[&str]] = &[
-    &["error", "yaml", "vault", "text", "diff", "boolean", "envfile"],
+    &[
+        "error", "yaml", "vault", "text", "diff", "boolean", "envfile",
+    ],
     &["connection", "pki", "report"],
     &["postgres", "os"],
     &["template_filters", "template", "tera"],

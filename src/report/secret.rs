@@ -466,6 +466,9 @@ mod tests {
             mask("x sv-test-vault-value-31d7 y sv-test-vault-value-31d7"),
             "x <redacted> y <redacted>"
         );
+    }
+
+    #[test]
     fn settings_named_or_valued_as_secrets() {
         for (name, value) in [
             ("SECRET_KEY", "0123abcd"),
