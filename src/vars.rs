@@ -88,14 +88,16 @@ pub fn has_template(v: &Value) -> bool {
 }
 
 /// Render variables whose values are templates (`pki_dir: "{{ inventory_dir }}/pki"`), in
-/// passes, so chains of references resolve. A variable that cannot be rendered keeps its
-/// error, reported if a task reads it.
+/// passes, so chains of references resolve. A variable that fails in one pass is tried again in
+/// the next while others still change (it may have read one that was not rendered yet: `first`
+/// of a list still written as a template); the errors of the last pass are returned, reported
+/// if a task reads the variable.
 pub fn resolve(vars: &mut Map<String, Value>, templar: &Templar) -> Map<String, Value> {
     let mut errors = Map::new();
     for _ in 0..6 {
         let pending: Vec<String> = vars
             .iter()
-            .filter(|(k, v)| !errors.contains_key(*k) && has_template(v))
+            .filter(|(_, v)| has_template(v))
             .map(|(k, _)| k.clone())
             .collect();
         if pending.is_empty() {
@@ -103,6 +105,7 @@ pub fn resolve(vars: &mut Map<String, Value>, templar: &Templar) -> Map<String, 
         }
         let ctx = context(vars);
         let mut progressed = false;
+        errors = Map::new();
         for k in pending {
             let Some(v) = vars.get(&k) else { continue };
             match templar.render_value(v, &ctx) {
@@ -194,5 +197,26 @@ mod tests {
         assert!(errs.is_empty());
         assert_eq!(m["a"], "root/x");
         assert_eq!(m["n"], json!([1, 2]));
+    }
+
+    /// `first` fails on the string `"{{ groups[...] }}"` in the pass before `dbs` is a list: that
+    /// error must not stick once `dbs` renders (`cast_control_panel_database: "{{
+    /// cast_databases | first }}"`). An error that remains after the last pass is still reported.
+    #[test]
+    fn an_error_from_an_earlier_pass_is_retried_once_its_inputs_render() {
+        let t = Templar::new();
+        let mut m = json!({
+            "dbs": "{{ groups }}",
+            "first_db": "{{ dbs | first }}",
+            "groups": ["db1", "db2"],
+            "broken": "{{ dbs | first | nosuchfilter }}",
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        let errs = resolve(&mut m, &t);
+        assert_eq!(m["first_db"], "db1", "{errs:?}");
+        assert!(!errs.contains_key("first_db"), "{errs:?}");
+        assert!(errs.contains_key("broken"), "{errs:?}");
     }
 }

@@ -2,7 +2,8 @@
 # Installs what the tests need on a fresh Debian machine: the openssl CLI (PKI checks), the
 # PostgreSQL 15 server and client (real TLS logins), openssh-server (the SSH test fleet), Python's
 # venv module and the real `ansible-vault` (PyPI ansible-core, in a venv under target/: the vault
-# tests encrypt their files with it).
+# tests encrypt their files with it), a JDK and pgjdbc (tests/fixtures/jdbc/PgLogin.java: a JDBC
+# login with client.pk8, as CAST's Java components).
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 
@@ -11,6 +12,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql postgresql-client)
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server openssh-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
+command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
+[ -f /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
 
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""
@@ -20,4 +23,4 @@ if [ "${#need[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 vault=$(bash "$(dirname "$0")/vault/ansible-vault.sh")
-echo "setup: openssl $(openssl version | cut -d' ' -f2), postgresql 15 at /usr/lib/postgresql/15/bin, sshd ready, $("$vault" --version | sed -n 1p)"
+echo "setup: openssl $(openssl version | cut -d' ' -f2), postgresql 15 at /usr/lib/postgresql/15/bin, sshd ready, $("$vault" --version | sed -n 1p), java $(java -version 2>&1 | awk -F'"' 'NR == 1 { print $2 }') with /usr/share/java/postgresql.jar"

@@ -3,25 +3,25 @@
 # (multiplexed) connections drop and new connections are refused. up.sh brings it back. The host's
 # PostgreSQL server keeps running (even one started from an ssh session); see pg.sh to stop it.
 #
-# Usage: tests/fleet/kill.sh dbK
+# Usage: tests/fleet/kill.sh dbK|castK
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ $# -eq 1 && $1 =~ ^db([0-9]+)$ ]] || {
-    echo "usage: $0 dbK" >&2
+[[ $# -eq 1 && $1 =~ ^(db|cast)[0-9]+$ ]] || {
+    echo "usage: $0 dbK|castK" >&2
     exit 2
 }
-k=${BASH_REMATCH[1]}
+h=$1
 [[ -d $FLEET_DIR/hosts ]] || fleet_die "no fleet in $FLEET_DIR"
 exec 9>"$FLEET_DIR/.lock"
 flock 9
-fleet_host_pid pid "$k"
-[[ -n $pid ]] || fleet_die "db$k is not running (no live sshd for $FLEET_DIR/hosts/db$k/sshd_config)"
+fleet_host_pid pid "$h"
+[[ -n $pid ]] || fleet_die "$h is not running (no live sshd for $FLEET_DIR/hosts/$h/sshd_config)"
 n=$(fleet_stop KILL "$pid")
-rm -f "$FLEET_DIR/hosts/db$k/sshd.pid"
+rm -f "$FLEET_DIR/hosts/$h/sshd.pid"
 addr=""
-fleet_addr addr "$k"
-if fleet_probe "$addr"; then fleet_die "db$k ($addr) still answers on port 22"; fi
-echo "fleet: killed db$k ($addr), $n processes"
+fleet_host_addr addr "$h"
+if fleet_probe "$addr"; then fleet_die "$h ($addr) still answers on port 22"; fi
+echo "fleet: killed $h ($addr), $n processes"

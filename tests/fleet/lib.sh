@@ -10,6 +10,8 @@
 #
 # Host dbK listens on 127.NET.(1 + (K-1)/254).(1 + (K-1)%254) port 22:
 # db1 = 127.0.1.1 ... db254 = 127.0.1.254, db255 = 127.0.2.1, ...
+# Host castK (up.sh --cast M, SSH only, K <= 254) listens on 127.NET.255.K: third octet 255 is
+# never a db address (dbK's third octet is at most 254).
 #
 # PostgreSQL (unless up.sh --no-postgres): host dbK has the Debian cluster 15/fNETdbK (config in
 # /etc/postgresql/15/fNETdbK, data in $FLEET_DIR/hosts/dbK/pgdata, socket directory
@@ -72,6 +74,19 @@ fleet_addr() {
     printf -v "$1" '127.%d.%d.%d' "$FLEET_NET" $((1 + ($2 - 1) / 254)) $((1 + ($2 - 1) % 254))
 }
 
+# fleet_cast_addr VAR K: set VAR to the address of host castK.
+fleet_cast_addr() {
+    printf -v "$1" '127.%d.255.%d' "$FLEET_NET" "$2"
+}
+
+# fleet_host_addr VAR NAME: set VAR to the address of host NAME (dbK or castK).
+fleet_host_addr() {
+    case $2 in
+    cast*) fleet_cast_addr "$1" "${2#cast}" ;;
+    *) fleet_addr "$1" "${2#db}" ;;
+    esac
+}
+
 # fleet_alive PID: the process exists and is not a zombie (PID 1 may not reap orphans).
 fleet_alive() {
     local stat
@@ -93,11 +108,13 @@ fleet_is_our_sshd() {
     [[ " ${argv[*]} " == *" -f $cfg "* ]]
 }
 
-# fleet_host_pid VAR K: set VAR to the pid of host dbK's running sshd, or to "" if none.
+# fleet_host_pid VAR K|NAME: set VAR to the pid of the running sshd of host dbK (or of host NAME:
+# dbK, castK), or to "" if none.
 fleet_host_pid() {
     # Locals are prefixed: VAR is set with printf -v and must not name one of them.
-    local _fhp_dir _fhp_pid=""
-    _fhp_dir=$FLEET_DIR/hosts/db$2
+    local _fhp_dir _fhp_pid="" _fhp_name=$2
+    [[ $_fhp_name =~ ^[0-9]+$ ]] && _fhp_name=db$_fhp_name
+    _fhp_dir=$FLEET_DIR/hosts/$_fhp_name
     { read -r _fhp_pid <"$_fhp_dir/sshd.pid"; } 2>/dev/null || _fhp_pid=""
     fleet_is_our_sshd "$_fhp_pid" "$_fhp_dir/sshd_config" || _fhp_pid=""
     printf -v "$1" '%s' "$_fhp_pid"

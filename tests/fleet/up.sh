@@ -5,7 +5,7 @@
 # restarted; healthy clusters kept, stopped ones started, broken ones recreated; hosts above N
 # stopped and their clusters dropped). Needs root.
 #
-# Usage: tests/fleet/up.sh N [--no-postgres] [--edb K]
+# Usage: tests/fleet/up.sh N [--no-postgres] [--edb K] [--cast M]
 #   --no-postgres  (anywhere in the arguments) SSH-only hosts: no cluster is created or started,
 #                  clusters this fleet already has are stopped (those of hosts above N dropped), and
 #                  the fleet's /etc/hosts block is removed.
@@ -13,6 +13,11 @@
 #                  user enterprisedb (created if missing), configuration in the data directory, port
 #                  5444, started with pg_ctl (lib.sh, "EDB layout"). Without it, a host that had one
 #                  gets its Debian cluster back.
+#   --cast M       (anywhere) also hosts cast1..castM (M <= 254): CAST Imaging component nodes, sshd
+#                  only (no PostgreSQL), on 127.NET.255.K, in group cast_imaging of the inventory,
+#                  with the OS user castsvc (created if missing) and group variables that point the
+#                  role cast_imaging_client's system paths into the host's fleet_root. Without
+#                  --cast (M = 0) cast hosts this fleet has are stopped.
 # Writes the fleet state to $CASTELLAN_FLEET_DIR (default tests/fleet/.state) and an Ansible YAML
 # inventory (default tests/fleet/inventory.yml); see lib.sh for the environment variables, the
 # address scheme and the cluster layout. Stop the fleet with tests/fleet/down.sh.
@@ -25,12 +30,15 @@ FLEET_JOBS=${CASTELLAN_FLEET_JOBS:-32}
 # Clusters created or started at a time (initdb and start-up are a few seconds each, mostly waiting).
 FLEET_PG_JOBS=${CASTELLAN_FLEET_PG_JOBS:-8}
 
-# host_config VAR K: set VAR to the sshd_config of host dbK.
+# CAST Imaging nodes (--cast): the OS user the role cast_imaging_client gives the client files to.
+FLEET_CAST_USER=castsvc
+
+# host_config VAR NAME: set VAR to the sshd_config of host NAME (dbK or castK).
 host_config() {
-    local _hc_addr _hc_dir=$FLEET_DIR/hosts/db$2
-    fleet_addr _hc_addr "$2"
+    local _hc_addr _hc_dir=$FLEET_DIR/hosts/$2
+    fleet_host_addr _hc_addr "$2"
     printf -v "$1" '%s\n' \
-        "# castellan test fleet host db$2 (written by tests/fleet/up.sh; edits are overwritten)" \
+        "# castellan test fleet host $2 (written by tests/fleet/up.sh; edits are overwritten)" \
         "ListenAddress $_hc_addr:22" \
         "HostKey $_hc_dir/ssh_host_ed25519_key" \
         "PidFile $_hc_dir/sshd.pid" \
@@ -51,14 +59,14 @@ host_config() {
         "LogLevel INFO"
 }
 
-# start_one K: (re)start host dbK. Run in parallel by xargs, one process per host.
+# start_one NAME: (re)start host NAME (dbK or castK). Run in parallel by xargs, one process per host.
 start_one() {
     local k=$1 dir pid i
-    dir=$FLEET_DIR/hosts/db$k
+    dir=$FLEET_DIR/hosts/$k
     mkdir -p "$dir/root" "$dir/home"
     if [[ ! -s $dir/ssh_host_ed25519_key || ! -s $dir/ssh_host_ed25519_key.pub ]]; then
         rm -f "$dir/ssh_host_ed25519_key" "$dir/ssh_host_ed25519_key.pub"
-        ssh-keygen -q -t ed25519 -N '' -C "db$k" -f "$dir/ssh_host_ed25519_key" </dev/null
+        ssh-keygen -q -t ed25519 -N '' -C "$k" -f "$dir/ssh_host_ed25519_key" </dev/null
     fi
     local cfg
     host_config cfg "$k"
@@ -69,7 +77,7 @@ start_one() {
     if [[ -n $pid ]]; then fleet_stop TERM "$pid" >/dev/null; fi
     rm -f "$dir/sshd.pid"
     if ! "$FLEET_SSHD" -t -f "$dir/sshd_config" 2>"$dir/sshd-t.err"; then
-        echo "db$k: sshd -t rejected $dir/sshd_config:" >&2
+        echo "$k: sshd -t rejected $dir/sshd_config:" >&2
         cat "$dir/sshd-t.err" >&2
         return 1
     fi
@@ -79,7 +87,7 @@ start_one() {
     before=$(wc -l <"$dir/sshd.log")
     # sshd binds its address, then daemonizes (the parent exits 0) and the child writes the pid file.
     if ! "$FLEET_SSHD" -f "$dir/sshd_config" -E "$dir/sshd.log" </dev/null >/dev/null 2>&1 9>&-; then
-        echo "db$k: sshd failed to start; $dir/sshd.log says:" >&2
+        echo "$k: sshd failed to start; $dir/sshd.log says:" >&2
         tail -n "+$((before + 1))" "$dir/sshd.log" | tail -n 5 >&2
         return 1
     fi
@@ -88,7 +96,7 @@ start_one() {
         [[ -n $pid ]] && return 0
         sleep 0.05
     done
-    echo "db$k: sshd started but no live pid in $dir/sshd.pid; $dir/sshd.log says:" >&2
+    echo "$k: sshd started but no live pid in $dir/sshd.pid; $dir/sshd.log says:" >&2
     tail -n "+$((before + 1))" "$dir/sshd.log" | tail -n 5 >&2
     return 1
 }
@@ -374,7 +382,12 @@ fi
 
 postgres=1
 EDB_K=""
+M=0
 args=()
+usage() {
+    echo "usage: $0 N [--no-postgres] [--edb K] [--cast M]   (start hosts db1..dbN and cast1..castM; N=0 stops all db hosts)" >&2
+    exit 2
+}
 while (($# > 0)); do
     case $1 in
     --no-postgres) postgres=0 ;;
@@ -384,14 +397,16 @@ while (($# > 0)); do
         shift
         ;;
     --edb=*) EDB_K=${1#--edb=} ;;
+    --cast)
+        (($# >= 2)) && [[ $2 =~ ^[0-9]+$ ]] || usage
+        M=$((10#$2))
+        shift
+        ;;
     *) args+=("$1") ;;
     esac
     shift
 done
-[[ ${#args[@]} -eq 1 && ${args[0]} =~ ^[0-9]+$ ]] || {
-    echo "usage: $0 N [--no-postgres] [--edb K]   (start hosts db1..dbN; N=0 stops all)" >&2
-    exit 2
-}
+[[ ${#args[@]} -eq 1 && ${args[0]} =~ ^[0-9]+$ ]] || usage
 N=$((10#${args[0]}))
 if [[ -n $EDB_K ]]; then
     [[ $EDB_K =~ ^[0-9]+$ ]] && ((10#$EDB_K >= 1 && 10#$EDB_K <= N)) ||
@@ -400,6 +415,7 @@ if [[ -n $EDB_K ]]; then
     ((postgres)) || { echo "$0: --edb and --no-postgres exclude each other" >&2; exit 2; }
 fi
 ((N <= 254 * 254)) || fleet_die "at most $((254 * 254)) hosts"
+((M <= 254)) || fleet_die "at most 254 cast hosts"
 [[ $(id -u) == 0 ]] || fleet_die "must run as root (sshd on port 22, root logins)"
 if ((postgres && N > 0)); then
     # The server's socket path: at most 107 bytes (sockaddr_un).
@@ -444,14 +460,29 @@ fi
 cp "$FLEET_KEY.pub" "$FLEET_AUTHORIZED_KEYS.new"
 mv -f "$FLEET_AUTHORIZED_KEYS.new" "$FLEET_AUTHORIZED_KEYS"
 
-# Stop hosts above N.
+if ((M > 0)); then
+    # The component nodes' service user (one for every fleet on this machine; never removed).
+    if ! id -u "$FLEET_CAST_USER" >/dev/null 2>&1; then
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+            "$FLEET_CAST_USER" 2>/dev/null || id -u "$FLEET_CAST_USER" >/dev/null 2>&1 ||
+            fleet_die "cannot create the OS user $FLEET_CAST_USER"
+    fi
+    # castsvc reaches its files under hosts/castK/root (psql and java run as castsvc there).
+    chmod a+x "$FLEET_DIR" "$FLEET_DIR/hosts"
+fi
+
+# Stop hosts above N (dbK) and above M (castK).
 stop_pids=()
 stopped=0
-for dir in "$FLEET_DIR"/hosts/db*; do
+for dir in "$FLEET_DIR"/hosts/db* "$FLEET_DIR"/hosts/cast*; do
     [[ -d $dir ]] || continue
-    k=${dir##*/db}
-    if ! [[ $k =~ ^[0-9]+$ ]] || ((k <= N)); then continue; fi
-    fleet_host_pid pid "$k"
+    name=${dir##*/}
+    case $name in
+    db*) k=${name#db} max=$N ;;
+    *) k=${name#cast} max=$M ;;
+    esac
+    if ! [[ $k =~ ^[0-9]+$ ]] || ((k <= max)); then continue; fi
+    fleet_host_pid pid "$name"
     if [[ -n $pid ]]; then
         stop_pids+=("$pid")
         stopped=$((stopped + 1))
@@ -463,16 +494,25 @@ fleet_stop TERM "${stop_pids[@]}" >/dev/null
 # Find hosts that need (re)starting: not running, or running with a config that is not current.
 todo=()
 addr="" want="" name="" dns=""
-for ((k = 1; k <= N; k++)); do
-    dir=$FLEET_DIR/hosts/db$k
-    fleet_host_pid pid "$k"
+all_hosts=()
+for ((k = 1; k <= N; k++)); do all_hosts+=("db$k"); done
+for ((k = 1; k <= M; k++)); do all_hosts+=("cast$k"); done
+for h in "${all_hosts[@]}"; do
+    dir=$FLEET_DIR/hosts/$h
+    fleet_host_pid pid "$h"
     if [[ -n $pid ]]; then
         current=""
         { IFS= read -r -d '' current <"$dir/sshd_config"; } 2>/dev/null || true
-        host_config want "$k"
+        host_config want "$h"
         [[ $current == "$want" ]] && continue
     fi
-    todo+=("$k")
+    todo+=("$h")
+done
+# A cast node's work directory: castsvc must reach the files the role puts under it.
+for ((k = 1; k <= M; k++)); do
+    mkdir -p "$FLEET_DIR/hosts/cast$k/root"
+    chmod a+x "$FLEET_DIR/hosts/cast$k"
+    chmod 0755 "$FLEET_DIR/hosts/cast$k/root"
 done
 
 failed=0
@@ -529,12 +569,19 @@ fi
         read -r type key _ <"$FLEET_DIR/hosts/db$k/ssh_host_ed25519_key.pub"
         printf '%s %s %s\n' "$addr" "$type" "$key"
     done
+    for ((k = 1; k <= M; k++)); do
+        fleet_cast_addr addr "$k"
+        read -r type key _ <"$FLEET_DIR/hosts/cast$k/ssh_host_ed25519_key.pub"
+        printf '%s %s %s\n' "$addr" "$type" "$key"
+    done
 } >"$FLEET_KNOWN_HOSTS.new"
 mv -f "$FLEET_KNOWN_HOSTS.new" "$FLEET_KNOWN_HOSTS"
 
 mkdir -p "$(dirname "$FLEET_INVENTORY")"
 {
-    printf '# Written by tests/fleet/up.sh %d (fleet dir %s); edits are overwritten.\n' "$N" "$FLEET_DIR"
+    cast_args=""
+    ((M == 0)) || cast_args=" --cast $M"
+    printf '# Written by tests/fleet/up.sh %d%s (fleet dir %s); edits are overwritten.\n' "$N" "$cast_args" "$FLEET_DIR"
     printf 'all:\n  children:\n    fleet:\n'
     if ((postgres)); then
         # The hosts are in group postgres, a child of fleet (playbooks for `fleet` still see them).
@@ -587,6 +634,24 @@ mkdir -p "$(dirname "$FLEET_INVENTORY")"
             printf '        db%d: {ansible_host: %s, fleet_root: "%s/root"}\n' "$k" "$addr" "$FLEET_DIR/hosts/db$k"
         done
     fi
+    if ((M > 0)); then
+        # CAST Imaging component nodes: a second child of fleet. Hosts share this machine's
+        # filesystem, so every system path of the role points into the host's own fleet_root.
+        ((postgres)) || printf '      children:\n'
+        printf '        cast_imaging:\n          hosts:\n'
+        for ((k = 1; k <= M; k++)); do
+            fleet_cast_addr addr "$k"
+            printf '            cast%d: {ansible_host: %s, fleet_root: "%s/root"}\n' "$k" "$addr" "$FLEET_DIR/hosts/cast$k"
+        done
+        printf '          vars:\n'
+        printf '            %s: %s\n' \
+            cast_service_user "$FLEET_CAST_USER" \
+            cast_db_user postgres \
+            cast_ssl_dir '"{{ fleet_root }}/etc/cast-imaging/ssl"' \
+            cast_ini_path '"{{ fleet_root }}/etc/cast-imaging/SSLParameters.ini"' \
+            cast_environment_file '"{{ fleet_root }}/etc/environment"' \
+            cast_systemd_dir '"{{ fleet_root }}/etc/systemd/system"'
+    fi
     printf '      vars:\n'
     printf '        ansible_user: root\n'
     printf '        ansible_ssh_private_key_file: "%s"\n' "$FLEET_KEY"
@@ -608,33 +673,35 @@ while :; do
     if command -v ss >/dev/null; then
         declare -A listening=()
         while read -r _ _ _ local _; do listening[$local]=1; done < <(ss -ltnH 'sport = :22')
-        for ((k = 1; k <= N; k++)); do
-            fleet_addr addr "$k"
-            [[ -n ${listening[$addr:22]:-} ]] || down+=("db$k")
+        for h in "${all_hosts[@]}"; do
+            fleet_host_addr addr "$h"
+            [[ -n ${listening[$addr:22]:-} ]] || down+=("$h")
         done
     else
-        for ((k = 1; k <= N; k++)); do
-            fleet_addr addr "$k"
-            fleet_probe "$addr" || down+=("db$k")
+        for h in "${all_hosts[@]}"; do
+            fleet_host_addr addr "$h"
+            fleet_probe "$addr" || down+=("$h")
         done
     fi
     ((${#down[@]} == 0 || $(date +%s) >= deadline)) && break
     sleep 0.1
 done
 if ((${#down[@]} > 0)); then
-    fleet_die "not accepting connections on port 22: ${down[*]} (see $FLEET_DIR/hosts/dbK/sshd.log)"
+    fleet_die "not accepting connections on port 22: ${down[*]} (see $FLEET_DIR/hosts/NAME/sshd.log)"
 fi
 ((failed == 0)) || fleet_die "some hosts failed to start (see above)"
 
 # One real login, strict host key checking, to prove key, known_hosts and config fit together.
-for k in 1 "$N"; do
-    ((k >= 1 && k <= N)) || continue
-    fleet_addr addr "$k"
+logins=()
+((N >= 1)) && logins+=(db1 "db$N")
+((M >= 1)) && logins+=(cast1 "cast$M")
+for h in "${logins[@]}"; do
+    fleet_host_addr addr "$h"
     ssh -n -i "$FLEET_KEY" -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes \
         -o UserKnownHostsFile="$FLEET_KNOWN_HOSTS" -o GlobalKnownHostsFile=/dev/null \
         -o ControlMaster=no -o ControlPath=none -o ConnectTimeout=5 \
         "root@$addr" true 9>&- ||
-        fleet_die "ssh root@$addr (db$k) failed"
+        fleet_die "ssh root@$addr ($h) failed"
 done
 
 elapsed=$(awk -v a="$SECONDS_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
@@ -653,5 +720,11 @@ if ((postgres)); then
     done
     pg_summary=${pg_summary%,}
 fi
+if ((M > 0)); then
+    fleet_cast_addr first 1
+    fleet_cast_addr last "$M"
+    if ((N > 0)); then range+=", "; else range=""; fi
+    range+="cast1..cast$M at $first..$last:22"
+fi
 printf 'fleet: %d hosts up (%s), %d started, %d kept, %d stopped; %s; in %ss; inventory %s\n' \
-    "$N" "$range" "${#todo[@]}" $((N - ${#todo[@]})) "$stopped" "$pg_summary" "$elapsed" "$FLEET_INVENTORY"
+    "$((N + M))" "$range" "${#todo[@]}" $((N + M - ${#todo[@]})) "$stopped" "$pg_summary" "$elapsed" "$FLEET_INVENTORY"
