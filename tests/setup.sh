@@ -3,7 +3,8 @@
 # PostgreSQL 15 server and client (real TLS logins), openssh-server (the SSH test fleet), Python's
 # venv module and the real `ansible-vault` (PyPI ansible-core, in a venv under target/: the vault
 # tests encrypt their files with it), a JDK and pgjdbc (tests/fixtures/jdbc/PgLogin.java: a JDBC
-# login with client.pk8, as CAST's Java components).
+# login with client.pk8, as CAST's Java components), curl (role cap's URL hooks and health
+# URL, called from the control node).
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 
@@ -14,6 +15,7 @@ command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-serve
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
 [ -f /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""
@@ -23,4 +25,4 @@ if [ "${#need[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 vault=$(bash "$(dirname "$0")/vault/ansible-vault.sh")
-echo "setup: openssl $(openssl version | cut -d' ' -f2), postgresql 15 at /usr/lib/postgresql/15/bin, sshd ready, $("$vault" --version | sed -n 1p), java $(java -version 2>&1 | awk -F'"' 'NR == 1 { print $2 }') with /usr/share/java/postgresql.jar"
+echo "setup: openssl $(openssl version | cut -d' ' -f2), postgresql 15 at /usr/lib/postgresql/15/bin, sshd ready, $("$vault" --version | sed -n 1p), java $(java -version 2>&1 | awk -F'"' 'NR == 1 { print $2 }') with /usr/share/java/postgresql.jar, $(curl --version | sed -n '1s/ (.*//p')"
