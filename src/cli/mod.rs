@@ -2,8 +2,10 @@
 pub mod certs;
 pub mod extra_vars;
 pub mod inventory;
+pub mod lock;
 pub mod pki;
 pub mod playbook;
+pub mod schedule;
 pub mod vault;
 
 use std::path::PathBuf;
@@ -17,15 +19,23 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Declarative provisioning for mutual-TLS PostgreSQL fleets, in the spirit of Ansible",
     long_about = "castellan runs Ansible-style playbooks (YAML inventory, roles, handlers, templates) \
                   against local and SSH hosts, and manages the certificates that turn on mutual TLS.\n\n\
-                  Exit codes: 0 ok, 1 internal error, 2 a host failed, 3 a host was unreachable, \
-                  4 invalid input (nothing was contacted), 5 bad usage, 130 interrupted (SIGINT), \
-                  143 terminated (SIGTERM).",
+                  Exit codes: 0 ok, 1 internal error, 2 a host failed (certs status: a renewal is \
+                  due, a certificate differs from the PKI or is missing), 3 a host was unreachable, \
+                  4 invalid input (nothing was contacted), 5 bad usage, 75 another run holds the \
+                  --lock file (nothing was done), 130 interrupted (SIGINT), 143 terminated (SIGTERM).",
     after_help = "Examples:\n  castellan playbook playbooks/example.yml -i playbooks/inventory/local.yml --check --diff\n  \
                   castellan playbook playbooks/example.yml -i tests/fleet/inventory.yml -l 'db*' -f 50\n  \
                   castellan inventory -i playbooks/inventory/local.yml --list\n  \
-                  castellan pki issue --dir pki server db1 --san db1.example.com --san 10.0.0.5"
+                  castellan inventory -i vagrant:vagrant --list\n  \
+                  castellan pki issue --dir pki server db1 --san db1.example.com --san 10.0.0.5\n  \
+                  castellan certs status -i inventory.yml --output prometheus --prometheus-file /var/lib/prometheus/node-exporter/castellan.prom\n  \
+                  castellan schedule install --name rotate -- playbook playbooks/rotate-certs.yml -i inventory.yml --output json"
 )]
 pub struct Cli {
+    /// Run only while holding this lock file (flock): a second run that finds it held says
+    /// which PID holds it and exits 75, having done nothing
+    #[arg(long = "lock", value_name = "FILE", global = true)]
+    pub lock: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -39,21 +49,33 @@ pub enum Command {
     /// Local CA work: create a CA, issue, revoke, list and export certificates (no hosts needed)
     #[command(subcommand)]
     Pki(pki::PkiCommand),
-    /// What the servers serve: certificates, expiry, whether they match the PKI
+    /// Certificates in use: what the servers serve and the files clients hold, expiry, whether
+    /// they match the PKI (text, JSON or Prometheus metrics)
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Run a castellan command on a timer: systemd service + timer units, or a cron file
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum CertsCommand {
-    /// Probe every server's TLS certificate (no login): expiry, issuer, SANs, match with the PKI.
-    /// Exit 2 when one expires within --warn-days or differs from the PKI, 3 when one is unreachable.
+    /// Every server's certificate as served (TLS probe, no login) and the certificate files on
+    /// the hosts (read over SSH: certificates only, never a key file): expiry, issuer, match with
+    /// the PKI. Exit 0 ok, 2 when one expires within --warn-days, differs from the PKI or is
+    /// missing, else 3 when a host is unreachable.
+    #[command(
+        after_help = "Which files: those of the holder roles of a host's groups (pem_agents, \
+                      cast_imaging, cap_web, cap_worker) and the host variable \
+                      castellan_cert_files (paths, or {path, name, kind} mappings). Servers: the \
+                      hosts of group postgres (castellan_status_server: true/false overrides)."
+    )]
     Status(CertsStatusArgs),
 }
 
 #[derive(Args, Debug)]
 pub struct CertsStatusArgs {
-    /// Inventory file or directory (repeatable)
+    /// Inventory file or directory, or vagrant:DIR (a Vagrant environment; vagrant:FILE, a saved `vagrant ssh-config`) (repeatable)
     #[arg(
         short = 'i',
         long = "inventory",
@@ -73,8 +95,16 @@ pub struct CertsStatusArgs {
     /// Seconds to wait for each server (1 to 3600)
     #[arg(long = "timeout", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
-    #[arg(long = "output", value_enum, default_value_t = Output::Text)]
-    pub output: Output,
+    /// How many hosts to check at once (1 to 1000)
+    #[arg(short = 'f', long = "forks", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub forks: u32,
+    /// Output format: a table, one JSON document, or Prometheus text (node_exporter textfile)
+    #[arg(long = "output", value_enum, default_value_t = StatusOutput::Text)]
+    pub output: StatusOutput,
+    /// Also write the Prometheus metrics to this file, atomically (a temporary file in the same
+    /// directory renamed over it), for node_exporter's textfile collector (name it *.prom)
+    #[arg(long = "prometheus-file", value_name = "PATH")]
+    pub prometheus_file: Option<PathBuf>,
     #[command(flatten)]
     pub vault: vault::VaultArgs,
 }
@@ -85,12 +115,20 @@ pub enum Output {
     Json,
 }
 
+/// `certs status --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusOutput {
+    Text,
+    Json,
+    Prometheus,
+}
+
 #[derive(Args, Debug)]
 pub struct PlaybookArgs {
     /// Playbook files to run, in order
     #[arg(required = true, value_name = "PLAYBOOK")]
     pub playbooks: Vec<PathBuf>,
-    /// Inventory file or directory (repeatable)
+    /// Inventory file or directory, or vagrant:DIR (a Vagrant environment; vagrant:FILE, a saved `vagrant ssh-config`) (repeatable)
     #[arg(
         short = 'i',
         long = "inventory",
@@ -138,7 +176,7 @@ pub struct PlaybookArgs {
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("mode").required(true).args(["list", "host"])))]
 pub struct InventoryArgs {
-    /// Inventory file or directory (repeatable)
+    /// Inventory file or directory, or vagrant:DIR (a Vagrant environment; vagrant:FILE, a saved `vagrant ssh-config`) (repeatable)
     #[arg(
         short = 'i',
         long = "inventory",
@@ -156,12 +194,35 @@ pub struct InventoryArgs {
     pub vault: vault::VaultArgs,
 }
 
+/// The subcommand's name, as a lock file records it.
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Playbook(_) => "playbook",
+        Command::Inventory(_) => "inventory",
+        Command::Pki(_) => "pki",
+        Command::Certs(_) => "certs status",
+        Command::Schedule(_) => "schedule",
+    }
+}
+
 /// Run the command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    // Held until this function returns: the whole run.
+    let _lock = match &cli.lock {
+        Some(path) => match lock::acquire(path, command_name(&cli.command)) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: {}", shown_error(&e.to_string()));
+                return e.exit_code();
+            }
+        },
+        None => None,
+    };
     let result = match cli.command {
         Command::Playbook(args) => playbook::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Certs(CertsCommand::Status(args)) => certs::run(args),
+        Command::Schedule(cmd) => schedule::run(cmd),
         Command::Pki(cmd) => {
             return match pki::run(cmd, false) {
                 Ok(code) => code,

@@ -1,9 +1,9 @@
 //! `castellan pki ...`: the command-line face of the PKI library.
 //!
 //! ```text
-//! castellan pki init-ca --dir D --cn NAME [--key-type T] [--days N] [--subject "/C=../O=.."] [--import-cert F [--import-key F]]
-//! castellan pki issue   --dir D server NAME [--cn CN] [--san DNS|IP]... [--key-type T] [--days N] [--renew-before DAYS]
-//! castellan pki issue   --dir D client NAME [--cn CN] [--key-type T] [--days N] [--renew-before DAYS] [--pfx-password-file F]
+//! castellan pki init-ca --dir D --cn NAME [--key-type T] [--days N] [--subject "/C=../O=.."] [--import-cert F [--import-key F]] [--not-before-margin S]
+//! castellan pki issue   --dir D server NAME [--cn CN] [--san DNS|IP]... [--key-type T] [--days N] [--renew-before DAYS] [--not-before-margin S]
+//! castellan pki issue   --dir D client NAME [--cn CN] [--key-type T] [--days N] [--renew-before DAYS] [--pfx-password-file F] [--not-before-margin S]
 //! castellan pki revoke  --dir D NAME [--kind server|client] [--reason keyCompromise|superseded|...]
 //! castellan pki crl     --dir D [--days N] [--renew-before DAYS]
 //! castellan pki list    --dir D [--output json]
@@ -31,7 +31,7 @@ use crate::pki::issue::{CertSpec, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS};
 use crate::pki::list::render_table;
 use crate::pki::{
     ensure_ca, ensure_cert, ensure_crl, export, list, revoke, CertKind, ExportSpec, KeyType,
-    PfxPassword, PkiError,
+    PfxPassword, PkiError, DEFAULT_NOT_BEFORE_MARGIN_S,
 };
 
 /// The environment variable that holds a client's PKCS#12 password (when no
@@ -84,6 +84,9 @@ pub struct InitCaArgs {
     /// Lifetime of a new CA, in days
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CA_DAYS)]
     pub days: u32,
+    /// Seconds a new CA's notBefore is set back (hosts whose clock is behind), 0 to 604800
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_NOT_BEFORE_MARGIN_S)]
+    pub not_before_margin: u32,
     /// Full subject, OpenSSL style: "/C=FR/O=Example/CN=Example CA"
     #[arg(long, value_name = "SUBJECT")]
     pub subject: Option<String>,
@@ -126,6 +129,9 @@ pub struct LeafArgs {
     /// Re-issue when the certificate expires within this many days
     #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_RENEW_BEFORE_DAYS)]
     pub renew_before: u32,
+    /// Seconds a new certificate's notBefore is set back (hosts whose clock is behind), 0 to 604800
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_NOT_BEFORE_MARGIN_S)]
+    pub not_before_margin: u32,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -263,6 +269,7 @@ fn leaf_spec(
         days: leaf.days,
         renew_before_days: leaf.renew_before,
         pfx_password: PfxPassword::default(),
+        not_before_margin_s: leaf.not_before_margin,
     })
 }
 
@@ -318,6 +325,7 @@ pub fn run(cmd: PkiCommand, output_json: bool) -> Result<i32, PkiError> {
                 days: a.days,
                 import_cert: a.import_cert.clone(),
                 import_key: a.import_key.clone(),
+                not_before_margin_s: a.not_before_margin,
             };
             let o = ensure_ca(&a.dir, &spec)?;
             warn_all(&o.warnings);

@@ -7,6 +7,8 @@ mod list;
 mod load;
 mod pattern;
 mod precedence;
+mod vagrant_source;
+mod vagrant_ssh_config;
 mod vars_dirs;
 
 use std::collections::HashMap;
@@ -88,13 +90,23 @@ impl Inventory {
     /// override earlier ones for the same host or group variable.
     ///
     /// A source that does not exist is a usage error (exit 5): it is a command-line argument.
+    ///
+    /// `vagrant:DIR` (or `vagrant:FILE`, a saved `vagrant ssh-config`) stands for a Vagrant
+    /// environment's machines: see [`vagrant_source`].
     pub fn load(sources: &[PathBuf]) -> Result<Inventory> {
         if sources.is_empty() {
             return Err(Error::Usage(
                 "no inventory given: pass -i INVENTORY (a YAML file or a directory)".into(),
             ));
         }
-        let sources: Vec<PathBuf> = sources.iter().map(|s| absolute(s)).collect();
+        let mut expanded = Vec::with_capacity(sources.len());
+        for s in sources {
+            match vagrant_source::resolve(s)? {
+                Some(files) => expanded.extend(files),
+                None => expanded.push(s.clone()),
+            }
+        }
+        let sources: Vec<PathBuf> = expanded.iter().map(|s| absolute(s)).collect();
         let mut b = Builder::new();
         for s in &sources {
             if !s.exists() {

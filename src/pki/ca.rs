@@ -38,6 +38,8 @@ pub struct CaSpec {
     /// The private key of `import_cert` (PEM: PKCS#8, SEC1 or PKCS#1). Without it the CA is
     /// "external": castellan can verify with it but not issue.
     pub import_key: Option<PathBuf>,
+    /// Seconds a new CA's notBefore is set back from its creation (clock skew between hosts).
+    pub not_before_margin_s: u32,
 }
 
 impl Default for CaSpec {
@@ -49,6 +51,7 @@ impl Default for CaSpec {
             days: DEFAULT_CA_DAYS,
             import_cert: None,
             import_key: None,
+            not_before_margin_s: super::DEFAULT_NOT_BEFORE_MARGIN_S,
         }
     }
 }
@@ -615,6 +618,7 @@ struct CaRequest {
 
 fn ca_request(spec: &CaSpec) -> Result<CaRequest> {
     check_days(spec.days, "--days")?;
+    super::validate_not_before_margin(spec.not_before_margin_s)?;
     Ok(CaRequest {
         want: wanted_subject(spec)?,
         import: read_import(spec)?,
@@ -786,7 +790,7 @@ pub fn ensure_ca(dir: &Path, spec: &CaSpec) -> Result<CaOutcome> {
                 KeyUsagePurpose::CrlSign,
                 KeyUsagePurpose::DigitalSignature,
             ];
-            params.not_before = now - Duration::hours(1);
+            params.not_before = super::not_before(now, spec.not_before_margin_s);
             params.not_after = now + Duration::days(i64::from(spec.days));
             params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
             let cert = params.self_signed(&key)?;

@@ -108,6 +108,8 @@ pub struct CsrSpec {
     pub key_type: Option<KeyType>,
     pub days: u32,
     pub renew_before_days: u32,
+    /// Seconds notBefore is set back from the time of signing (clock skew between hosts).
+    pub not_before_margin_s: u32,
 }
 
 /// What [`ensure_signed_csr`] found or did. Contains no key material (there is none).
@@ -169,6 +171,7 @@ fn wanted_sans(spec: &CsrSpec, csr: &Csr) -> Result<Vec<San>> {
 fn validate(spec: &CsrSpec) -> Result<(Csr, Vec<San>)> {
     validate_name(&spec.name)?;
     check_days(spec.days, "days")?;
+    super::validate_not_before_margin(spec.not_before_margin_s)?;
     if spec.renew_before_days >= spec.days {
         return Err(PkiError::InvalidArgument(format!(
             "renew_before ({} days) must be shorter than days ({}): otherwise every run would re-issue the certificate",
@@ -441,7 +444,7 @@ fn sign(spec: &CsrSpec, csr: &Csr, sans: &[San], ca: &Ca, now: OffsetDateTime) -
         CertKind::Client => ExtendedKeyUsagePurpose::ClientAuth,
     }];
     params.use_authority_key_identifier_extension = true;
-    params.not_before = now - Duration::hours(1);
+    params.not_before = super::not_before(now, spec.not_before_margin_s);
     params.not_after = now + Duration::days(i64::from(spec.days));
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     let req = CertificateSigningRequestParams {
@@ -602,6 +605,7 @@ mod tests {
             key_type: Some(KeyType::EcdsaP256),
             days: 100,
             renew_before_days: 10,
+            not_before_margin_s: crate::pki::DEFAULT_NOT_BEFORE_MARGIN_S,
         }
     }
 

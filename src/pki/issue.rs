@@ -170,6 +170,8 @@ pub struct CertSpec {
     pub renew_before_days: u32,
     /// The password of `client.pfx` (client certificates only; empty by default).
     pub pfx_password: PfxPassword,
+    /// Seconds notBefore is set back from the time of issue (clock skew between hosts).
+    pub not_before_margin_s: u32,
 }
 
 impl CertSpec {
@@ -184,6 +186,7 @@ impl CertSpec {
             days: DEFAULT_LEAF_DAYS,
             renew_before_days: DEFAULT_RENEW_BEFORE_DAYS,
             pfx_password: PfxPassword::default(),
+            not_before_margin_s: super::DEFAULT_NOT_BEFORE_MARGIN_S,
         }
     }
 
@@ -256,6 +259,7 @@ fn validate(spec: &CertSpec) -> Result<Request> {
     validate_name(&spec.name)?;
     validate_cn(&spec.cn)?;
     check_days(spec.days, "--days")?;
+    super::validate_not_before_margin(spec.not_before_margin_s)?;
     if spec.renew_before_days >= spec.days {
         return Err(PkiError::InvalidArgument(format!(
             "--renew-before ({} days) must be shorter than --days ({}): otherwise every run would re-issue the certificate",
@@ -548,7 +552,7 @@ fn sign(
         CertKind::Client => ExtendedKeyUsagePurpose::ClientAuth,
     }];
     params.use_authority_key_identifier_extension = true;
-    params.not_before = now - Duration::hours(1);
+    params.not_before = super::not_before(now, spec.not_before_margin_s);
     params.not_after = now + Duration::days(i64::from(spec.days));
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     let issuer = ca.issuer()?;

@@ -225,6 +225,31 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// The clock-skew margin a new certificate's notBefore is set back by, in seconds (one hour):
+/// a host whose clock is behind the control node's by less than this already accepts a
+/// certificate issued "now". `not_before_margin` (modules) and `--not-before-margin`
+/// (`castellan pki`) change it; it applies when a certificate is issued, so a kept certificate
+/// keeps its dates.
+pub const DEFAULT_NOT_BEFORE_MARGIN_S: u32 = 3600;
+
+/// The largest margin accepted: 7 days.
+pub const MAX_NOT_BEFORE_MARGIN_S: u32 = 7 * 86_400;
+
+/// Checks a notBefore margin (0 to [`MAX_NOT_BEFORE_MARGIN_S`] seconds).
+pub fn validate_not_before_margin(secs: u32) -> Result<()> {
+    if secs > MAX_NOT_BEFORE_MARGIN_S {
+        return Err(PkiError::InvalidArgument(format!(
+            "the notBefore margin must be between 0 and {MAX_NOT_BEFORE_MARGIN_S} seconds (7 days), not {secs}"
+        )));
+    }
+    Ok(())
+}
+
+/// The notBefore of a certificate issued at `now`: `now` set back by `margin_s` seconds.
+pub(crate) fn not_before(now: OffsetDateTime, margin_s: u32) -> OffsetDateTime {
+    now - time::Duration::seconds(i64::from(margin_s))
+}
+
 /// Whole days from `now` to `t` (negative once `t` is past).
 pub(crate) fn days_until(t: OffsetDateTime, now: OffsetDateTime) -> i64 {
     let secs = (t - now).whole_seconds();
@@ -280,6 +305,44 @@ mod tests {
             msg.contains("ecdsa-p256") && msg.contains("rsa-4096"),
             "{msg}"
         );
+    }
+
+    /// notBefore of the PEM certificate at `path`, as seconds before now.
+    fn backdated_by(path: &std::path::Path) -> i64 {
+        let pem = std::fs::read(path).unwrap();
+        let der = x509_parser::pem::parse_x509_pem(&pem).unwrap().1.contents;
+        let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
+        now().unwrap().unix_timestamp() - c.validity().not_before.timestamp()
+    }
+
+    #[test]
+    fn the_not_before_margin_is_the_one_asked_for_and_bounded() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("pki");
+        let ca = ensure_ca(
+            &dir,
+            &CaSpec {
+                cn: Some("Margin CA".into()),
+                not_before_margin_s: 0,
+                ..CaSpec::default()
+            },
+        )
+        .unwrap();
+        assert!((0..=5).contains(&backdated_by(&ca.cert_path)));
+        let mut spec = CertSpec::server("db1", "db1.example.com", vec![]);
+        let o = ensure_cert(&dir, &spec).unwrap();
+        let d = backdated_by(&o.cert_path);
+        assert!((3600..=3605).contains(&d), "default margin: {d} s");
+        spec.name = "db2".into();
+        spec.not_before_margin_s = 7200;
+        let o = ensure_cert(&dir, &spec).unwrap();
+        let d = backdated_by(&o.cert_path);
+        assert!((7200..=7205).contains(&d), "7200 s asked: {d} s");
+        spec.name = "db3".into();
+        spec.not_before_margin_s = MAX_NOT_BEFORE_MARGIN_S + 1;
+        let e = ensure_cert(&dir, &spec).unwrap_err();
+        assert_eq!(e.exit_code(), 4, "{e}");
+        assert!(!dir.join("server/db3").exists());
     }
 
     #[test]

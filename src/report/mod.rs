@@ -3,6 +3,7 @@
 pub mod diff;
 pub mod json;
 pub mod progress;
+pub mod prometheus;
 pub mod secret;
 pub mod stats;
 pub mod text;

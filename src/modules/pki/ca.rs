@@ -6,7 +6,10 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{blocking, check_renew, key_type, literal, path_value, pki_dir, Ensure, Report};
+use super::{
+    blocking, check_renew, key_type, literal, not_before_margin, path_value, pki_dir, Ensure,
+    Report,
+};
 use crate::modules::files::common::find_src;
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 use crate::pki::{self, CaOutcome, CaSpec, DEFAULT_CA_DAYS};
@@ -21,6 +24,7 @@ const ARGS: &[Arg] = &[
     Arg::new("days", Kind::Int),
     Arg::new("import_cert", Kind::Str),
     Arg::new("import_key", Kind::Str),
+    Arg::new("not_before_margin", Kind::Int),
 ];
 
 fn result_of(o: &CaOutcome, dir: &std::path::Path) -> Map<String, Value> {
@@ -65,6 +69,7 @@ impl Module for PkiCa {
     fn validate(&self, args: &Args) -> Result<(), String> {
         key_type(args)?;
         check_renew(args, DEFAULT_CA_DAYS)?;
+        not_before_margin(args, true)?;
         if let Some(s) = literal(args, "subject") {
             pki::ca::parse_subject(s).map_err(|e| format!("argument `subject`: {e}"))?;
         }
@@ -93,6 +98,8 @@ impl Module for PkiCa {
             days: super::days(args, "days")?.unwrap_or(DEFAULT_CA_DAYS),
             import_cert: find("import_cert")?,
             import_key: find("import_key")?,
+            not_before_margin_s: not_before_margin(args, false)?
+                .unwrap_or(pki::DEFAULT_NOT_BEFORE_MARGIN_S),
         };
         let (d, s) = (dir.clone(), spec.clone());
         let p = blocking(move || pki::plan_ca(&d, &s)).await?;

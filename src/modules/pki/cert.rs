@@ -20,7 +20,10 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use super::{blocking, check_renew, key_type, literal, path_value, pki_dir, Ensure, Report};
+use super::{
+    blocking, check_renew, key_type, literal, not_before_margin, path_value, pki_dir, Ensure,
+    Report,
+};
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 use crate::pki::store::{LeafFile, PkiDir};
 use crate::pki::{
@@ -42,6 +45,7 @@ const ARGS: &[Arg] = &[
     Arg::new("key_type", Kind::Str),
     Arg::new("days", Kind::Int),
     Arg::new("renew_before", Kind::Int),
+    Arg::new("not_before_margin", Kind::Int),
     // Raw, checked here: a value that is not a scalar is refused without being quoted.
     Arg::new("pfx_password", Kind::Raw),
 ];
@@ -213,6 +217,8 @@ fn spec_of(ctx: &ModuleCtx<'_>, args: &Args) -> Result<CertSpec, String> {
         days: super::days(args, "days")?.unwrap_or(DEFAULT_LEAF_DAYS),
         renew_before_days: super::days(args, "renew_before")?.unwrap_or(DEFAULT_RENEW_BEFORE_DAYS),
         pfx_password: pfx_password(args, false)?.unwrap_or_default(),
+        not_before_margin_s: not_before_margin(args, false)?
+            .unwrap_or(pki::DEFAULT_NOT_BEFORE_MARGIN_S),
     })
 }
 
@@ -237,6 +243,7 @@ impl Module for PkiCert {
     fn validate(&self, args: &Args) -> Result<(), String> {
         key_type(args)?;
         check_renew(args, DEFAULT_LEAF_DAYS)?;
+        not_before_margin(args, true)?;
         if let Some(n) = literal(args, "name") {
             pki::store::validate_name(n).map_err(|e| format!("argument `name`: {e}"))?;
         }

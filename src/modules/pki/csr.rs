@@ -50,6 +50,7 @@ const ARGS: &[Arg] = &[
     Arg::new("key_type", Kind::Str),
     Arg::new("days", Kind::Int),
     Arg::new("renew_before", Kind::Int),
+    Arg::new("not_before_margin", Kind::Int),
     Arg::new("key", Kind::Str).required(),
     Arg::new("cert", Kind::Str).required(),
     Arg::new("owner", Kind::Str),
@@ -70,6 +71,7 @@ struct Wanted {
     key_type: KeyType,
     days: u32,
     renew_before: u32,
+    not_before_margin: u32,
     key: String,
     cert: String,
     owner: Option<String>,
@@ -121,6 +123,8 @@ impl Wanted {
             key_type: key_type(args)?.unwrap_or_default(),
             days: super::days(args, "days")?.unwrap_or(DEFAULT_LEAF_DAYS),
             renew_before: super::days(args, "renew_before")?.unwrap_or(DEFAULT_RENEW_BEFORE_DAYS),
+            not_before_margin: super::not_before_margin(args, false)?
+                .unwrap_or(pki::DEFAULT_NOT_BEFORE_MARGIN_S),
             key: args.req("key")?,
             cert: args.req("cert")?,
             owner: args.string("owner"),
@@ -153,6 +157,7 @@ impl Wanted {
             key_type: Some(self.key_type),
             days: self.days,
             renew_before_days: self.renew_before,
+            not_before_margin_s: self.not_before_margin,
         }
     }
 
@@ -295,6 +300,7 @@ impl Module for PkiCsr {
     fn validate(&self, args: &Args) -> Result<(), String> {
         key_type(args)?;
         super::check_renew(args, DEFAULT_LEAF_DAYS)?;
+        super::not_before_margin(args, true)?;
         if let Some(s) = literal(args, "subject") {
             pki::ca::parse_subject(s).map_err(|e| format!("argument `subject`: {e}"))?;
         }

@@ -10,6 +10,9 @@
 //! in a blocking thread (RSA-4096 generation takes a while, and the directory lock may wait for
 //! another host).
 //!
+//! `pki_ca`, `pki_cert` and `pki_csr` take `not_before_margin` (seconds a new certificate's
+//! notBefore is set back for clock skew; default [`pki::DEFAULT_NOT_BEFORE_MARGIN_S`], one hour).
+//!
 //! Several hosts may issue into the same directory at once: the library serialises them with a
 //! lock on the directory. Results carry paths, fingerprints, serials and dates, never key
 //! material, and there is no diff.
@@ -54,6 +57,25 @@ pub(crate) fn days(args: &Args, name: &str) -> Result<Option<u32>, String> {
         .and_then(|n| u32::try_from(n).ok())
         .map(Some)
         .ok_or_else(|| format!("argument `{name}` must be a whole number of days, got {v}"))
+}
+
+/// The `not_before_margin` argument (seconds notBefore is set back at issue, for clock skew):
+/// the library's default when absent. At load time a template is `None`.
+pub(crate) fn not_before_margin(args: &Args, lenient: bool) -> Result<Option<u32>, String> {
+    let v = match args.get("not_before_margin") {
+        None => return Ok(Some(pki::DEFAULT_NOT_BEFORE_MARGIN_S)),
+        Some(Value::String(s)) if lenient && is_template(s) => return Ok(None),
+        Some(v) => v,
+    };
+    let secs = args
+        .int("not_before_margin")
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            format!("argument `not_before_margin` must be a whole number of seconds, got {v}")
+        })?;
+    pki::validate_not_before_margin(secs)
+        .map_err(|e| format!("argument `not_before_margin`: {e}"))?;
+    Ok(Some(secs))
 }
 
 /// Checks a literal `key_type` and returns it.
@@ -196,5 +218,36 @@ where
             result,
             ..ActionOutput::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn args(v: Value) -> Args {
+        Args {
+            map: v.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn not_before_margin_defaults_to_an_hour_and_is_bounded() {
+        assert_eq!(not_before_margin(&args(json!({})), false), Ok(Some(3600)));
+        assert_eq!(
+            not_before_margin(&args(json!({"not_before_margin": 0})), false),
+            Ok(Some(0))
+        );
+        assert_eq!(
+            not_before_margin(&args(json!({"not_before_margin": 7200})), false),
+            Ok(Some(7200))
+        );
+        let t = args(json!({"not_before_margin": "{{ skew }}"}));
+        assert_eq!(not_before_margin(&t, true), Ok(None));
+        for bad in [json!(-1), json!(604_801), json!("1h")] {
+            let e = not_before_margin(&args(json!({"not_before_margin": bad})), false).unwrap_err();
+            assert!(e.contains("not_before_margin"), "{e}");
+        }
     }
 }
