@@ -24,6 +24,7 @@ pub fn register(tera: &mut Tera) {
     tera.register_filter("dict2items", dict2items);
     tera.register_filter("combine", combine);
     tera.register_filter("to_octal", to_octal);
+    tera.register_filter("urlencode", urlencode);
 }
 
 fn arg<'a>(args: &'a HashMap<String, Value>, name: &str, filter: &str) -> Result<&'a Value> {
@@ -157,6 +158,43 @@ fn quote(v: &Value, _: &HashMap<String, Value>) -> Result<Value> {
     Ok(Value::String(format!("'{}'", s.replace('\'', r"'\''"))))
 }
 
+/// Percent-encode as Python's `urllib.parse.quote` does: every byte of the UTF-8 text but
+/// letters, digits, `_.-~` and the `safe` ones becomes `%XX`.
+fn url_quote(s: &str, safe: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) || safe.contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Jinja's (and so Ansible's) `urlencode`: a string is quoted for a URL path (`/` kept); a
+/// mapping becomes a query string (`k=v&...`, nothing kept, spaces as `+`).
+fn urlencode(v: &Value, _: &HashMap<String, Value>) -> Result<Value> {
+    let scalar = |x: &Value| match x {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let qs = |x: &str| url_quote(x, b"").replace("%20", "+");
+    Ok(Value::String(match v {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| format!("{}={}", qs(k), qs(&scalar(x))))
+            .collect::<Vec<_>>()
+            .join("&"),
+        Value::Array(_) | Value::Null => {
+            return Err(tera::Error::msg(
+                "filter `urlencode` expects a string, a number or a mapping",
+            ))
+        }
+        other => url_quote(&scalar(other), b"/"),
+    }))
+}
+
 fn mandatory(v: &Value, _: &HashMap<String, Value>) -> Result<Value> {
     if v.is_null() {
         return Err(tera::Error::msg("mandatory variable is not defined"));
@@ -202,6 +240,22 @@ mod tests {
     #[test]
     fn backrefs_translate() {
         assert_eq!(python_backrefs(r"a\1b$"), "a${1}b$$");
+    }
+
+    #[test]
+    fn urlencode_like_jinja() {
+        let enc = |v: Value| urlencode(&v, &HashMap::new()).unwrap();
+        // Python: quote("p@ss w/rd:%é'&?#=+", safe="/")
+        assert_eq!(
+            enc(Value::String("p@ss w/rd:%\u{e9}'&?#=+_.-~".into())),
+            "p%40ss%20w/rd%3A%25%C3%A9%27%26%3F%23%3D%2B_.-~"
+        );
+        assert_eq!(enc(serde_json::json!(5432)), "5432");
+        assert_eq!(
+            enc(serde_json::json!({"a b": "c/d&e", "n": 1})),
+            "a+b=c%2Fd%26e&n=1"
+        );
+        assert!(urlencode(&serde_json::json!([1]), &HashMap::new()).is_err());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Issue 13, acceptance 1 to 4, end to end: `playbooks/rotate-certs.yml` and
 //! `playbooks/rotate-ca.yml` on a fleet of 3 real sshd + PostgreSQL 15 hosts (net 24; CRLs on, db3
 //! also a PEM agent), while libpq clients (tests/fixtures/rotation/pgloop.c, built here) log in
-//! with verify-full and a client certificate (a CAST Imaging node, cast1, is a holder too, and
-//! checks its own login from the node at each run), a fresh connection to each host every 50 ms
+//! with verify-full and a client certificate (a CAST Imaging node, cast1, and a CAP web VM,
+//! capweb1, are holders too; the CAST node checks its own login at each run), a fresh connection
+//! to each host every 50 ms
 //! ("new") or 100 ms ("old"):
 //! - "new": follows the PKI's client bundle (`client/postgres/`), as a holder that gets the new
 //!   bundle and certificates; it must never fail;
@@ -307,7 +308,10 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
     };
     // Fresh clusters: a fleet left by an earlier run has keys and settings on it.
     FLEET.script("down.sh", &["--purge"]);
-    FLEET.script("up.sh", &[&HOSTS.to_string(), "--cast", "1"]);
+    FLEET.script(
+        "up.sh",
+        &[&HOSTS.to_string(), "--cast", "1", "--cap", "1:0"],
+    );
     let _down = FLEET.down_on_drop();
     let tmp = tempfile::tempdir().unwrap();
     let pki = tmp.path().join("pki");
@@ -339,6 +343,9 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
     playbook("playbooks/cast-imaging.yml", &inv, &pki, &[]);
     let cast_ssl = PathBuf::from(format!("{DIR}/hosts/cast1/root/etc/cast-imaging/ssl"));
     let cast_cert = cast_ssl.join("client.crt");
+    // The CAP VM gets its client files from the first rotation (no CAP installed here).
+    let cap_ssl = PathBuf::from(format!("{DIR}/cap-ssl"));
+    assert!(!cap_ssl.join("client.crt").exists());
     let started: Vec<String> = (1..=HOSTS).map(start_time).collect();
     let bin = build_pgloop(&work);
     let client = pki.join("client/postgres");
@@ -393,6 +400,11 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
     }
     assert_ne!(fs::read(&pem_agent).unwrap(), agent_before, "PEM agent");
     assert_ne!(fs::read(&cast_cert).unwrap(), cast_before, "CAST node");
+    assert_eq!(
+        certs_in(&cap_ssl.join("client.crt")),
+        certs_in(&pki.join("client/cap/client.crt")),
+        "CAP VM"
+    );
     assert_ne!(
         fs::read(client.join("client.crt")).unwrap(),
         client_before,
@@ -403,7 +415,7 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
     // Acceptance 4: nothing due: changed=0 everywhere and no reload.
     let loaded: Vec<String> = (1..=HOSTS).map(load_time).collect();
     let run = playbook("playbooks/rotate-certs.yml", &inv, &pki, &[]);
-    for h in ["db1", "db2", "db3", "cast1"] {
+    for h in ["db1", "db2", "db3", "cast1", "capweb1"] {
         assert_eq!(run.stat(h, "changed"), 0, "{h}: {}", run.changed(h));
     }
     assert_eq!(
@@ -490,6 +502,7 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
     }
     assert_eq!(certs_in(&client.join("root.crt")), bundle);
     assert_eq!(certs_in(&cast_ssl.join("root.crt")), bundle, "CAST node");
+    assert_eq!(certs_in(&cap_ssl.join("root.crt")), bundle, "CAP VM");
 
     mark("phase 1");
     // Phase 2, killed once db1 serves its new certificate (with the link certificate after it).
@@ -584,6 +597,22 @@ fn rotation_and_ca_rollover_without_a_failed_login() {
     let mut bundles: Vec<PathBuf> = vec![pki.join("ca.crt")];
     bundles.extend((1..=HOSTS).map(|k| tls_dir(k).join("root.crt")));
     bundles.push(cast_ssl.join("root.crt"));
+    bundles.push(cap_ssl.join("root.crt"));
+    // Every client holder got a certificate of the new CA.
+    for cert in [&cast_cert, &cap_ssl.join("client.crt"), &pem_agent] {
+        let out = Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(&new_only)
+            .arg(cert)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            cert.display(),
+            text(&out.stderr)
+        );
+    }
     bundles.extend(
         walk(&pki.join("client"))
             .into_iter()

@@ -7,7 +7,8 @@
 # login with client.pk8, as CAST's Java components), inotify-tools and PyPI prometheus-client in a
 # venv under target/ (tests/monitoring/tools.sh: the certs status tests watch file opens and parse
 # metrics), systemd's systemd-analyze (tests/schedule.rs verifies the units `schedule install`
-# writes; it needs no systemd running as PID 1).
+# writes; it needs no systemd running as PID 1), curl (role cap's URL hooks and health URL, called
+# from the control node in tests/cap_upgrade.rs).
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 
@@ -24,6 +25,7 @@ command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
 [ -f /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
 command -v inotifywait >/dev/null 2>&1 || need+=(inotify-tools)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 
 if [ "${#need[@]}" -gt 0 ]; then
   sudo=""
@@ -34,4 +36,4 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 vault=$(bash "$(dirname "$0")/vault/ansible-vault.sh")
 prom_python=$(bash "$(dirname "$0")/monitoring/tools.sh" | sed -n 1p)
-echo "setup: openssl $(openssl version | cut -d' ' -f2), postgresql 15 at /usr/lib/postgresql/15/bin, sshd ready, $("$vault" --version | sed -n 1p), prometheus-client $("$prom_python" -c 'import importlib.metadata as m; print(m.version("prometheus-client"))'), java $(java -version 2>&1 | awk -F'"' 'NR == 1 { print $2 }') with /usr/share/java/postgresql.jar"
+echo "setup: openssl $(openssl version | cut -d' ' -f2), postgresql 15 at /usr/lib/postgresql/15/bin, sshd ready, $("$vault" --version | sed -n 1p), prometheus-client $("$prom_python" -c 'import importlib.metadata as m; print(m.version("prometheus-client"))'), java $(java -version 2>&1 | awk -F'"' 'NR == 1 { print $2 }') with /usr/share/java/postgresql.jar, $(curl --version | sed -n '1s/ (.*//p')"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the local test fleet started by up.sh: every host sshd (dbK and castK) named by a pid file under the fleet dir
+# Stop the local test fleet started by up.sh: every host sshd (dbK, castK, capwebK, capworkerK) named by a pid file under the fleet dir
 # (checked to really be that sshd: comm "sshd" and "-f <its config>" in its command line), with its
 # session processes, and any ssh ControlMaster whose control socket lives under the fleet dir.
 # Stops the fleet's PostgreSQL clusters (pg_ctlcluster stop, pg_ctl stop for an EDB-layout one; data
@@ -46,10 +46,10 @@ fi
 
 hosts=()
 pids=()
-for dir in "$FLEET_DIR"/hosts/db* "$FLEET_DIR"/hosts/cast*; do
+for dir in "$FLEET_DIR"/hosts/*; do
     [[ -d $dir ]] || continue
     name=${dir##*/}
-    [[ $name =~ ^(db|cast)[0-9]+$ ]] || continue
+    [[ $name =~ $FLEET_HOST_NAME_RE ]] || continue
     fleet_host_pid pid "$name"
     if [[ -n $pid ]]; then
         hosts+=("$name")

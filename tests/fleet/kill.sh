@@ -3,14 +3,14 @@
 # (multiplexed) connections drop and new connections are refused. up.sh brings it back. The host's
 # PostgreSQL server keeps running (even one started from an ssh session); see pg.sh to stop it.
 #
-# Usage: tests/fleet/kill.sh dbK|castK
+# Usage: tests/fleet/kill.sh dbK|castK|capwebK|capworkerK
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ $# -eq 1 && $1 =~ ^(db|cast)[0-9]+$ ]] || {
-    echo "usage: $0 dbK|castK" >&2
+[[ $# -eq 1 && $1 =~ $FLEET_HOST_NAME_RE ]] || {
+    echo "usage: $0 dbK|castK|capwebK|capworkerK" >&2
     exit 2
 }
 h=$1

@@ -11,7 +11,9 @@
 # Host dbK listens on 127.NET.(1 + (K-1)/254).(1 + (K-1)%254) port 22:
 # db1 = 127.0.1.1 ... db254 = 127.0.1.254, db255 = 127.0.2.1, ...
 # Host castK (up.sh --cast M, SSH only, K <= 254) listens on 127.NET.255.K: third octet 255 is
-# never a db address (dbK's third octet is at most 254).
+# never a db address (dbK's third octet is at most 254). The CAP VMs of up.sh --cap W:K (SSH only,
+# W, K <= 254): capwebK on 127.NET.253.K, capworkerK on 127.NET.252.K (with them, N <= 251*254, so
+# that no dbK has those third octets).
 #
 # PostgreSQL (unless up.sh --no-postgres): host dbK has the Debian cluster 15/fNETdbK (config in
 # /etc/postgresql/15/fNETdbK, data in $FLEET_DIR/hosts/dbK/pgdata, socket directory
@@ -79,12 +81,32 @@ fleet_cast_addr() {
     printf -v "$1" '127.%d.255.%d' "$FLEET_NET" "$2"
 }
 
-# fleet_host_addr VAR NAME: set VAR to the address of host NAME (dbK or castK).
+# fleet_host_addr VAR NAME: set VAR to the address of host NAME (dbK, castK, capwebK, capworkerK).
 fleet_host_addr() {
     case $2 in
     cast*) fleet_cast_addr "$1" "${2#cast}" ;;
+    capweb*) printf -v "$1" '127.%d.253.%d' "$FLEET_NET" "${2#capweb}" ;;
+    capworker*) printf -v "$1" '127.%d.252.%d' "$FLEET_NET" "${2#capworker}" ;;
     *) fleet_addr "$1" "${2#db}" ;;
     esac
+}
+
+# The host names of every kind, for scripts that take one or walk hosts/ (dbK castK capwebK capworkerK).
+FLEET_HOST_NAME_RE='^(db|cast|capweb|capworker)[1-9][0-9]*$'
+
+# fleet_fixture_env VAR NAME: set VAR to the environment a session on host NAME gets from
+# up.sh --fixtures DIR ($FLEET_FIXTURES; empty without it): DIR first on PATH and the variables the
+# recording test fixtures read (tests/fixtures/cap/README.md): CASTELLAN_FIXTURE_HOST (NAME),
+# CASTELLAN_FIXTURE_STATE (hosts/NAME/fixture-state), CASTELLAN_FIXTURE_ROOT (hosts/NAME/root),
+# CASTELLAN_FIXTURE_LOG ($FLEET_DIR/fixtures/calls.log, one log for the whole fleet).
+fleet_fixture_env() {
+    local _ffe_dir=$FLEET_DIR/hosts/$2
+    printf -v "$1" '%s' ""
+    [[ -n ${FLEET_FIXTURES:-} ]] || return 0
+    printf -v "$1" '%s %s %s %s %s' \
+        "PATH=$FLEET_FIXTURES:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        "CASTELLAN_FIXTURE_HOST=$2" "CASTELLAN_FIXTURE_STATE=$_ffe_dir/fixture-state" \
+        "CASTELLAN_FIXTURE_ROOT=$_ffe_dir/root" "CASTELLAN_FIXTURE_LOG=$FLEET_DIR/fixtures/calls.log"
 }
 
 # fleet_alive PID: the process exists and is not a zombie (PID 1 may not reap orphans).

@@ -5,7 +5,7 @@
 # restarted; healthy clusters kept, stopped ones started, broken ones recreated; hosts above N
 # stopped and their clusters dropped). Needs root.
 #
-# Usage: tests/fleet/up.sh N [--no-postgres] [--edb K] [--cast M]
+# Usage: tests/fleet/up.sh N [--no-postgres] [--edb K] [--cast M] [--cap W:K] [--fixtures DIR]
 #   --no-postgres  (anywhere in the arguments) SSH-only hosts: no cluster is created or started,
 #                  clusters this fleet already has are stopped (those of hosts above N dropped), and
 #                  the fleet's /etc/hosts block is removed.
@@ -18,6 +18,16 @@
 #                  with the OS user castsvc (created if missing) and group variables that point the
 #                  role cast_imaging_client's system paths into the host's fleet_root. Without
 #                  --cast (M = 0) cast hosts this fleet has are stopped.
+#   --cap W:K      (anywhere) also CAP VMs, sshd only: capweb1..capwebW (group cap_web, on
+#                  127.NET.253.K) and capworker1..capworkerK (group cap_worker, on 127.NET.252.K),
+#                  both children of group cap, with the OS user capsvc (created if missing) and group
+#                  variables that point the role cap's system paths into the host's fleet_root (the
+#                  client files into one folder all of them share, $FLEET_DIR/cap-ssl, so that the
+#                  configuration is the same bytes on every VM). W, K <= 254; with --cap, N <= 251*254.
+#                  Without --cap, CAP VMs this fleet has are stopped.
+#   --fixtures DIR (anywhere) every host's sessions find DIR first on their PATH, with the
+#                  variables recording test fixtures read (lib.sh, fleet_fixture_env); the log they
+#                  share is $FLEET_DIR/fixtures/calls.log. Without it, sessions get sshd's PATH.
 # Writes the fleet state to $CASTELLAN_FLEET_DIR (default tests/fleet/.state) and an Ansible YAML
 # inventory (default tests/fleet/inventory.yml); see lib.sh for the environment variables, the
 # address scheme and the cluster layout. Stop the fleet with tests/fleet/down.sh.
@@ -32,11 +42,15 @@ FLEET_PG_JOBS=${CASTELLAN_FLEET_PG_JOBS:-8}
 
 # CAST Imaging nodes (--cast): the OS user the role cast_imaging_client gives the client files to.
 FLEET_CAST_USER=castsvc
+# CAP VMs (--cap): the OS user CAP runs as (owner of its configuration and client files).
+FLEET_CAP_USER=capsvc
 
-# host_config VAR NAME: set VAR to the sshd_config of host NAME (dbK or castK).
+# host_config VAR NAME: set VAR to the sshd_config of host NAME (dbK, castK, capwebK, capworkerK).
+# SetEnv: sshd takes the first SetEnv line only, so every variable is on it.
 host_config() {
-    local _hc_addr _hc_dir=$FLEET_DIR/hosts/$2
+    local _hc_addr _hc_dir=$FLEET_DIR/hosts/$2 _hc_env
     fleet_host_addr _hc_addr "$2"
+    fleet_fixture_env _hc_env "$2"
     printf -v "$1" '%s\n' \
         "# castellan test fleet host $2 (written by tests/fleet/up.sh; edits are overwritten)" \
         "ListenAddress $_hc_addr:22" \
@@ -49,7 +63,7 @@ host_config() {
         "UsePAM no" \
         "StrictModes no" \
         "AuthorizedKeysFile $FLEET_AUTHORIZED_KEYS" \
-        "SetEnv HOME=$_hc_dir/home" \
+        "SetEnv HOME=$_hc_dir/home${_hc_env:+ $_hc_env}" \
         "MaxSessions 10" \
         "Subsystem sftp internal-sftp" \
         "UseDNS no" \
@@ -59,7 +73,8 @@ host_config() {
         "LogLevel INFO"
 }
 
-# start_one NAME: (re)start host NAME (dbK or castK). Run in parallel by xargs, one process per host.
+# start_one NAME: (re)start host NAME (dbK, castK, capwebK, capworkerK). Run in parallel by xargs,
+# one process per host.
 start_one() {
     local k=$1 dir pid i
     dir=$FLEET_DIR/hosts/$k
@@ -383,9 +398,12 @@ fi
 postgres=1
 EDB_K=""
 M=0
+CAP_W=0
+CAP_K=0
+FLEET_FIXTURES=""
 args=()
 usage() {
-    echo "usage: $0 N [--no-postgres] [--edb K] [--cast M]   (start hosts db1..dbN and cast1..castM; N=0 stops all db hosts)" >&2
+    echo "usage: $0 N [--no-postgres] [--edb K] [--cast M] [--cap W:K] [--fixtures DIR]   (start hosts db1..dbN, cast1..castM, capweb1..capwebW, capworker1..capworkerK; N=0 stops all db hosts)" >&2
     exit 2
 }
 while (($# > 0)); do
@@ -402,6 +420,20 @@ while (($# > 0)); do
         M=$((10#$2))
         shift
         ;;
+    --cap)
+        (($# >= 2)) && [[ $2 =~ ^[0-9]+:[0-9]+$ ]] || usage
+        CAP_W=$((10#${2%%:*}))
+        CAP_K=$((10#${2#*:}))
+        shift
+        ;;
+    --fixtures)
+        (($# >= 2)) || usage
+        [[ -d $2 ]] || fleet_die "--fixtures $2: not a directory"
+        FLEET_FIXTURES=$(cd "$2" && pwd)
+        [[ $FLEET_FIXTURES =~ ^[[:alnum:]/._+@,=-]+$ ]] ||
+            fleet_die "--fixtures $FLEET_FIXTURES: only letters, digits and / . _ + @ , = - (it goes into sshd_config)"
+        shift
+        ;;
     *) args+=("$1") ;;
     esac
     shift
@@ -416,6 +448,10 @@ if [[ -n $EDB_K ]]; then
 fi
 ((N <= 254 * 254)) || fleet_die "at most $((254 * 254)) hosts"
 ((M <= 254)) || fleet_die "at most 254 cast hosts"
+((CAP_W <= 254 && CAP_K <= 254)) || fleet_die "at most 254 CAP web and 254 CAP worker hosts"
+((CAP_W + CAP_K == 0 || N <= 251 * 254)) || fleet_die "with --cap, at most $((251 * 254)) db hosts"
+# The --start-one processes build the same sshd_config.
+export FLEET_FIXTURES
 [[ $(id -u) == 0 ]] || fleet_die "must run as root (sshd on port 22, root logins)"
 if ((postgres && N > 0)); then
     # The server's socket path: at most 107 bytes (sockaddr_un).
@@ -470,16 +506,30 @@ if ((M > 0)); then
     # castsvc reaches its files under hosts/castK/root (psql and java run as castsvc there).
     chmod a+x "$FLEET_DIR" "$FLEET_DIR/hosts"
 fi
+if ((CAP_W + CAP_K > 0)); then
+    # CAP's service user (one for every fleet on this machine; never removed).
+    if ! id -u "$FLEET_CAP_USER" >/dev/null 2>&1; then
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+            "$FLEET_CAP_USER" 2>/dev/null || id -u "$FLEET_CAP_USER" >/dev/null 2>&1 ||
+            fleet_die "cannot create the OS user $FLEET_CAP_USER"
+    fi
+    # capsvc reaches its files under hosts/NAME/root and the shared cap-ssl (psql runs as capsvc).
+    chmod a+x "$FLEET_DIR" "$FLEET_DIR/hosts"
+fi
+if [[ -n $FLEET_FIXTURES ]]; then mkdir -p "$FLEET_DIR/fixtures"; fi
 
-# Stop hosts above N (dbK) and above M (castK).
+# Stop hosts above N (dbK), M (castK), W (capwebK) and K (capworkerK).
 stop_pids=()
 stopped=0
-for dir in "$FLEET_DIR"/hosts/db* "$FLEET_DIR"/hosts/cast*; do
+for dir in "$FLEET_DIR"/hosts/db* "$FLEET_DIR"/hosts/cast* "$FLEET_DIR"/hosts/cap*; do
     [[ -d $dir ]] || continue
     name=${dir##*/}
     case $name in
     db*) k=${name#db} max=$N ;;
-    *) k=${name#cast} max=$M ;;
+    cast*) k=${name#cast} max=$M ;;
+    capweb*) k=${name#capweb} max=$CAP_W ;;
+    capworker*) k=${name#capworker} max=$CAP_K ;;
+    *) continue ;;
     esac
     if ! [[ $k =~ ^[0-9]+$ ]] || ((k <= max)); then continue; fi
     fleet_host_pid pid "$name"
@@ -497,6 +547,10 @@ addr="" want="" name="" dns=""
 all_hosts=()
 for ((k = 1; k <= N; k++)); do all_hosts+=("db$k"); done
 for ((k = 1; k <= M; k++)); do all_hosts+=("cast$k"); done
+cap_hosts=()
+for ((k = 1; k <= CAP_W; k++)); do cap_hosts+=("capweb$k"); done
+for ((k = 1; k <= CAP_K; k++)); do cap_hosts+=("capworker$k"); done
+all_hosts+=("${cap_hosts[@]}")
 for h in "${all_hosts[@]}"; do
     dir=$FLEET_DIR/hosts/$h
     fleet_host_pid pid "$h"
@@ -513,6 +567,12 @@ for ((k = 1; k <= M; k++)); do
     mkdir -p "$FLEET_DIR/hosts/cast$k/root"
     chmod a+x "$FLEET_DIR/hosts/cast$k"
     chmod 0755 "$FLEET_DIR/hosts/cast$k/root"
+done
+# The same for a CAP VM and capsvc.
+for h in "${cap_hosts[@]}"; do
+    mkdir -p "$FLEET_DIR/hosts/$h/root"
+    chmod a+x "$FLEET_DIR/hosts/$h"
+    chmod 0755 "$FLEET_DIR/hosts/$h/root"
 done
 
 failed=0
@@ -574,6 +634,11 @@ fi
         read -r type key _ <"$FLEET_DIR/hosts/cast$k/ssh_host_ed25519_key.pub"
         printf '%s %s %s\n' "$addr" "$type" "$key"
     done
+    for h in "${cap_hosts[@]}"; do
+        fleet_host_addr addr "$h"
+        read -r type key _ <"$FLEET_DIR/hosts/$h/ssh_host_ed25519_key.pub"
+        printf '%s %s %s\n' "$addr" "$type" "$key"
+    done
 } >"$FLEET_KNOWN_HOSTS.new"
 mv -f "$FLEET_KNOWN_HOSTS.new" "$FLEET_KNOWN_HOSTS"
 
@@ -581,6 +646,8 @@ mkdir -p "$(dirname "$FLEET_INVENTORY")"
 {
     cast_args=""
     ((M == 0)) || cast_args=" --cast $M"
+    ((CAP_W + CAP_K == 0)) || cast_args+=" --cap $CAP_W:$CAP_K"
+    [[ -z $FLEET_FIXTURES ]] || cast_args+=" --fixtures $FLEET_FIXTURES"
     printf '# Written by tests/fleet/up.sh %d%s (fleet dir %s); edits are overwritten.\n' "$N" "$cast_args" "$FLEET_DIR"
     printf 'all:\n  children:\n    fleet:\n'
     if ((postgres)); then
@@ -652,6 +719,31 @@ mkdir -p "$(dirname "$FLEET_INVENTORY")"
             cast_environment_file '"{{ fleet_root }}/etc/environment"' \
             cast_systemd_dir '"{{ fleet_root }}/etc/systemd/system"'
     fi
+    if ((CAP_W + CAP_K > 0)); then
+        # CAP VMs: group cap, its children cap_web and cap_worker (role cap). System paths point
+        # into the host's fleet_root; the client files go to one folder the VMs share, so that
+        # DATABASE_URL (which names them) and the configuration are the same on every VM.
+        ((postgres || M > 0)) || printf '      children:\n'
+        printf '        cap:\n          children:\n'
+        for kind in web worker; do
+            printf '            cap_%s:\n              hosts:\n' "$kind"
+            n=$CAP_W
+            [[ $kind == worker ]] && n=$CAP_K
+            ((n > 0)) || printf '                {}\n'
+            for ((k = 1; k <= n; k++)); do
+                fleet_host_addr addr "cap$kind$k"
+                printf '                cap%s%d: {ansible_host: %s, fleet_root: "%s/root"}\n' \
+                    "$kind" "$k" "$addr" "$FLEET_DIR/hosts/cap$kind$k"
+            done
+        done
+        printf '          vars:\n'
+        printf '            %s: %s\n' \
+            cap_service_user "$FLEET_CAP_USER" \
+            cap_config_dir '"{{ fleet_root }}/etc/cryptosense-analyzer"' \
+            cap_ssl_dir "\"$FLEET_DIR/cap-ssl\"" \
+            cap_package_stage_dir '"{{ fleet_root }}/var/tmp/castellan-cap"' \
+            cap_state_dir '"{{ fleet_root }}/var/lib/castellan/cap"'
+    fi
     printf '      vars:\n'
     printf '        ansible_user: root\n'
     printf '        ansible_ssh_private_key_file: "%s"\n' "$FLEET_KEY"
@@ -695,6 +787,8 @@ fi
 logins=()
 ((N >= 1)) && logins+=(db1 "db$N")
 ((M >= 1)) && logins+=(cast1 "cast$M")
+((CAP_W >= 1)) && logins+=(capweb1)
+((CAP_K >= 1)) && logins+=("capworker$CAP_K")
 for h in "${logins[@]}"; do
     fleet_host_addr addr "$h"
     ssh -n -i "$FLEET_KEY" -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes \
@@ -726,5 +820,15 @@ if ((M > 0)); then
     if ((N > 0)); then range+=", "; else range=""; fi
     range+="cast1..cast$M at $first..$last:22"
 fi
+for kind in web worker; do
+    n=$CAP_W
+    [[ $kind == worker ]] && n=$CAP_K
+    ((n > 0)) || continue
+    fleet_host_addr first "cap${kind}1"
+    fleet_host_addr last "cap$kind$n"
+    [[ -z $range || $range == "no hosts" ]] && range="" || range+=", "
+    range+="cap${kind}1..cap$kind$n at $first..$last:22"
+done
+total=$((N + M + CAP_W + CAP_K))
 printf 'fleet: %d hosts up (%s), %d started, %d kept, %d stopped; %s; in %ss; inventory %s\n' \
-    "$((N + M))" "$range" "${#todo[@]}" $((N + M - ${#todo[@]})) "$stopped" "$pg_summary" "$elapsed" "$FLEET_INVENTORY"
+    "$total" "$range" "${#todo[@]}" $((total - ${#todo[@]})) "$stopped" "$pg_summary" "$elapsed" "$FLEET_INVENTORY"
