@@ -168,6 +168,25 @@ const CASES: &[(&str, &str, &str, Status)] = &[
         Status::Changed,
     ),
     (
+        "forced renewal",
+        "pki_cert",
+        "dir: {PKI}\n        kind: server\n        name: db1\n        sans: [db1]\n        force: true",
+        Status::Changed,
+    ),
+    ("rollover plan", "pki_rollover", "dir: {PKI}", Status::Ok),
+    (
+        "rollover phase 1",
+        "pki_rollover",
+        "dir: {PKI}\n        phase: 1",
+        Status::Changed,
+    ),
+    (
+        "rollover phase 2 before phase 1",
+        "pki_rollover",
+        "dir: {PKI}\n        phase: 2",
+        Status::Ok,
+    ),
+    (
         "revoke",
         "pki_crl",
         "dir: {PKI}\n        revoke: app\n        kind: client",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine: the openssl CLI (PKI checks), the
-# PostgreSQL 15 server and client (real TLS logins), openssh-server (the SSH test fleet), Python's
+# PostgreSQL 15 server and client (real TLS logins), libpq's and OpenSSL's headers and a C compiler
+# (a libpq client the rotation test builds), openssh-server (the SSH test fleet), Python's
 # venv module and the real `ansible-vault` (PyPI ansible-core, in a venv under target/: the vault
 # tests encrypt their files with it), a JDK and pgjdbc (tests/fixtures/jdbc/PgLogin.java: a JDBC
 # login with client.pk8, as CAST's Java components), inotify-tools and PyPI prometheus-client in a
@@ -16,6 +17,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql postgresql-client)
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server openssh-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
+# tests/rotation.rs builds a libpq client (tests/fixtures/rotation/pgloop.c).
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+[ -f /usr/include/postgresql/libpq-fe.h ] || need+=(libpq-dev)
+[ -f /usr/include/openssl/x509.h ] || need+=(libssl-dev)
 command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
 [ -f /usr/share/java/postgresql.jar ] || need+=(libpostgresql-jdbc-java)
 command -v inotifywait >/dev/null 2>&1 || need+=(inotify-tools)

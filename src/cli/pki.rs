@@ -8,6 +8,8 @@
 //! castellan pki crl     --dir D [--days N] [--renew-before DAYS]
 //! castellan pki list    --dir D [--output json]
 //! castellan pki export  --dir D NAME --to DIR [--kind server|client] [--force]
+//! castellan pki rollover --dir D [--phase N [--done]] [--stop-after N] [--key-type T] [--days N]
+//!                         [--not-before-margin S] [--check]
 //! ```
 //! Every subcommand takes `--output text|json`. Key types and reasons are checked here, not by
 //! clap, so that a wrong value is invalid input (exit 4) with the list of valid values.
@@ -29,6 +31,7 @@ use crate::pki::crl::{
 };
 use crate::pki::issue::{CertSpec, DEFAULT_LEAF_DAYS, DEFAULT_RENEW_BEFORE_DAYS};
 use crate::pki::list::render_table;
+use crate::pki::rollover::{ensure_rollover, plan_rollover, RolloverSpec, RolloverStep};
 use crate::pki::{
     ensure_ca, ensure_cert, ensure_crl, export, list, revoke, CertKind, ExportSpec, KeyType,
     PfxPassword, PkiError, DEFAULT_NOT_BEFORE_MARGIN_S,
@@ -54,6 +57,40 @@ pub enum PkiCommand {
     /// Copy a certificate's files and the CA certificate (root.crt) into a folder, all 0600, with
     /// a README.txt, for someone who carries them by hand
     Export(ExportArgs),
+    /// CA rollover, the PKI side of a phase: without --phase, where it stands and the phases to
+    /// do; --phase N applies phase N (1: a new CA, ca.crt = old + new; 2: the new CA signs;
+    /// 3: the old CA leaves ca.crt); --phase N --done records that every holder has its files
+    Rollover(RolloverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RolloverArgs {
+    /// PKI directory (it must hold a CA castellan signs with)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The phase to apply (1, 2 or 3); without it: report only
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub phase: Option<u8>,
+    /// Record phase --phase complete (every server and client has its files)
+    #[arg(long, requires = "phase")]
+    pub done: bool,
+    /// The last phase of this run (1, 2 or 3)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub stop_after: u8,
+    /// Key type of the new CA (default: the old CA's)
+    #[arg(long, value_name = "TYPE")]
+    pub key_type: Option<String>,
+    /// Lifetime of the new CA, in days (default: the old CA's)
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
+    /// Seconds the new CA's notBefore is set back (clock skew between hosts)
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_NOT_BEFORE_MARGIN_S)]
+    pub not_before_margin: u32,
+    /// Say what would be done; write nothing
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 /// `--output text|json`.
@@ -269,6 +306,7 @@ fn leaf_spec(
         days: leaf.days,
         renew_before_days: leaf.renew_before,
         pfx_password: PfxPassword::default(),
+        force: false,
         not_before_margin_s: leaf.not_before_margin,
     })
 }
@@ -494,6 +532,40 @@ pub fn run(cmd: PkiCommand, output_json: bool) -> Result<i32, PkiError> {
                     let what = if f.written { "written" } else { "unchanged" };
                     println!("  {what:<9} {}", f.path.display());
                 }
+            }
+        }
+        PkiCommand::Rollover(a) => {
+            let step = match (a.phase, a.done) {
+                (None, _) => RolloverStep::Plan,
+                (Some(p), false) => RolloverStep::Start(p),
+                (Some(p), true) => RolloverStep::Done(p),
+            };
+            let spec = RolloverSpec {
+                step,
+                stop_after: a.stop_after,
+                key_type: a.key_type.as_deref().map(KeyType::parse).transpose()?,
+                days: a.days,
+                not_before_margin_s: a.not_before_margin,
+            };
+            let o = if a.check {
+                plan_rollover(&a.dir, &spec)?
+            } else {
+                ensure_rollover(&a.dir, &spec)?
+            };
+            warn_all(&o.warnings);
+            if output_json || a.out.json() {
+                print_json(&o)?;
+            } else {
+                match (&o.reason, a.check) {
+                    (Some(r), true) => println!("would change: {r}"),
+                    (Some(r), false) => println!("changed: {r}"),
+                    (None, _) => match o.phase {
+                        Some(p) if o.run => println!("ok: phase {p} is in place"),
+                        Some(p) => println!("ok: nothing to do for phase {p}"),
+                        None => {}
+                    },
+                }
+                println!("{}", o.summary);
             }
         }
         PkiCommand::List(a) => {

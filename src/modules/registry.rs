@@ -21,6 +21,7 @@ static MODULES: &[&dyn Module] = &[
     &pki::crl::PkiCrl,
     &pki::check::PkiCheck,
     &pki::csr::PkiCsr,
+    &pki::rollover::PkiRollover,
     &pki::secret::SecretModule,
     &postgres::pg_facts::PgFacts,
     &postgres::pg_service::PgService,

@@ -435,6 +435,64 @@ fn check_key(key_pem: &[u8], key_path: &Path, cert: &CaCert, cert_path: &Path) -
     Ok(key)
 }
 
+/// The parameters of a CA certificate castellan makes: CA with path length 0, keyCertSign,
+/// cRLSign and digitalSignature, valid from `margin_s` seconds ago (clock skew) for `days`.
+pub(crate) fn ca_params(
+    dn: DistinguishedName,
+    days: u32,
+    now: OffsetDateTime,
+    margin_s: u32,
+) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = super::not_before(now, margin_s);
+    params.not_after = now + Duration::days(i64::from(days));
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    Ok(params)
+}
+
+/// A new self-signed CA certificate (DER) for `key`, subject `dn`, valid for `days`.
+pub(crate) fn self_signed_ca(
+    dn: DistinguishedName,
+    key: &KeyPair,
+    days: u32,
+    now: OffsetDateTime,
+    margin_s: u32,
+) -> Result<Vec<u8>> {
+    Ok(ca_params(dn, days, now, margin_s)?
+        .self_signed(key)?
+        .der()
+        .to_vec())
+}
+
+/// Loads a CA certificate (the first of the file) and its key from these files, checking that
+/// they go together (a rollover's next CA, a retired CA).
+pub(crate) fn load_ca_files(cert_path: &Path, key_path: &Path) -> Result<Ca> {
+    let missing = |p: &Path| PkiError::BadCaFile {
+        path: p.to_path_buf(),
+        why: "it is missing".into(),
+    };
+    let bytes = read_opt(cert_path)?.ok_or_else(|| missing(cert_path))?;
+    let der = decode_cert(&bytes).map_err(|why| PkiError::BadCaFile {
+        path: cert_path.to_path_buf(),
+        why,
+    })?;
+    let cert = inspect_ca(&der, cert_path)?;
+    let key_bytes = read_opt(key_path)?.ok_or_else(|| missing(key_path))?;
+    let key = check_key(&key_bytes, key_path, &cert, cert_path)?;
+    Ok(Ca {
+        cert,
+        key,
+        cert_path: cert_path.to_path_buf(),
+    })
+}
+
 /// Loads the CA with its key, checking that the key matches the certificate.
 pub(crate) fn load_ca(pki: &PkiDir) -> Result<Ca> {
     let cert = load_ca_cert(pki)?;
@@ -782,19 +840,13 @@ pub fn ensure_ca(dir: &Path, spec: &CaSpec) -> Result<CaOutcome> {
         }
         CaAction::Create(attrs, key_type) => {
             let key = key_type.generate()?;
-            let mut params = CertificateParams::default();
-            params.distinguished_name = build_dn(&attrs)?;
-            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            params.not_before = super::not_before(now, spec.not_before_margin_s);
-            params.not_after = now + Duration::days(i64::from(spec.days));
-            params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
-            let cert = params.self_signed(&key)?;
-            let der = cert.der().to_vec();
+            let der = self_signed_ca(
+                build_dn(&attrs)?,
+                &key,
+                spec.days,
+                now,
+                spec.not_before_margin_s,
+            )?;
             let ca_cert = inspect_ca(&der, &pki.ca_cert())?;
             txn.write(
                 &pki.ca_key(),

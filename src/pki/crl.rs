@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
-use x509_parser::extensions::ParsedExtension;
 
-use super::ca::{check_days, load_ca, parse_der, Ca};
-use super::index::{CrlRecord, EntryStatus, Index};
+use super::ca::{check_days, load_ca, Ca};
+use super::index::{CrlRecord, EntryStatus, Index, OtherCrl};
 use super::store::validate_name;
 use super::store::{lock, read_opt, PkiDir, Txn, PUBLIC_MODE};
+use super::trust::{self, Role};
 use super::{now, rfc3339, sha256_hex, CertKind, PkiError, Result};
 
 /// Default CRL lifetime (nextUpdate - thisUpdate), in days. PostgreSQL rejects every client once
@@ -172,39 +172,79 @@ pub struct CrlOutcome {
     pub revoked_serials: Vec<String>,
 }
 
-fn revoked_serials(index: &Index) -> Vec<String> {
-    let mut v: Vec<String> = index.revoked().map(|e| e.serial.clone()).collect();
+/// The serials of the revoked certificates the CA whose certificate has SHA-256 `ca` signed,
+/// sorted (`signing`: the signing CA, see [`super::index::IndexEntry::issued_by`]).
+fn revoked_of(index: &Index, ca: &str, signing: &str) -> Vec<String> {
+    let mut v: Vec<String> = index
+        .revoked()
+        .filter(|e| e.issued_by(ca, signing))
+        .map(|e| e.serial.clone())
+        .collect();
     v.sort();
     v.dedup();
     v
 }
 
-/// Signs a new CRL listing every revoked entry of the index; writes crl.pem and records it in
-/// the index (the caller saves the index and commits).
-fn write_crl(
+/// Every serial crl.pem lists (all its CRLs), sorted.
+fn all_serials(rec: &CrlRecord) -> Vec<String> {
+    let mut v: Vec<String> = rec
+        .serials
+        .iter()
+        .chain(rec.others.iter().flat_map(|o| o.serials.iter()))
+        .cloned()
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The other CAs whose CRL crl.pem holds after the signing CA's (a CA rollover, trust.rs): the
+/// next CA, and each retired CA that has not expired and is still in ca.crt or signed a
+/// certificate that has not expired (a CA's CRL is kept until its last certificate expires).
+fn crl_cas(pki: &PkiDir, index: &Index, signing: &str, now: OffsetDateTime) -> Result<Vec<Ca>> {
+    let in_bundle: Vec<String> = trust::bundle(pki)?.into_iter().map(|c| c.sha256).collect();
+    let mut out = Vec::new();
+    for o in trust::others(pki)? {
+        let sha = o.ca.cert.sha256.clone();
+        let keep = match o.role {
+            Role::Next => true,
+            Role::Retired => {
+                o.ca.cert.not_after > now
+                    && (in_bundle.contains(&sha)
+                        || index
+                            .certs
+                            .iter()
+                            .any(|e| e.issued_by(&sha, signing) && !e.expired(now)))
+            }
+        };
+        if keep && sha != signing {
+            out.push(o.ca);
+        }
+    }
+    Ok(out)
+}
+
+/// One CA's CRL (PEM): the revoked certificates it signed, numbered `number`.
+fn sign_crl(
     pki: &PkiDir,
     ca: &Ca,
-    index: &mut Index,
-    days: u32,
-    now: OffsetDateTime,
-    txn: &mut Txn,
-) -> Result<CrlRecord> {
+    index: &Index,
+    signing: &str,
+    number: u64,
+    (now, next_update): (OffsetDateTime, OffsetDateTime),
+) -> Result<String> {
     if !ca.cert.crl_sign {
         return Err(PkiError::CaCannotSignCrl {
-            path: pki.ca_cert(),
+            path: ca.cert_path.clone(),
         });
     }
-    let ca_x509 = parse_der(&ca.cert.der)
-        .ok_or_else(|| PkiError::Internal("cannot re-read ca.crt".into()))?;
     // The CRL's authority key identifier must be the CA's subject key identifier.
-    let key_id = ca_x509
-        .iter_extensions()
-        .find_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
-            _ => None,
-        });
+    let key_id = trust::subject_key_id(&ca.cert.der);
     let mut revoked = Vec::new();
-    for e in index.revoked() {
+    for e in index
+        .revoked()
+        .filter(|e| e.issued_by(&ca.cert.sha256, signing))
+    {
         let serial = hex::decode(&e.serial).map_err(|_| PkiError::BadIndex {
             path: pki.index(),
             why: format!("serial {:?} is not hex", e.serial),
@@ -228,12 +268,10 @@ fn write_crl(
             invalidity_date: None,
         });
     }
-    index.crl_number += 1;
-    let next_update = now + Duration::days(i64::from(days));
     let params = CertificateRevocationListParams {
         this_update: now,
         next_update,
-        crl_number: SerialNumber::from(index.crl_number),
+        crl_number: SerialNumber::from(number),
         issuing_distribution_point: None,
         revoked_certs: revoked,
         key_identifier_method: match key_id {
@@ -242,16 +280,51 @@ fn write_crl(
         },
     };
     let issuer = ca.issuer()?;
-    let crl = params.signed_by(&issuer)?;
-    let pem = crl.pem()?;
+    Ok(params.signed_by(&issuer)?.pem()?)
+}
+
+/// Signs a new CRL listing every revoked entry the CA signed, followed, during and after a CA
+/// rollover, by a CRL of each other CA that still matters ([`crl_cas`]); writes crl.pem and
+/// records it in the index (the caller saves the index and commits).
+pub(crate) fn write_crl(
+    pki: &PkiDir,
+    ca: &Ca,
+    index: &mut Index,
+    days: u32,
+    now: OffsetDateTime,
+    txn: &mut Txn,
+) -> Result<CrlRecord> {
+    if !ca.cert.crl_sign {
+        return Err(PkiError::CaCannotSignCrl {
+            path: pki.ca_cert(),
+        });
+    }
+    let signing = ca.cert.sha256.clone();
+    let next_update = now + Duration::days(i64::from(days));
+    let others = crl_cas(pki, index, &signing, now)?;
+    index.crl_number += 1;
+    let number = index.crl_number;
+    let mut pem = sign_crl(pki, ca, index, &signing, number, (now, next_update))?;
+    let mut other_records = Vec::new();
+    for o in &others {
+        index.crl_number += 1;
+        let n = index.crl_number;
+        pem.push_str(&sign_crl(pki, o, index, &signing, n, (now, next_update))?);
+        other_records.push(OtherCrl {
+            ca_sha256: o.cert.sha256.clone(),
+            next_update: rfc3339(next_update),
+            serials: revoked_of(index, &o.cert.sha256, &signing),
+        });
+    }
     txn.write(&pki.crl(), pem.as_bytes(), PUBLIC_MODE)?;
     let record = CrlRecord {
-        number: index.crl_number,
+        number,
         this_update: rfc3339(now),
         next_update: rfc3339(next_update),
         sha256: sha256_hex(pem.as_bytes()),
-        ca_sha256: ca.cert.sha256.clone(),
-        serials: revoked_serials(index),
+        ca_sha256: signing.clone(),
+        serials: revoked_of(index, &signing, &signing),
+        others: other_records,
     };
     index.crl = Some(record.clone());
     Ok(record)
@@ -276,18 +349,73 @@ pub(crate) fn republish_crl(
             pki.crl().display()
         )));
     }
+    write_crl(pki, ca, index, last_days(&last), now, txn)?;
+    Ok(None)
+}
+
+/// During a CA rollover (rollover.rs): writes crl.pem again when it was published and no longer
+/// covers the CAs it must (or is otherwise stale), with the lifetime the last one had. Returns
+/// why it was written.
+pub(crate) fn refresh_crl(
+    pki: &PkiDir,
+    ca: &Ca,
+    index: &mut Index,
+    now: OffsetDateTime,
+    txn: &mut Txn,
+) -> Result<Option<String>> {
+    let Some(last) = index.crl.clone() else {
+        return Ok(None);
+    };
+    let spec = CrlSpec {
+        days: last_days(&last),
+        renew_before_days: DEFAULT_CRL_RENEW_BEFORE_DAYS,
+    };
+    let spec = if check_crl_spec(&spec).is_ok() {
+        spec
+    } else {
+        CrlSpec::default()
+    };
+    let Some(why) = crl_reason(pki, ca, index, &spec, now)? else {
+        return Ok(None);
+    };
+    write_crl(pki, ca, index, spec.days, now, txn)?;
+    Ok(Some(why))
+}
+
+/// Why [`refresh_crl`] would write crl.pem, without writing anything.
+pub(crate) fn crl_stale(
+    pki: &PkiDir,
+    ca: &Ca,
+    index: &Index,
+    now: OffsetDateTime,
+) -> Result<Option<String>> {
+    let Some(last) = &index.crl else {
+        return Ok(None);
+    };
+    let spec = CrlSpec {
+        days: last_days(last),
+        renew_before_days: DEFAULT_CRL_RENEW_BEFORE_DAYS,
+    };
+    let spec = if check_crl_spec(&spec).is_ok() {
+        spec
+    } else {
+        CrlSpec::default()
+    };
+    crl_reason(pki, ca, index, &spec, now)
+}
+
+/// The lifetime of a CRL written before, in days (the default when unreadable).
+fn last_days(last: &CrlRecord) -> u32 {
     let parse = |t: &str| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339);
     let days = match (parse(&last.this_update), parse(&last.next_update)) {
         (Ok(a), Ok(b)) => u32::try_from((b - a).whole_days()).unwrap_or(DEFAULT_CRL_DAYS),
         _ => DEFAULT_CRL_DAYS,
     };
-    let days = if check_days(days, "--crl-days").is_ok() {
+    if check_days(days, "--crl-days").is_ok() {
         days
     } else {
         DEFAULT_CRL_DAYS
-    };
-    write_crl(pki, ca, index, days, now, txn)?;
-    Ok(None)
+    }
 }
 
 /// The positions of the entries a revocation of the name whose current entry is at `pos` must
@@ -396,7 +524,7 @@ fn revoke_inner(dir: &Path, spec: &RevokeSpec, strict: bool) -> Result<RevokeOut
             crl_path: pki.crl(),
             crl_number: crl.as_ref().map(|c| c.number).unwrap_or(0),
             crl_next_update: crl.map(|c| c.next_update).unwrap_or_default(),
-            revoked_count: revoked_serials(&index).len(),
+            revoked_count: index.crl.as_ref().map_or(0, |c| all_serials(c).len()),
         });
     }
     let mut serials = Vec::new();
@@ -418,8 +546,8 @@ fn revoke_inner(dir: &Path, spec: &RevokeSpec, strict: bool) -> Result<RevokeOut
         reason: spec.reason.name().to_string(),
         crl_path: pki.crl(),
         crl_number: record.number,
+        revoked_count: all_serials(&record).len(),
         crl_next_update: record.next_update,
-        revoked_count: record.serials.len(),
     })
 }
 
@@ -454,8 +582,15 @@ fn crl_reason(
     spec: &CrlSpec,
     now: OffsetDateTime,
 ) -> Result<Option<String>> {
-    let want = revoked_serials(index);
+    let signing = ca.cert.sha256.as_str();
+    let want = revoked_of(index, signing, signing);
+    let others = crl_cas(pki, index, signing, now)?;
     let current = read_opt(&pki.crl())?;
+    let soon = |t: &str| {
+        OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .is_none_or(|n| n - now <= Duration::days(i64::from(spec.renew_before_days)))
+    };
     Ok(match (&index.crl, &current) {
         (_, None) => Some("crl.pem is missing".to_string()),
         (None, Some(_)) => Some("crl.pem is not recorded in index.json".to_string()),
@@ -469,8 +604,29 @@ fn crl_reason(
                 Some("crl.pem was changed outside castellan".to_string())
             } else if rec.ca_sha256 != ca.cert.sha256 {
                 Some("crl.pem was signed by another CA".to_string())
-            } else if rec.serials != want {
+            } else if rec
+                .others
+                .iter()
+                .map(|o| o.ca_sha256.as_str())
+                .collect::<Vec<_>>()
+                != others
+                    .iter()
+                    .map(|o| o.cert.sha256.as_str())
+                    .collect::<Vec<_>>()
+            {
+                Some("the CAs crl.pem must cover changed (CA rollover)".to_string())
+            } else if rec.serials != want
+                || rec
+                    .others
+                    .iter()
+                    .any(|o| o.serials != revoked_of(index, &o.ca_sha256, signing))
+            {
                 Some("the revoked certificates changed".to_string())
+            } else if rec.others.iter().any(|o| soon(&o.next_update)) {
+                Some(format!(
+                    "the next update of a CRL in crl.pem is within {} days",
+                    spec.renew_before_days
+                ))
             } else if next
                 .is_none_or(|n| n - now <= Duration::days(i64::from(spec.renew_before_days)))
             {
@@ -493,14 +649,16 @@ fn unchanged(pki: &PkiDir, index: &Index) -> CrlOutcome {
         sha256: String::new(),
         ca_sha256: String::new(),
         serials: Vec::new(),
+        others: Vec::new(),
     });
+    let revoked_serials = all_serials(&rec);
     CrlOutcome {
         changed: false,
         reason: None,
         crl_path: pki.crl(),
         number: rec.number,
         next_update: rec.next_update,
-        revoked_serials: rec.serials,
+        revoked_serials,
     }
 }
 
@@ -569,8 +727,8 @@ pub fn ensure_crl(dir: &Path, spec: &CrlSpec) -> Result<CrlOutcome> {
                 reason: Some(why),
                 crl_path: pki.crl(),
                 number: rec.number,
-                next_update: rec.next_update,
-                revoked_serials: rec.serials,
+                next_update: rec.next_update.clone(),
+                revoked_serials: all_serials(&rec),
             })
         }
     }

@@ -26,6 +26,7 @@ use super::index::{EntryStatus, Index, IndexEntry};
 use super::issue::{cert_sans, list_sans, time_of, San};
 use super::key::{parse_private_key_pem, KeyType};
 use super::store::{lock, read_opt, validate_name, PkiDir, Txn, PUBLIC_MODE};
+use super::trust::server_chain_pem;
 use super::{
     days_until, now, random_serial, rfc3339, serial_hex, sha256_hex, CertKind, PkiError, Result,
 };
@@ -362,7 +363,7 @@ fn decide(
     Ok(Decision::Keep(der))
 }
 
-fn entry_for(spec: &CsrSpec, der: &[u8]) -> Result<IndexEntry> {
+fn entry_for(spec: &CsrSpec, der: &[u8], ca: &Ca) -> Result<IndexEntry> {
     let x509 =
         parse_der(der).ok_or_else(|| PkiError::Internal("cannot re-read a certificate".into()))?;
     Ok(IndexEntry {
@@ -379,6 +380,7 @@ fn entry_for(spec: &CsrSpec, der: &[u8]) -> Result<IndexEntry> {
         status: EntryStatus::Valid,
         revoked_at: None,
         revocation_reason: None,
+        ca: Some(ca.cert.sha256.clone()),
     })
 }
 
@@ -391,7 +393,7 @@ fn outcome(
     reason: Option<String>,
     now: OffsetDateTime,
 ) -> Result<SignedCert> {
-    let e = entry_for(spec, der)?;
+    let e = entry_for(spec, der, ca)?;
     let x509 =
         parse_der(der).ok_or_else(|| PkiError::Internal("cannot re-read a certificate".into()))?;
     let not_after = time_of(&x509.validity().not_after)?;
@@ -413,7 +415,12 @@ fn outcome(
         key_type: e.key_type,
         cert_path: pki.leaf_cert(spec.kind, &spec.name),
         ca_path: pki.ca_cert(),
-        cert_pem: pem_of(der),
+        // A server's certificate goes out with the CA rollover's link certificate while one
+        // applies (trust.rs).
+        cert_pem: match spec.kind {
+            CertKind::Server => server_chain_pem(pki, &ca.cert, der)?,
+            CertKind::Client => pem_of(der),
+        },
         sha256: e.sha256,
         serial: e.serial,
         not_before: e.not_before,
@@ -519,10 +526,14 @@ pub fn ensure_signed_csr(dir: &Path, spec: &CsrSpec) -> Result<SignedCert> {
         Decision::Keep(der) => (der, false, None),
         Decision::Issue(why) => {
             let der = sign(spec, &csr, &sans, &ca, now)?;
+            let pem = match spec.kind {
+                CertKind::Server => server_chain_pem(&pki, &ca.cert, &der)?,
+                CertKind::Client => pem_of(&der),
+            };
             txn.create_dir_all(&pki.leaf_dir(spec.kind, &spec.name))?;
             txn.write(
                 &pki.leaf_cert(spec.kind, &spec.name),
-                pem_of(&der).as_bytes(),
+                pem.as_bytes(),
                 PUBLIC_MODE,
             )?;
             (der, true, Some(why))
@@ -540,9 +551,9 @@ pub fn ensure_signed_csr(dir: &Path, spec: &CsrSpec) -> Result<SignedCert> {
         .map(|e| e.sha256.as_str())
         != Some(sha.as_str())
     {
-        let entry = entry_for(spec, &der)?;
+        let entry = entry_for(spec, &der, &ca)?;
         index.version = 1;
-        revoked_superseded = index.supersede(spec.kind, &spec.name, now);
+        revoked_superseded = index.supersede(spec.kind, &spec.name, now, &ca.cert.sha256);
         index.certs.push(entry);
         if !revoked_superseded.is_empty() {
             warnings.extend(republish_crl(&pki, &ca, &mut index, now, &mut txn)?);

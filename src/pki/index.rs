@@ -37,6 +37,11 @@ pub struct IndexEntry {
     pub revoked_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_reason: Option<String>,
+    /// SHA-256 of the certificate of the CA that signed it. Absent in entries written before CA
+    /// rollovers existed: those were signed by the CA that was signing then (a rollover's switch
+    /// to the new CA records it in them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 /// What index.json records about the CA.
@@ -61,6 +66,21 @@ pub struct CrlRecord {
     pub sha256: String,
     /// SHA-256 of the CA certificate that signed it.
     pub ca_sha256: String,
+    /// The serials it lists, sorted.
+    pub serials: Vec<String>,
+    /// During and after a CA rollover, crl.pem also holds a CRL of each other CA that still
+    /// matters (the next CA, or a retired one until its last certificate expires), after the
+    /// signing CA's: one record each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<OtherCrl>,
+}
+
+/// The CRL of another CA than the signing one, in crl.pem (see [`CrlRecord::others`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherCrl {
+    /// SHA-256 of that CA's certificate.
+    pub ca_sha256: String,
+    pub next_update: String,
     /// The serials it lists, sorted.
     pub serials: Vec<String>,
 }
@@ -147,17 +167,27 @@ impl Index {
             .filter(|e| e.status == EntryStatus::Revoked)
     }
 
-    /// Retires every earlier certificate of `kind`/`name` before a new one is recorded: the
-    /// ones that have not expired yet are revoked with reason `superseded` (so the next CRL
-    /// lists them: a replaced certificate must not stay usable for the rest of its life), the
-    /// expired ones are only marked superseded. Returns the serials revoked.
-    pub fn supersede(&mut self, kind: CertKind, name: &str, now: OffsetDateTime) -> Vec<String> {
+    /// Retires every earlier certificate of `kind`/`name` before a new one signed by the CA
+    /// `signing` (SHA-256 of its certificate) is recorded: the ones that have not expired yet are
+    /// revoked with reason `superseded` (so the next CRL lists them: a replaced certificate must
+    /// not stay usable for the rest of its life), the expired ones are only marked superseded.
+    /// A certificate of another CA (replaced because a CA rollover retires its CA) is only marked
+    /// superseded: it stays valid while clients may still trust nothing else, and stops being
+    /// trusted when the rollover's phase 3 takes its CA out of every bundle. Returns the serials
+    /// revoked.
+    pub fn supersede(
+        &mut self,
+        kind: CertKind,
+        name: &str,
+        now: OffsetDateTime,
+        signing: &str,
+    ) -> Vec<String> {
         let mut revoked = Vec::new();
         for e in self.certs.iter_mut() {
             if e.kind != kind || e.name != name || e.status == EntryStatus::Revoked {
                 continue;
             }
-            if e.expired(now) {
+            if e.expired(now) || !e.issued_by(signing, signing) {
                 e.status = EntryStatus::Superseded;
             } else {
                 e.revoke(SUPERSEDED, now);
@@ -177,6 +207,15 @@ impl Index {
 pub(crate) const SUPERSEDED: &str = "superseded";
 
 impl IndexEntry {
+    /// True when the CA whose certificate has SHA-256 `ca` signed it; `signing` is the CA that
+    /// signs now (it signed the entries that do not say, see [`IndexEntry::ca`]).
+    pub fn issued_by(&self, ca: &str, signing: &str) -> bool {
+        match &self.ca {
+            Some(c) => c == ca,
+            None => ca == signing,
+        }
+    }
+
     /// True once the certificate's notAfter is past. An unreadable date counts as not expired
     /// (revoking a certificate too many is safe, keeping one valid is not).
     pub fn expired(&self, now: OffsetDateTime) -> bool {
@@ -216,6 +255,7 @@ mod tests {
             status: EntryStatus::Valid,
             revoked_at: None,
             revocation_reason: None,
+            ca: None,
         };
         let mut idx = Index {
             version: 1,
@@ -223,7 +263,10 @@ mod tests {
         };
         idx.certs.push(e.clone());
         let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
-        assert_eq!(idx.supersede(CertKind::Server, "db1", now), vec!["01"]);
+        assert_eq!(
+            idx.supersede(CertKind::Server, "db1", now, "ca1"),
+            vec!["01"]
+        );
         assert_eq!(idx.certs[0].status, EntryStatus::Revoked);
         assert_eq!(
             idx.certs[0].revocation_reason.as_deref(),
@@ -237,13 +280,28 @@ mod tests {
         assert_eq!(idx.revoked_by_sha256("00").unwrap().serial, "01");
         // An expired certificate needs no CRL entry: only marked superseded.
         let later = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
-        assert!(idx.supersede(CertKind::Server, "db1", later).is_empty());
+        assert!(idx
+            .supersede(CertKind::Server, "db1", later, "ca1")
+            .is_empty());
         assert_eq!(idx.certs[1].status, EntryStatus::Superseded);
         idx.certs.push(IndexEntry {
             serial: "03".into(),
-            ..e
+            ..e.clone()
         });
         assert!(idx.current(CertKind::Client, "db1").is_none());
+        // A certificate of another CA (a rollover replaced it) is superseded, not revoked.
+        idx.certs.push(IndexEntry {
+            name: "db9".into(),
+            serial: "09".into(),
+            ca: Some("old".into()),
+            ..e.clone()
+        });
+        assert!(idx
+            .supersede(CertKind::Server, "db9", now, "new")
+            .is_empty());
+        let db9 = idx.certs.iter().find(|c| c.name == "db9").unwrap();
+        assert_eq!(db9.status, EntryStatus::Superseded);
+        assert!(db9.issued_by("old", "new") && !db9.issued_by("new", "new"));
         let text = serde_json::to_string(&idx).unwrap();
         let back: Index = serde_json::from_str(&text).unwrap();
         assert_eq!(back, idx);

@@ -29,6 +29,7 @@ use super::index::{EntryStatus, Index, IndexEntry};
 use super::key::{key_matches_spki, parse_private_key_pem, pem_label, private_key_pem, KeyType};
 use super::pfx::PfxPassword;
 use super::store::{lock, read_opt, validate_name, PkiDir, Txn, PRIVATE_MODE, PUBLIC_MODE};
+use super::trust::server_chain_pem;
 use super::{
     days_until, now, random_serial, rfc3339, serial_hex, sha256_hex, CertKind, PkiError, Result,
 };
@@ -170,6 +171,9 @@ pub struct CertSpec {
     pub renew_before_days: u32,
     /// The password of `client.pfx` (client certificates only; empty by default).
     pub pfx_password: PfxPassword,
+    /// Re-issue even when nothing else asks for it, once per process ([`forced_once`]): a
+    /// scheduled rotation's `rotate_force`.
+    pub force: bool,
     /// Seconds notBefore is set back from the time of issue (clock skew between hosts).
     pub not_before_margin_s: u32,
 }
@@ -186,6 +190,7 @@ impl CertSpec {
             days: DEFAULT_LEAF_DAYS,
             renew_before_days: DEFAULT_RENEW_BEFORE_DAYS,
             pfx_password: PfxPassword::default(),
+            force: false,
             not_before_margin_s: super::DEFAULT_NOT_BEFORE_MARGIN_S,
         }
     }
@@ -248,7 +253,29 @@ enum Decision {
     Keep(Current),
     /// Keep the certificate, write these files of the client bundle.
     Repair(Current, Vec<Stale>),
+    /// Keep the server certificate, write `server.crt` again with this chain (a CA rollover
+    /// added or removed the link certificate), for this reason.
+    Rechain(Current, String, String),
     Issue(String),
+}
+
+/// The certificates (PKI directory, kind, name) a forced renewal re-issued in this process.
+static FORCED: std::sync::Mutex<BTreeSet<(PathBuf, CertKind, String)>> =
+    std::sync::Mutex::new(BTreeSet::new());
+
+/// True when a forced renewal of `kind`/`name` in `dir` is still to do in this process: the
+/// first task that forces it re-issues it, the later ones of the same run (a run_once repeated
+/// per batch, a second role naming it) keep what the first issued. `mark` records it done.
+pub(crate) fn forced_once(dir: &Path, kind: CertKind, name: &str, mark: bool) -> bool {
+    let key = (dir.to_path_buf(), kind, name.to_string());
+    let mut set = FORCED.lock().unwrap_or_else(|e| e.into_inner());
+    if set.contains(&key) {
+        return false;
+    }
+    if mark {
+        set.insert(key);
+    }
+    true
 }
 
 struct Request {
@@ -388,11 +415,15 @@ fn decide(
             file(&cert_path)
         )));
     }
-    if x509.issuer().as_raw() != ca_x509.subject().as_raw()
-        || x509.verify_signature(Some(ca_x509.public_key())).is_err()
-    {
+    if x509.issuer().as_raw() != ca_x509.subject().as_raw() {
         return Ok(Decision::Issue(format!(
             "it was issued by another CA ({}), not by this PKI's CA",
+            x509.issuer()
+        )));
+    }
+    if x509.verify_signature(Some(ca_x509.public_key())).is_err() {
+        return Ok(Decision::Issue(format!(
+            "it was issued by another CA of the same name ({}, another key: a new CA, or a CA rollover's)",
             x509.issuer()
         )));
     }
@@ -458,10 +489,22 @@ fn decide(
             file(&key_path)
         )));
     }
+    if spec.force && forced_once(pki.root(), spec.kind, &spec.name, false) {
+        return Ok(Decision::Issue(format!(
+            "renewal forced (expires on {}, in {} days)",
+            rfc3339(not_after),
+            days_until(not_after, now)
+        )));
+    }
     Ok(Decision::Keep(Current { key, der }))
 }
 
-fn entry_for(spec: &CertSpec, x509: &X509Certificate<'_>, der: &[u8]) -> Result<IndexEntry> {
+fn entry_for(
+    spec: &CertSpec,
+    x509: &X509Certificate<'_>,
+    der: &[u8],
+    ca: &Ca,
+) -> Result<IndexEntry> {
     Ok(IndexEntry {
         kind: spec.kind,
         name: spec.name.clone(),
@@ -476,6 +519,7 @@ fn entry_for(spec: &CertSpec, x509: &X509Certificate<'_>, der: &[u8]) -> Result<
         status: EntryStatus::Valid,
         revoked_at: None,
         revocation_reason: None,
+        ca: Some(ca.cert.sha256.clone()),
     })
 }
 
@@ -490,7 +534,7 @@ fn outcome(
 ) -> Result<CertOutcome> {
     let x509 =
         parse_der(der).ok_or_else(|| PkiError::Internal("cannot re-read a certificate".into()))?;
-    let e = entry_for(spec, &x509, der)?;
+    let e = entry_for(spec, &x509, der, ca)?;
     let not_after = time_of(&x509.validity().not_after)?;
     let mut warnings = Vec::new();
     if not_after > ca.cert.not_after {
@@ -613,6 +657,20 @@ fn assess(pki: &PkiDir, spec: &CertSpec, req: &Request) -> Result<Assessment> {
                 Decision::Repair(cur, stale)
             }
         }
+        Decision::Keep(cur) => {
+            let want = server_chain_pem(pki, &ca.cert, &cur.der)?;
+            let have = read_opt(&pki.leaf_cert(spec.kind, &spec.name))?.unwrap_or_default();
+            if have == want.as_bytes() {
+                Decision::Keep(cur)
+            } else {
+                let why = if want.len() > have.len() {
+                    "server.crt gets the CA rollover's link certificate (clients that trust only the old CA still verify it)"
+                } else {
+                    "server.crt no longer needs the CA rollover's link certificate"
+                };
+                Decision::Rechain(cur, want, why.to_string())
+            }
+        }
         d => d,
     };
     Ok(Assessment {
@@ -660,6 +718,10 @@ pub fn plan_cert(dir: &Path, spec: &CertSpec) -> Result<CertPlan> {
             current: Some(outcome(&pki, spec, &a.ca, &cur.der, false, None, a.now)?),
             reason: Some(bundle::reason(&stale)),
         },
+        Decision::Rechain(cur, _, why) => CertPlan {
+            current: Some(outcome(&pki, spec, &a.ca, &cur.der, false, None, a.now)?),
+            reason: Some(why),
+        },
         Decision::Issue(why) => CertPlan {
             reason: Some(why),
             current: None,
@@ -695,8 +757,20 @@ pub fn ensure_cert(dir: &Path, spec: &CertSpec) -> Result<CertOutcome> {
             bundle::write(&pki, &src, &files, &mut txn)?;
             (cur.der, true, Some(bundle::reason(&stale)))
         }
+        Decision::Rechain(cur, pem, why) => {
+            txn.write(
+                &pki.leaf_cert(spec.kind, &spec.name),
+                pem.as_bytes(),
+                PUBLIC_MODE,
+            )?;
+            (cur.der, true, Some(why))
+        }
         Decision::Issue(why) => {
             let (key, der, pem) = sign(spec, &req, &ca, now)?;
+            let pem = match spec.kind {
+                CertKind::Server => server_chain_pem(&pki, &ca.cert, &der)?,
+                CertKind::Client => pem,
+            };
             txn.create_dir_all(&pki.leaf_dir(spec.kind, &spec.name))?;
             let key_path = pki.leaf_key(spec.kind, &spec.name);
             txn.write(&key_path, private_key_pem(&key).as_bytes(), PRIVATE_MODE)?;
@@ -705,6 +779,9 @@ pub fn ensure_cert(dir: &Path, spec: &CertSpec) -> Result<CertOutcome> {
                 pem.as_bytes(),
                 PUBLIC_MODE,
             )?;
+            if spec.force {
+                forced_once(pki.root(), spec.kind, &spec.name, true);
+            }
             if spec.kind == CertKind::Client {
                 let src = sources(spec, &ca, &ca_file, &key, &der);
                 bundle::write(&pki, &src, &DERIVED, &mut txn)?;
@@ -725,9 +802,9 @@ pub fn ensure_cert(dir: &Path, spec: &CertSpec) -> Result<CertOutcome> {
     {
         let x509 = parse_der(&der)
             .ok_or_else(|| PkiError::Internal("cannot re-read the new certificate".into()))?;
-        let entry = entry_for(spec, &x509, &der)?;
+        let entry = entry_for(spec, &x509, &der, &ca)?;
         index.version = 1;
-        revoked_superseded = index.supersede(spec.kind, &spec.name, now);
+        revoked_superseded = index.supersede(spec.kind, &spec.name, now, &ca.cert.sha256);
         index.certs.push(entry);
         if !revoked_superseded.is_empty() {
             warnings.extend(republish_crl(&pki, &ca, &mut index, now, &mut txn)?);
@@ -780,6 +857,28 @@ mod tests {
         for bad in ["", "..", ".hidden", "a/b", "a b", "-x"] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn a_forced_renewal_happens_once_per_process() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("pki");
+        let ca = super::super::CaSpec {
+            cn: Some("Force CA".into()),
+            ..Default::default()
+        };
+        super::super::ensure_ca(&dir, &ca).unwrap();
+        let mut spec = CertSpec::client("app", "app");
+        let first = ensure_cert(&dir, &spec).unwrap();
+        spec.force = true;
+        let plan = plan_cert(&dir, &spec).unwrap();
+        assert!(plan.reason.unwrap().starts_with("renewal forced"));
+        let forced = ensure_cert(&dir, &spec).unwrap();
+        assert!(forced.issued && forced.sha256 != first.sha256);
+        // A second task of the same run forcing it keeps what the first issued.
+        let again = ensure_cert(&dir, &spec).unwrap();
+        assert!(!again.changed && again.sha256 == forced.sha256);
+        assert!(plan_cert(&dir, &spec).unwrap().reason.is_none());
     }
 
     #[test]

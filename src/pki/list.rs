@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::index::{parse_time, EntryStatus, Index, IndexEntry};
+use super::rollover::RolloverState;
 use super::store::{read_opt, PkiDir};
 use super::{days_until, now, rfc3339, CertKind, PkiError, Result};
 
@@ -64,6 +65,8 @@ pub struct Listing {
     pub ca: Option<CaInfo>,
     pub crl: Option<CrlInfo>,
     pub certs: Vec<ListEntry>,
+    /// The CA rollover in progress, or the last one (`rollover.json`).
+    pub rollover: Option<RolloverState>,
 }
 
 /// The paths among `paths` that exist, as text.
@@ -162,6 +165,7 @@ pub fn list(dir: &Path) -> Result<Listing> {
         ca,
         crl,
         certs,
+        rollover: super::rollover::state(dir)?,
     })
 }
 
@@ -222,6 +226,19 @@ pub fn render_table(l: &Listing) -> String {
         out.push_str(&format!(
             "CRL #{}: {} revoked, next update {} ({} days)\n",
             crl.number, crl.revoked, crl.next_update, crl.days_left
+        ));
+    }
+    if let Some(r) = &l.rollover {
+        out.push_str(&format!(
+            "CA rollover: phase {} of {} {} ({})\n",
+            r.phase,
+            super::rollover::PHASES,
+            if r.done {
+                "complete"
+            } else {
+                "started, not complete"
+            },
+            r.updated_at
         ));
     }
     if files.len() > 1 {

@@ -14,7 +14,15 @@
 //!                                   .pfx = PKCS#12 for .NET, root.crt = a copy of ca.crt)
 //! PKI_DIR/crl.pem                            once something was revoked (or `pki crl` ran)
 //! PKI_DIR/index.json                         what was issued: serial, subject, SANs, dates, status
+//! PKI_DIR/rollover.json                      a CA rollover: the phase reached (rollover.rs)
+//! PKI_DIR/ca-next.crt ca-next.key            phase 1 until 2: the new CA, trusted, not signing yet
+//! PKI_DIR/ca-link.crt                        phases 1-2: the new CA's key certified by the old CA
+//! PKI_DIR/retired/ID/ca.crt ca.key           a CA replaced by a rollover (ID: 16 hex digits of
+//!                                            its SHA-256), kept to sign its CRL
 //! ```
+//! `ca.crt` starts with the signing CA; during a rollover it holds the other CA after it, so every
+//! copy of it (servers' and clients' `root.crt`) is the trust bundle (`trust.rs`). crl.pem then
+//! holds a CRL per CA that still matters, the signing CA's first.
 //! Directories are 0700, private keys 0600 from the moment they exist. Every change is written to
 //! temporary files and renamed into place; when anything fails the directory is left as it was.
 //! Private keys never appear in an outcome, an error or a log line.
@@ -30,7 +38,9 @@ pub mod issue;
 pub mod key;
 pub mod list;
 pub mod pfx;
+pub mod rollover;
 pub mod store;
+pub mod trust;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -48,6 +48,33 @@ impl PkiDir {
     pub fn index(&self) -> PathBuf {
         self.root.join("index.json")
     }
+    /// The CA made by phase 1 of a CA rollover, trusted but not signing yet (`ca-next.crt`).
+    pub fn ca_next_cert(&self) -> PathBuf {
+        self.root.join("ca-next.crt")
+    }
+    /// Its private key (`ca-next.key`, 0600).
+    pub fn ca_next_key(&self) -> PathBuf {
+        self.root.join("ca-next.key")
+    }
+    /// The link certificate of a CA rollover (`ca-link.crt`): the new CA's key certified by the
+    /// old CA (RFC 4210's NewWithOld), sent after a server's certificate while clients may still
+    /// trust only the old CA.
+    pub fn ca_link(&self) -> PathBuf {
+        self.root.join("ca-link.crt")
+    }
+    /// Where CAs replaced by a rollover are kept (`retired/`), to sign their CRL until their
+    /// last certificate expires.
+    pub fn retired_dir(&self) -> PathBuf {
+        self.root.join("retired")
+    }
+    /// The directory of one retired CA, named after its certificate's SHA-256 (16 hex digits).
+    pub fn retired(&self, sha256: &str) -> PathBuf {
+        self.retired_dir().join(&sha256[..sha256.len().min(16)])
+    }
+    /// The record of the CA rollover (`rollover.json`): the phase reached.
+    pub fn rollover(&self) -> PathBuf {
+        self.root.join("rollover.json")
+    }
     pub fn kind_dir(&self, kind: CertKind) -> PathBuf {
         self.root.join(kind.as_str())
     }

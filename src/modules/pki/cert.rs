@@ -14,6 +14,11 @@
 //! Missing bundle files (a directory made by an older castellan) are written without
 //! re-issuing the certificate.
 //!
+//! `force: true` re-issues the certificate even when nothing else asks for it, once per run (a
+//! second task naming it in the same run keeps it); without the argument the variable
+//! `rotate_force` decides (false when undefined), so that `-e rotate_force=true` renews every
+//! certificate of every role.
+//!
 //! Registers `cert`, `key`, `ca`, for a client `pk8`, `pem_pk8`, `pfx` and `root` (paths),
 //! `sha256`, `serial`, `not_before`, `not_after`, `days_left`, `cn`, `sans`, `key_type`,
 //! `kind`, `name`, `dir`, and `reason` when something was (or, in check mode, would be) written.
@@ -48,6 +53,7 @@ const ARGS: &[Arg] = &[
     Arg::new("not_before_margin", Kind::Int),
     // Raw, checked here: a value that is not a scalar is refused without being quoted.
     Arg::new("pfx_password", Kind::Raw),
+    Arg::new("force", Kind::Bool),
 ];
 
 /// The `pfx_password` argument (empty when absent). At load time (`lenient`) a template is
@@ -217,6 +223,7 @@ fn spec_of(ctx: &ModuleCtx<'_>, args: &Args) -> Result<CertSpec, String> {
         days: super::days(args, "days")?.unwrap_or(DEFAULT_LEAF_DAYS),
         renew_before_days: super::days(args, "renew_before")?.unwrap_or(DEFAULT_RENEW_BEFORE_DAYS),
         pfx_password: pfx_password(args, false)?.unwrap_or_default(),
+        force: super::force(ctx, args)?,
         not_before_margin_s: not_before_margin(args, false)?
             .unwrap_or(pki::DEFAULT_NOT_BEFORE_MARGIN_S),
     })

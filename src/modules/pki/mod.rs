@@ -22,6 +22,7 @@ pub mod check;
 pub mod crl;
 pub mod csr;
 pub mod host_key;
+pub mod rollover;
 pub mod secret;
 
 use std::path::{Path, PathBuf};
@@ -108,6 +109,27 @@ pub(crate) fn check_renew(args: &Args, default_days: u32) -> Result<(), String> 
         }
     }
     Ok(())
+}
+
+/// The variable a scheduled rotation sets to renew every certificate (`-e rotate_force=true`):
+/// the default of `pki_cert`'s `force`, so every role's certificates obey it (a host-made key,
+/// `pki_csr`, is renewed by the role asking for a new key: `rekey`).
+pub(crate) const FORCE_VAR: &str = "rotate_force";
+
+/// `force`: the argument, else the variable [`FORCE_VAR`], else false.
+pub(crate) fn force(ctx: &ModuleCtx<'_>, args: &Args) -> Result<bool, String> {
+    if args.has("force") {
+        return Ok(args.bool("force", false));
+    }
+    match ctx.vars.get(FORCE_VAR) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) => crate::boolean::parse(s.trim())
+            .ok_or_else(|| format!("variable `{FORCE_VAR}` must be true or false, got `{s}`")),
+        Some(other) => Err(format!(
+            "variable `{FORCE_VAR}` must be true or false, got {other}"
+        )),
+    }
 }
 
 fn var_str(ctx: &ModuleCtx<'_>, name: &str) -> Option<String> {
