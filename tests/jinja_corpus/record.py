@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Renders every case of cases.jsonl with the real ansible-playbook and writes expected.jsonl and
+magic.json (see README.md). Usage: record.py CORPUS_DIR WORK_DIR (record.sh calls it).
+
+One play on localhost (connection local, no facts); one task per case, its variables as task
+`vars:`, ignore_errors so every case runs:
+  expr      set_fact: {__jx_out: SRC}        -> the native value, or "omit" when SRC omitted it
+  cond      debug with `when: SRC`           -> true (ran) / false (skipped)
+  template  template: src=FILE dest=WORK/ID  -> the file's text
+A failed task records status "error" with Ansible's message. A first task records the magic
+variables ansible-playbook defines itself (magic.json), which the Rust test gives castellan.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+# Output that changes between runs or machines: recorded as "unstable", not compared.
+UNSTABLE = re.compile(r"\brandom\b|\bnow\(|lookup\(\s*['\"](password|pipe|url)|"
+                      r"query\(\s*['\"](password|pipe|url)|\bpassword_hash\b|"
+                      r"lookup\(\s*['\"]env|query\(\s*['\"]env")
+
+MAGIC_NAMES = ["inventory_hostname", "inventory_hostname_short", "groups", "group_names",
+               "playbook_dir", "ansible_check_mode", "ansible_diff_mode", "ansible_play_hosts",
+               "ansible_play_batch", "play_hosts", "ansible_play_hosts_all", "ansible_play_name",
+               "ansible_run_tags", "ansible_skip_tags", "ansible_forks", "ansible_verbosity",
+               "ansible_version", "ansible_playbook_python", "ansible_config_file",
+               "inventory_dir", "inventory_file"]
+
+
+def main():
+    corpus, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    cases = [json.loads(line) for line in open(os.path.join(corpus, "cases.jsonl"))]
+    out_dir = os.path.join(work, "out")
+    os.makedirs(out_dir, exist_ok=True)
+    magic = {n: "{{ %s | default('__jx_undefined__') }}" % n for n in MAGIC_NAMES}
+    tasks = [{"name": "__magic", "set_fact": {"__jx_magic": magic}}]
+    for c in cases:
+        t = {"name": c["id"], "ignore_errors": True}
+        if c["vars"]:
+            t["vars"] = c["vars"]
+        if c["kind"] == "expr":
+            # A result without __jx_out: SRC omitted it (__jx_set keeps set_fact's args non-empty).
+            t["set_fact"] = {"__jx_out": c["src"], "__jx_set": True}
+        elif c["kind"] == "cond":
+            t["debug"] = {"msg": "ran"}
+            t["when"] = c["src"]
+        else:
+            t["template"] = {"src": os.path.join(os.path.abspath(corpus), c["src"]),
+                             "dest": os.path.join(out_dir, c["id"])}
+        tasks.append(t)
+    play = [{"name": "jinja corpus", "hosts": "localhost", "connection": "local",
+             "gather_facts": False, "tasks": tasks}]
+    pb = os.path.join(work, "corpus.yml")
+    with open(pb, "w") as fh:
+        json.dump(play, fh, indent=1)
+    results = os.path.join(work, "results.jsonl")
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, CORPUS_RESULTS=results, ANSIBLE_STDOUT_CALLBACK="corpus_json",
+               ANSIBLE_CALLBACK_PLUGINS=os.path.join(here, "callback_plugins"),
+               ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
+               ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_RETRY_FILES_ENABLED="False", ANSIBLE_CONFIG=os.path.join(work, "ansible.cfg"))
+    with open(env["ANSIBLE_CONFIG"], "w") as fh:
+        fh.write("[defaults]\n")
+    cmd = [sys.executable, os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+           "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}", pb]
+    rc = subprocess.run(cmd, env=env, cwd=work, stdout=subprocess.DEVNULL).returncode
+    print(f"record: ansible-playbook exited {rc}", file=sys.stderr)
+    got = {}
+    for line in open(results):
+        r = json.loads(line)
+        got[r["name"]] = r
+    with open(os.path.join(corpus, "magic.json"), "w") as fh:
+        json.dump(got["__magic"]["value"], fh, indent=1, sort_keys=True)
+        fh.write("\n")
+    counts = {}
+    with open(os.path.join(corpus, "expected.jsonl"), "w") as fh:
+        for c in cases:
+            r = got.get(c["id"])
+            e = {"id": c["id"]}
+            if r is None:
+                e["status"] = "missing"
+            elif UNSTABLE.search(c["src"] if c["kind"] != "template"
+                                 else open(os.path.join(corpus, c["src"])).read()):
+                e["status"] = "unstable"
+            elif r["status"] == "failed":
+                e["status"] = "error"
+                e["error"] = r.get("error", "")
+            elif c["kind"] == "expr":
+                if "value" not in r:
+                    e["status"] = "omit"
+                else:
+                    e["status"] = "ok"
+                    e["value"] = r.get("value")
+            elif c["kind"] == "cond":
+                e["status"] = "ok"
+                e["value"] = r["status"] == "ok"
+            else:
+                e["status"] = "ok"
+                with open(os.path.join(out_dir, c["id"]), encoding="utf-8", newline="") as t:
+                    e["value"] = t.read()
+            key = (c["kind"], e["status"])
+            counts[key] = counts.get(key, 0) + 1
+            fh.write(json.dumps(e, ensure_ascii=False) + "\n")
+    for k in sorted(counts):
+        print(f"record: {k[0]:8} {k[1]:9} {counts[k]}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
