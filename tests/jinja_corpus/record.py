@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Renders every case of cases.jsonl with the real ansible-playbook and writes expected.jsonl and
-magic.json (see README.md). Usage: record.py CORPUS_DIR WORK_DIR (record.sh calls it).
+magic.json (see README.md). Usage: record.py CORPUS_DIR WORK_DIR [--changed] (record.sh calls it).
+With --changed only the cases whose fingerprint (case and template text) differs from the one in
+expected.jsonl are rendered again; the others keep their recorded outcome.
 
 One play on localhost (connection local, no facts); one task per case, its variables as task
 `vars:`, ignore_errors so every case runs:
@@ -10,6 +12,7 @@ One play on localhost (connection local, no facts); one task per case, its varia
 A failed task records status "error" with Ansible's message. A first task records the magic
 variables ansible-playbook defines itself (magic.json), which the Rust test gives castellan.
 """
+import hashlib
 import json
 import os
 import re
@@ -29,9 +32,26 @@ MAGIC_NAMES = ["inventory_hostname", "inventory_hostname_short", "groups", "grou
                "inventory_dir", "inventory_file"]
 
 
+def fingerprint(corpus, c):
+    h = hashlib.sha256(json.dumps(c, sort_keys=True).encode())
+    if c["kind"] == "template":
+        with open(os.path.join(corpus, c["src"]), "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
 def main():
     corpus, work = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    cases = [json.loads(line) for line in open(os.path.join(corpus, "cases.jsonl"))]
+    all_cases = [json.loads(line) for line in open(os.path.join(corpus, "cases.jsonl"))]
+    fps = {c["id"]: fingerprint(corpus, c) for c in all_cases}
+    old = {}
+    exp_path = os.path.join(corpus, "expected.jsonl")
+    if "--changed" in sys.argv[3:] and os.path.exists(exp_path):
+        for line in open(exp_path):
+            e = json.loads(line)
+            old[e["id"]] = e
+    cases = [c for c in all_cases if old.get(c["id"], {}).get("fp") != fps[c["id"]]]
+    print(f"record: rendering {len(cases)} of {len(all_cases)} cases", file=sys.stderr)
     out_dir = os.path.join(work, "out")
     os.makedirs(out_dir, exist_ok=True)
     magic = {n: "{{ %s | default('__jx_undefined__') }}" % n for n in MAGIC_NAMES}
@@ -53,7 +73,7 @@ def main():
     play = [{"name": "jinja corpus", "hosts": "localhost", "connection": "local",
              "gather_facts": False, "tasks": tasks}]
     pb = os.path.join(work, "corpus.yml")
-    with open(pb, "w") as fh:
+    with open(pb if "--reuse" not in sys.argv[3:] else os.devnull, "w") as fh:
         json.dump(play, fh, indent=1)
     results = os.path.join(work, "results.jsonl")
     here = os.path.dirname(os.path.abspath(__file__))
@@ -62,12 +82,13 @@ def main():
                ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
                ANSIBLE_DEPRECATION_WARNINGS="False", ANSIBLE_NOCOLOR="1",
                ANSIBLE_RETRY_FILES_ENABLED="False", ANSIBLE_CONFIG=os.path.join(work, "ansible.cfg"))
-    with open(env["ANSIBLE_CONFIG"], "w") as fh:
+    with open(env["ANSIBLE_CONFIG"], "a") as fh:
         fh.write("[defaults]\n")
     cmd = [sys.executable, os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
            "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}", pb]
-    rc = subprocess.run(cmd, env=env, cwd=work, stdout=subprocess.DEVNULL).returncode
-    print(f"record: ansible-playbook exited {rc}", file=sys.stderr)
+    if "--reuse" not in sys.argv[3:]:  # --reuse: post-process the results of the last run again
+        rc = subprocess.run(cmd, env=env, cwd=work, stdout=subprocess.DEVNULL).returncode
+        print(f"record: ansible-playbook exited {rc}", file=sys.stderr)
     got = {}
     for line in open(results):
         r = json.loads(line)
@@ -76,11 +97,13 @@ def main():
         json.dump(got["__magic"]["value"], fh, indent=1, sort_keys=True)
         fh.write("\n")
     counts = {}
-    with open(os.path.join(corpus, "expected.jsonl"), "w") as fh:
-        for c in cases:
+    with open(exp_path + ".new", "w") as fh:
+        for c in all_cases:
             r = got.get(c["id"])
-            e = {"id": c["id"]}
-            if r is None:
+            e = {"id": c["id"], "fp": fps[c["id"]]}
+            if c["id"] in old and old[c["id"]].get("fp") == fps[c["id"]]:
+                e = old[c["id"]]
+            elif r is None:
                 e["status"] = "missing"
             elif UNSTABLE.search(c["src"] if c["kind"] != "template"
                                  else open(os.path.join(corpus, c["src"])).read()):
@@ -101,9 +124,17 @@ def main():
                 e["status"] = "ok"
                 with open(os.path.join(out_dir, c["id"]), encoding="utf-8", newline="") as t:
                     e["value"] = t.read()
+            line = json.dumps(e, ensure_ascii=False)
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError:
+                # Bytes that are not UTF-8 (b64decode of arbitrary text): not comparable.
+                e = {"id": c["id"], "fp": fps[c["id"]], "status": "not_utf8"}
+                line = json.dumps(e)
             key = (c["kind"], e["status"])
             counts[key] = counts.get(key, 0) + 1
-            fh.write(json.dumps(e, ensure_ascii=False) + "\n")
+            fh.write(line + "\n")
+    os.replace(exp_path + ".new", exp_path)
     for k in sorted(counts):
         print(f"record: {k[0]:8} {k[1]:9} {counts[k]}", file=sys.stderr)
 

@@ -10,4 +10,4 @@ python=$(dirname "$vault")/python
 work=/tmp/castellan-jinja-corpus
 rm -rf "$work"
 mkdir -p "$work"
-"$python" "$here/record.py" "$here" "$work"
+"$python" "$here/record.py" "$here" "$work" "$@"

@@ -7,6 +7,7 @@ how the case uses it (`| bool`, `| int`, `for x in`, `in`, attributes read...). 
 by `is defined`/`default` are left undefined for half of the cases (by a hash of the case), and
 booleans flip by the same hash, so both branches of conditions occur. Deterministic.
 """
+import base64
 import hashlib
 import re
 
@@ -163,6 +164,8 @@ def analyse(ast, cond):
             mark(u, n.node, "int")
         elif n.name in LIST_FILTERS:
             mark(u, n.node, "list")
+        elif n.name == "b64decode":
+            mark(u, n.node, "b64")
         elif n.name in ("dict2items", "combine"):
             mark(u, n.node, "dict")
         elif n.name in STR_FILTERS:
@@ -238,6 +241,8 @@ def guess(name, kind, seed, tree=None):
         return 5432 if "port" in low else 10
     if kind == "version":
         return "15"
+    if kind == "b64":
+        return base64.b64encode(f"{low} content\n".encode()).decode()
     if kind == "dict":
         return {"key1": "value1", "key2": "value2"}
     if kind == "result":
