@@ -335,6 +335,9 @@ fn run() {
     // (category -> (compared, matched)), the same per source.
     let mut by_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut by_repo: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    // Where Ansible failed, any castellan error counts as a match: the rate on the cases
+    // Ansible rendered is the stricter figure.
+    let mut rendered: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut causes: BTreeMap<String, (usize, String)> = BTreeMap::new();
     let mut failing: Vec<(String, String)> = Vec::new();
     let mut skipped = 0;
@@ -355,7 +358,11 @@ fn run() {
         let kind = case["kind"].as_str().unwrap_or_default().to_string();
         let repo = case["repo"].as_str().unwrap_or_default().to_string();
         let ok = matches!(outcome, Outcome::Match);
-        for (map, key) in [(&mut by_kind, kind.clone()), (&mut by_repo, repo)] {
+        let mut maps = vec![(&mut by_kind, kind.clone()), (&mut by_repo, repo)];
+        if exp["status"] != "error" {
+            maps.push((&mut rendered, kind.clone()));
+        }
+        for (map, key) in maps {
             let e = map.entry(key).or_default();
             e.0 += 1;
             e.1 += usize::from(ok);
@@ -398,6 +405,14 @@ fn run() {
         "overall",
         pct(matched, total)
     );
+    println!("on the cases Ansible rendered (not an error):");
+    for (k, (t, m)) in &rendered {
+        println!("  {k:10} {m:5}/{t:5}  {:5.1}%", pct(*m, *t));
+    }
+    let (rt, rm) = rendered
+        .values()
+        .fold((0, 0), |(t, m), (a, b)| (t + a, m + b));
+    println!("  {:10} {rm:5}/{rt:5}  {:5.1}%", "overall", pct(rm, rt));
     println!("by source:");
     for (k, (t, m)) in &by_repo {
         println!("  {k:45} {m:5}/{t:5}  {:5.1}%", pct(*m, *t));

@@ -10,7 +10,9 @@ One play on localhost (connection local, no facts); one task per case, its varia
   cond      debug with `when: SRC`           -> true (ran) / false (skipped)
   template  template: src=FILE dest=WORK/ID  -> the file's text
 A failed task records status "error" with Ansible's message. A first task records the magic
-variables ansible-playbook defines itself (magic.json), which the Rust test gives castellan.
+variables ansible-playbook defines itself (magic.json), which the Rust test gives castellan. The
+inventory puts localhost in every group the corpus names and gives it a value for every variable
+the corpus reads through hostvars[...] (they are in magic.json too).
 """
 import hashlib
 import json
@@ -28,8 +30,34 @@ MAGIC_NAMES = ["inventory_hostname", "inventory_hostname_short", "groups", "grou
                "playbook_dir", "ansible_check_mode", "ansible_diff_mode", "ansible_play_hosts",
                "ansible_play_batch", "play_hosts", "ansible_play_hosts_all", "ansible_play_name",
                "ansible_run_tags", "ansible_skip_tags", "ansible_forks", "ansible_verbosity",
-               "ansible_version", "ansible_playbook_python", "ansible_config_file",
+               "ansible_version", "ansible_config_file",
                "inventory_dir", "inventory_file"]
+
+
+HOSTVAR = re.compile(r"hostvars\[[^\]]+\]\s*(?:\.\s*(\w+)|\[\s*['\"](\w+)['\"]\s*\])")
+GROUP = re.compile(r"groups\[\s*['\"](\w+)['\"]\s*\]|groups\.(\w+)")
+
+
+def inventory(corpus, cases):
+    """localhost in every group the corpus names (`groups['x']`), with a value for every variable
+    read through `hostvars[...]`: recorded in magic.json, so castellan gets the same."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import vars as varsgen
+    host_vars, groups = {}, set()
+    for c in cases:
+        text = c["src"] if c["kind"] != "template" else open(os.path.join(corpus, c["src"])).read()
+        for m in HOSTVAR.finditer(text):
+            name = m.group(1) or m.group(2)
+            if name not in varsgen.MAGIC and not varsgen.CONNECTION.match(name) \
+                    and not name.startswith("ansible_"):
+                host_vars[name] = varsgen.guess(name, None, "hostvars")
+        for m in GROUP.finditer(text):
+            groups.add(m.group(1) or m.group(2))
+    groups.discard("all")
+    groups.discard("ungrouped")
+    inv = {"all": {"hosts": {"localhost": dict(sorted(host_vars.items()))},
+                   "children": {g: {"hosts": {"localhost": None}} for g in sorted(groups)}}}
+    return inv, sorted(host_vars)
 
 
 def fingerprint(corpus, c):
@@ -54,7 +82,10 @@ def main():
     print(f"record: rendering {len(cases)} of {len(all_cases)} cases", file=sys.stderr)
     out_dir = os.path.join(work, "out")
     os.makedirs(out_dir, exist_ok=True)
-    magic = {n: "{{ %s | default('__jx_undefined__') }}" % n for n in MAGIC_NAMES}
+    inv, host_var_names = inventory(corpus, all_cases)
+    with open(os.path.join(work, "inventory.json"), "w") as fh:
+        json.dump(inv, fh, indent=1)
+    magic = {n: "{{ %s | default('__jx_undefined__') }}" % n for n in MAGIC_NAMES + host_var_names}
     tasks = [{"name": "__magic", "set_fact": {"__jx_magic": magic}}]
     for c in cases:
         t = {"name": c["id"], "ignore_errors": True}
@@ -85,7 +116,7 @@ def main():
     with open(env["ANSIBLE_CONFIG"], "a") as fh:
         fh.write("[defaults]\n")
     cmd = [sys.executable, os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
-           "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}", pb]
+           "-i", os.path.join(work, "inventory.json"), "-e", f"ansible_python_interpreter={sys.executable}", pb]
     if "--reuse" not in sys.argv[3:]:  # --reuse: post-process the results of the last run again
         rc = subprocess.run(cmd, env=env, cwd=work, stdout=subprocess.DEVNULL).returncode
         print(f"record: ansible-playbook exited {rc}", file=sys.stderr)

@@ -3,8 +3,8 @@
 Order of preference for a variable the case reads: the same repository's role defaults/vars when
 their value is a plain (template-free) value; a fixed set of facts (a Debian 12 host); a result
 dict for names the repository `register:`s; otherwise a typed value guessed from the name and from
-how the case uses it (`| bool`, `| int`, `for x in`, `in`, attributes read...). Names only guarded
-by `is defined`/`default` are left undefined for half of the cases (by a hash of the case), and
+how the case uses it (`| bool`, `| int`, `for x in`, `in`, attributes read...). Names guarded
+by `is defined`/`default` are left undefined for half of the expressions and conditions (by a hash of the case), and
 booleans flip by the same hash, so both branches of conditions occur. Deterministic.
 """
 import base64
@@ -113,9 +113,10 @@ def root_path(node):
     path = []
     while True:
         if isinstance(node, nodes.Getattr):
-            path.append(node.attr)
+            path.append(int(node.attr) if node.attr.isdigit() else node.attr)
             node = node.node
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and \
+                isinstance(node.arg.value, (str, int)) and not isinstance(node.arg.value, bool):
             path.append(node.arg.value)
             node = node.node
         elif isinstance(node, nodes.Name):
@@ -222,15 +223,36 @@ def analyse(ast, cond):
     return u
 
 
+def sub_tree(sub):
+    return {x: y for x, y in sub.items() if x != "__kind__"}
+
+
+def merge(a, b):
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = merge(out.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
 def guess(name, kind, seed, tree=None):
+    name = str(name)
     low = name.lower()
+    if tree and all(isinstance(k, int) for k in tree if k != "__kind__"):
+        # Indexed (`x[0].a`, `x.1`): a list long enough, its items built from every index's use.
+        idx = [k for k in tree if k != "__kind__"]
+        elem = {}
+        kinds = [tree[i].get("__kind__") for i in idx]
+        for i in idx:
+            elem = merge(elem, sub_tree(tree[i]))
+        n = max(max(idx) + 1, 2)
+        return [guess(f"{low}_{i}", next((k for k in kinds if k), None), f"{seed}.{i}", elem)
+                for i in range(n)]
     if tree:
         d = {}
         for k, sub in tree.items():
-            if k == "__kind__":
+            if k == "__kind__" or isinstance(k, int):
                 continue
-            sub_tree = {x: y for x, y in sub.items() if x != "__kind__"}
-            d[k] = guess(k, sub.get("__kind__"), seed + "." + k, sub_tree)
+            d[k] = guess(k, sub.get("__kind__"), seed + "." + k, sub_tree(sub))
         if kind == "list":
             return [d, {k: v for k, v in d.items()}]
         return d
@@ -278,13 +300,20 @@ def result_dict(seed, tree):
     if "stat" in tree:
         r["stat"] = {"exists": h(seed, "exists") % 2 == 0, "isdir": False, "path": "/etc/x",
                      "mode": "0644", "pw_name": "root", "size": 10}
+        extra = guess("stat", None, seed + ".stat", sub_tree(tree["stat"]))
+        if isinstance(extra, dict):
+            r["stat"] = {**extra, **r["stat"]}
     if "results" in tree:
-        r["results"] = [{"changed": True, "failed": False, "rc": 0, "stdout": "ok",
-                         "item": "item_a", "stat": {"exists": True}}]
+        item = {"changed": True, "failed": False, "rc": 0, "stdout": "ok", "item": "item_a",
+                "stat": {"exists": True}}
+        elem = {}
+        for k, sub in sub_tree(tree["results"]).items():
+            elem = merge(elem, sub_tree(sub)) if isinstance(k, int) else elem
+        extra = guess("result", None, seed + ".results", elem) if elem else {}
+        r["results"] = [{**extra, **item}]
     for k, sub in tree.items():
-        if k not in r and k != "__kind__":
-            sub_tree = {x: y for x, y in sub.items() if x != "__kind__"}
-            r[k] = guess(k, sub.get("__kind__"), seed + "." + k, sub_tree)
+        if k not in r and k != "__kind__" and not isinstance(k, int):
+            r[k] = guess(k, sub.get("__kind__"), seed + "." + k, sub_tree(sub))
     return r
 
 
@@ -315,7 +344,8 @@ class RepoContext:
         for name in names:
             if name in MAGIC or CONNECTION.match(name):
                 continue
-            if name in u.guarded and h(seed, name, "guard") % 2 == 0:
+            # (A template file may guard a name in one place and read it plainly in another.)
+            if name in u.guarded and kind != "template" and h(seed, name, "guard") % 2 == 0:
                 continue
             tree = u.attrs.get(name, {})
             if name in self.defaults:
