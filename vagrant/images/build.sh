@@ -43,9 +43,16 @@ fi
 # What a failed or interrupted build leaves: removed on exit.
 root=""
 cid=""
+# A debootstrap stopped half way leaves /proc (and more) mounted in the root filesystem: those
+# are unmounted first, and rm never crosses into another file system.
 cleanup() {
   [ -z "$cid" ] || docker rm -f "$cid" >/dev/null 2>&1 || true
-  [ -z "$root" ] || rm -rf "$root" "$root.log"
+  [ -n "$root" ] || return 0
+  local m
+  for m in $(awk -v r="$root/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$root" "$root.log"
 }
 trap cleanup EXIT
 
