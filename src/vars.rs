@@ -88,13 +88,18 @@ pub fn has_template(v: &Value) -> bool {
 }
 
 /// Render variables whose values are templates (`pki_dir: "{{ inventory_dir }}/pki"`), in
-/// passes, so chains of references resolve. A variable that fails in one pass is tried again in
-/// the next while others still change (it may have read one that was not rendered yet: `first`
-/// of a list still written as a template); the errors of the last pass are returned, reported
-/// if a task reads the variable.
+/// passes, so chains of references resolve. A pass renders only the variables that read no
+/// variable still written as a template: rendering `url: "{{ crt | urlencode }}"` while `crt` is
+/// still `"{{ ssl_dir }}/root.crt"` would put that template's text, percent-encoded, into the
+/// value, which no later pass can mend (`DATABASE_URL` of role cap held
+/// `%7B%7B%20cap_config_dir...` when `cap_ssl_dir` kept its default). When no variable is ready
+/// (a cycle) or the ready ones stop changing, every pending variable is tried (the old way), so
+/// that what cannot be rendered reports its error. The errors of the last pass are returned,
+/// reported if a task reads the variable.
 pub fn resolve(vars: &mut Map<String, Value>, templar: &Templar) -> Map<String, Value> {
     let mut errors = Map::new();
-    for _ in 0..6 {
+    let mut all = false;
+    for _ in 0..32 {
         let pending: Vec<String> = vars
             .iter()
             .filter(|(_, v)| has_template(v))
@@ -103,10 +108,35 @@ pub fn resolve(vars: &mut Map<String, Value>, templar: &Templar) -> Map<String, 
         if pending.is_empty() {
             break;
         }
+        let batch: Vec<String> = if all {
+            pending.clone()
+        } else {
+            let waiting: std::collections::HashSet<&str> =
+                pending.iter().map(String::as_str).collect();
+            let ready: Vec<String> = pending
+                .iter()
+                .filter(|k| {
+                    let mut names = Vec::new();
+                    if let Some(v) = vars.get(k.as_str()) {
+                        read_names(templar, v, &mut names);
+                    }
+                    !names
+                        .iter()
+                        .any(|n| n != *k && waiting.contains(n.as_str()))
+                })
+                .cloned()
+                .collect();
+            if ready.is_empty() {
+                pending.clone()
+            } else {
+                ready
+            }
+        };
+        let whole = batch.len() == pending.len();
         let ctx = context(vars);
         let mut progressed = false;
         errors = Map::new();
-        for k in pending {
+        for k in batch {
             let Some(v) = vars.get(&k) else { continue };
             match templar.render_value(v, &ctx) {
                 Ok(new) => {
@@ -121,10 +151,28 @@ pub fn resolve(vars: &mut Map<String, Value>, templar: &Templar) -> Map<String, 
             }
         }
         if !progressed {
-            break;
+            if whole {
+                break;
+            }
+            all = true;
         }
     }
     errors
+}
+
+/// The root variable names the template strings inside `v` read (none for a template that does
+/// not parse: rendering it reports the error).
+fn read_names(templar: &Templar, v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if is_template(s) => {
+            if let Ok(n) = templar.names(s) {
+                out.extend(n.all);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|i| read_names(templar, i, out)),
+        Value::Object(o) => o.values().for_each(|i| read_names(templar, i, out)),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +245,42 @@ mod tests {
         assert!(errs.is_empty());
         assert_eq!(m["a"], "root/x");
         assert_eq!(m["n"], json!([1, 2]));
+    }
+
+    /// A filter over a variable that is itself a chain (role cap's DATABASE_URL: `cap_root_crt
+    /// | urlencode`, `cap_root_crt: "{{ cap_ssl_dir }}/root.crt"`, `cap_ssl_dir: "{{
+    /// cap_config_dir }}/ssl"`): rendered once the chain is, never from a template's text.
+    #[test]
+    fn a_filtered_chain_renders_from_resolved_values() {
+        let t = Templar::new();
+        let mut m = json!({
+            "url": "pg://h/db?sslrootcert={{ crt | urlencode }}",
+            "crt": "{{ ssl_dir }}/root.crt",
+            "ssl_dir": "{{ conf_dir }}/ssl",
+            "conf_dir": "/etc/cap",
+            "config": {"DATABASE_URL": "{{ url }}"},
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        let errs = resolve(&mut m, &t);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(m["url"], "pg://h/db?sslrootcert=/etc/cap/ssl/root.crt");
+        assert_eq!(m["config"]["DATABASE_URL"], m["url"]);
+    }
+
+    /// What cannot be rendered still reports its error, also a variable that reads it; a cycle
+    /// ends.
+    #[test]
+    fn an_undefined_link_or_a_cycle_reports_errors() {
+        let t = Templar::new();
+        let mut m = json!({"a": "{{ nowhere }}", "b": "{{ a }}/x", "c": "{{ d }}", "d": "{{ c }}"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let errs = resolve(&mut m, &t);
+        assert!(errs.contains_key("a"), "{errs:?}");
+        assert!(errs.contains_key("b"), "{errs:?}");
     }
 
     /// `first` fails on the string `"{{ groups[...] }}"` in the pass before `dbs` is a list: that

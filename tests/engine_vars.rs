@@ -35,13 +35,24 @@ const INVENTORY: &str = "all:\n  hosts:\n    h1:\n      ansible_connection: loca
 
 /// Write `files` under `dir` and load `playbook` with the inventory and extra vars.
 fn load(dir: &Path, files: &[(&str, &str)], playbook: &str, extra: &[&str]) -> Loaded {
+    load_with(dir, INVENTORY, files, playbook, extra)
+}
+
+/// [`load`] with an inventory of its own.
+fn load_with(
+    dir: &Path,
+    inventory: &str,
+    files: &[(&str, &str)],
+    playbook: &str,
+    extra: &[&str],
+) -> Loaded {
     for (name, text) in files {
         let p = dir.join(name);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, text).unwrap();
     }
     let inv = dir.join("inventory.yml");
-    fs::write(&inv, INVENTORY).unwrap();
+    fs::write(&inv, inventory).unwrap();
     let args = PlaybookArgs {
         playbooks: vec![dir.join(playbook)],
         inventory: vec![inv],
@@ -291,4 +302,38 @@ fn include_params_role_params_set_fact_and_extra_vars_in_ansible_order() {
     );
     assert_eq!(got("block vars lose to set_fact"), "set_fact");
     assert_eq!(got("only set_fact sets is known before the run"), "only");
+}
+
+/// `hostvars[H].x` is rendered with H's variables, not the reader's: a group variable
+/// `bin: "/usr/lib/postgresql/{{ ver }}/bin"` of db host h2 (ver 17) reads as h2's directory
+/// from h1 (ver 13: the old engine rendered 13 there) and from h3 (no ver: it failed there with
+/// "`hostvars` could not be rendered"). A variable that h2 itself cannot render is undefined.
+#[test]
+fn hostvars_of_a_host_are_rendered_with_that_hosts_variables() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let inventory = "all:\n  vars:\n    ansible_connection: local\n  children:\n    db:\n      vars:\n        \
+                     bin: \"/usr/lib/postgresql/{{ ver }}/bin\"\n        broken: \"{{ nowhere }}\"\n      \
+                     hosts:\n        h2: {ver: 17}\n    other:\n      hosts:\n        h1: {ver: 13}\n        h3: {}\n";
+    let play = "- hosts: h1:h3\n  gather_facts: false\n  tasks:\n    - name: h2's bin\n      \
+                debug: {msg: \"{{ hostvars['h2'].bin }}\"}\n    - name: h2's broken\n      \
+                debug: {msg: \"{{ hostvars['h2'].broken | default(value='undefined') }}\"}\n";
+    let loaded = load_with(d, inventory, &[("p.yml", play)], "p.yml", &[]);
+    let results = run(&loaded, &[]);
+    let of = |task: &str, host: &str| {
+        results
+            .iter()
+            .find(|(t, r)| t == task && r.host == host)
+            .unwrap_or_else(|| panic!("no result of {task} on {host}: {results:?}"))
+            .1
+            .clone()
+    };
+    for host in ["h1", "h3"] {
+        let r = of("h2's bin", host);
+        assert_eq!(r.status, Status::Ok, "{host}: {r:?}");
+        assert_eq!(msg(&r), "/usr/lib/postgresql/17/bin", "{host}");
+        let r = of("h2's broken", host);
+        assert_eq!(r.status, Status::Ok, "{host}: {r:?}");
+        assert_eq!(msg(&r), "undefined", "{host}");
+    }
 }

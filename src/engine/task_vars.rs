@@ -128,7 +128,11 @@ impl Runner<'_> {
         }
     }
 
-    /// `hostvars`: every known host's inventory variables and facts.
+    /// `hostvars`: every known host's inventory variables and facts, their templates rendered
+    /// with that host's own variables, as Ansible does: `hostvars['db1'].pg_bin_dir` written as
+    /// `/usr/lib/postgresql/{{ pg_version }}/bin` is db1's directory whichever host reads it (a
+    /// host without `pg_version` included). A variable that cannot be rendered on its own host is
+    /// left out (undefined for the reader) rather than rendered with the reader's variables.
     fn hostvars(&self) -> Value {
         let mut m = Map::new();
         for h in self.inv.hosts() {
@@ -138,8 +142,15 @@ impl Runner<'_> {
                     v.insert(k.clone(), val.clone());
                 }
             }
+            let short = h.name.split('.').next().unwrap_or(&h.name);
             v.insert("inventory_hostname".into(), json!(h.name));
+            v.insert("inventory_hostname_short".into(), json!(short));
             v.insert("group_names".into(), json!(h.groups));
+            v.insert("inventory_dir".into(), json!(h.inventory_dir));
+            v.insert("inventory_file".into(), json!(h.inventory_file));
+            for k in resolve(&mut v, self.templar).keys() {
+                v.remove(k);
+            }
             m.insert(h.name.clone(), Value::Object(v));
         }
         Value::Object(m)

@@ -5,7 +5,10 @@
 #
 # Steps (one summary line each, with its time): set-up, images (cached), vagrant up, inventory,
 # enable-mtls.yml, re-run changed=0, hba rules per version, verify-full logins from this machine,
-# the playbooks that exist of cast-imaging.yml / cap-upgrade.yml / rotate-certs.yml, a written file
+# cast-imaging.yml (logins from cast1 with psql and pgjdbc as its service user, a re-run changed=0),
+# cap-upgrade.yml (install, upgrade and a re-run on cap1: the fixture cs's recorded calls, CAP's
+# DATABASE_URL login), rotate-certs.yml (new served and client certificates, every login still
+# works, nothing due: changed=0), a written file
 # present in the container and absent here, `docker network disconnect` (unreachable within the
 # connection timeout), `docker kill` during a run (that host unreachable, the others finish, exit 3),
 # then `vagrant destroy -f` (always, also on failure or interrupt) and a check that no container is
@@ -53,11 +56,6 @@ step() {
     summary+=("$line")
     echo "vagrant suite: $line"
     return $rc
-}
-
-skip() {
-    summary+=("$(printf 'SKIP  %-22s %4ss  (%s)' "$1" 0 "$2")")
-    echo "vagrant suite: SKIP $1: $2"
 }
 
 containers() { docker ps -aq --filter "name=^/$prefix"; }
@@ -108,7 +106,7 @@ s_setup() {
     (cd "$env_dir" && vagrant validate --ignore-provider)
 }
 
-s_images() { bash vagrant/images/build.sh bullseye bookworm trixie; }
+s_images() { bash vagrant/images/build.sh bullseye bookworm trixie node; }
 
 s_up() {
     (cd "$env_dir" && vagrant up --provider=docker --parallel) || return 1
@@ -240,13 +238,166 @@ sslmode=verify-full sslrootcert=$pki/root.crt sslcert=$work/none.crt sslkey=$wor
     done
 }
 
-playbook_step() { # NAME FILE
-    if [[ -f playbooks/$2 ]]; then
-        eval "s_pb_$1() { cas playbook playbooks/$2 -i \"\$inv\"; }"
-        step "$1" "s_pb_$1"
-    else
-        skip "$1" "playbooks/$2 does not exist yet"
+# ---- the client machines: cast1 (CAST Imaging node), cap1 (CAP VM with the recording fixtures) --
+
+in_box() { # HOST USER COMMAND: a shell command inside a machine, as USER
+    docker exec -u "$2" "$prefix$1" sh -c "$3"
+}
+
+# A verify-full login from cast1 as the service user `cast` with the files the role delivered, to
+# a database by its name (cast1's /etc/hosts): "version|user|ssl|client DN".
+cast_login() { # HOST
+    local h=$1 d=/etc/cast-imaging/ssl
+    in_box cast1 cast "psql 'host=$h.vagrant.test port=${port[$h]} dbname=postgres user=operator sslmode=verify-full \
+sslcert=$d/client.crt sslkey=$d/client.key sslrootcert=$d/root.crt connect_timeout=10' -XAtc \
+\"select current_setting('server_version_num')::int / 10000, current_user, ssl, client_dn from pg_stat_ssl where pid = pg_backend_pid()\""
+}
+
+# CAP's login from cap1 as `cryptosense`, with the DATABASE_URL of its configuration: "user|ssl".
+cap_login() {
+    in_box cap1 cryptosense 'set -a; . /etc/cryptosense-analyzer/config; psql "$DATABASE_URL" -XAtc \
+"select current_user, ssl from pg_stat_ssl where pid = pg_backend_pid()"'
+}
+
+# The certificate a server serves, as the control node reads it (STARTTLS of PostgreSQL).
+served_sha256() { # HOST
+    openssl s_client -starttls postgres -connect "${ip[$1]}:${port[$1]}" -servername "$1.vagrant.test" </dev/null 2>/dev/null |
+        openssl x509 -noout -fingerprint -sha256 | cut -d= -f2
+}
+
+no_changes() { # FILE NAME: every host of a recap reports changed=0
+    if grep -E ' : ok=' "$1" | grep -vq 'changed=0 '; then
+        echo "$2: a host reported changes"
+        return 1
     fi
+}
+
+s_cast() {
+    local h out d=/etc/cast-imaging/ssl
+    cas playbook playbooks/cast-imaging.yml -i "$inv" | tee "$work/cast.txt" || return 1
+    grep -Eq '^cast1 +: ok=[1-9][0-9]* +changed=[1-9].*failed=0' "$work/cast.txt" || return 1
+    # The files, owned by the service user; the keys readable by it alone.
+    in_box cast1 root "stat -c '%n %U %a' $d/client.crt $d/client.key $d/client.pk8 $d/client.pfx $d/root.crt" |
+        tee "$work/cast-files.txt"
+    grep -qx "$d/client.key cast 600" "$work/cast-files.txt" || return 1
+    grep -qx "$d/client.pk8 cast 600" "$work/cast-files.txt" || return 1
+    grep -qx "$d/client.crt cast 644" "$work/cast-files.txt" || return 1
+    in_box cast1 root 'cat /etc/cast-imaging/SSLParameters.ini; grep CASTCONNECTIONEXTRAPARAMETERS /etc/environment' |
+        tee "$work/cast-ini.txt"
+    for h in pg13 pg15 pg17; do
+        grep -qx "\[$h.vagrant.test:${port[$h]}\]" "$work/cast-ini.txt" || { echo "no section for $h"; return 1; }
+    done
+    grep -qx 'CASTCONNECTIONEXTRAPARAMETERS=/etc/cast-imaging/SSLParameters.ini' "$work/cast-ini.txt" || return 1
+    # libpq (psql) from cast1 as `cast`, and pgjdbc in cast1's JRE with the PKCS#8 key, the way
+    # CAST's Java components log in (PgLogin compiled here, run there).
+    mkdir -p "$work/jdbc"
+    javac --release 17 -d "$work/jdbc" tests/fixtures/jdbc/PgLogin.java || return 1
+    docker exec "$prefix"cast1 mkdir -p /opt/castellan-jdbc || return 1
+    docker cp -L /usr/share/java/postgresql.jar "$prefix"cast1:/opt/castellan-jdbc/postgresql.jar || return 1
+    docker cp "$work/jdbc/PgLogin.class" "$prefix"cast1:/opt/castellan-jdbc/PgLogin.class || return 1
+    docker exec "$prefix"cast1 chmod -R a+rX /opt/castellan-jdbc || return 1
+    for h in pg13 pg15 pg17; do
+        out=$(cast_login $h) || return 1
+        echo "cast1 -> $h (psql as cast): $out"
+        [[ $out == "${h#pg}|operator|t|"*CN=operator* ]] || return 1
+        out=$(in_box cast1 cast "java -cp /opt/castellan-jdbc:/opt/castellan-jdbc/postgresql.jar PgLogin \
+$h.vagrant.test ${port[$h]} postgres operator $d/client.crt $d/client.pk8 $d/root.crt verify-full") || return 1
+        echo "cast1 -> $h (pgjdbc as cast): $(tr '\n' ' ' <<<"$out")"
+        [[ $out == $'current_user=operator\nssl=true' ]] || return 1
+    done
+    # The same run again: nothing to change anywhere.
+    cas playbook playbooks/cast-imaging.yml -i "$inv" | tee "$work/cast-rerun.txt" || return 1
+    no_changes "$work/cast-rerun.txt" "cast-imaging.yml re-run"
+}
+
+# CAP's rpm files for a version: fixture packages (tests/fixtures/recording/README.md).
+cap_packages() { # VERSION
+    local d=$work/cap/$1 k
+    mkdir -p "$d"
+    for k in web worker; do
+        printf 'Name: cryptosense-analyzer-%s\nEVR: 0:%s\nArch: x86_64\n' "$k" "$1" >"$d/cryptosense-analyzer-$k-$1.rpm"
+    done
+}
+
+# The fixtures' calls on cap1 after the first $1 lines, without the package queries (`rpm`).
+cap_calls() {
+    in_box cap1 root "tail -n +$(($1 + 1)) /var/lib/castellan-fixtures/calls.log" | cut -d' ' -f2- | grep -v '^cap1 rpm '
+}
+cap_calls_count() { in_box cap1 root 'cat /var/lib/castellan-fixtures/calls.log 2>/dev/null | wc -l'; }
+
+cap_run() { # VERSION [ARG...]: cap-upgrade.yml for that version
+    local v=$1
+    shift
+    cas playbook playbooks/cap-upgrade.yml -i "$inv" -e "cap_version=$v" -e "cap_package_dir=$work/cap/$v" "$@"
+}
+
+s_cap() {
+    local n out
+    cap_packages 1.0.0-1
+    cap_packages 1.1.0-1
+    # A new installation: the web package, `cs database init`, `cs restart` and the health check.
+    n=$(cap_calls_count)
+    cap_run 1.0.0-1 -e cap_database_init=true | tee "$work/cap-install.txt" || return 1
+    cap_calls "$n" | tee "$work/cap-calls-install.txt"
+    printf '%s\n' 'cap1 yum -y install /var/tmp/castellan-cap/cryptosense-analyzer-web-1.0.0-1.rpm' \
+        'cap1 cs database init' 'cap1 cs restart' 'cap1 cs restart: done' 'cap1 cap-health' |
+        diff -u - "$work/cap-calls-install.txt" || return 1
+    # An upgrade: the new package, `cs database migrate`, a restart.
+    n=$(cap_calls_count)
+    cap_run 1.1.0-1 | tee "$work/cap-upgrade.txt" || return 1
+    cap_calls "$n" | tee "$work/cap-calls-upgrade.txt"
+    printf '%s\n' 'cap1 yum -y install /var/tmp/castellan-cap/cryptosense-analyzer-web-1.1.0-1.rpm' \
+        'cap1 cs database migrate' 'cap1 cs restart' 'cap1 cs restart: done' 'cap1 cap-health' |
+        diff -u - "$work/cap-calls-upgrade.txt" || return 1
+    [[ $(in_box cap1 root 'cat /var/lib/castellan-fixtures/cap-database') == 0:1.1.0-1 ]] || return 1
+    # The configuration: CAP's user alone reads it; its DATABASE_URL logs CAP in to pg15 over TLS
+    # with the client certificate (CN cap), from cap1.
+    [[ $(in_box cap1 root 'stat -c "%U %a" /etc/cryptosense-analyzer/config') == "cryptosense 600" ]] || return 1
+    out=$(cap_login) || return 1
+    echo "cap1 -> pg15 (DATABASE_URL as cryptosense): $out"
+    [[ $out == 'cap|t' ]] || return 1
+    # The same version again: nothing installed, migrated or restarted; changed=0.
+    n=$(cap_calls_count)
+    cap_run 1.1.0-1 | tee "$work/cap-again.txt" || return 1
+    no_changes "$work/cap-again.txt" "cap-upgrade.yml re-run" || return 1
+    out=$(cap_calls "$n")
+    [[ -z $out ]] || { echo "calls on the re-run: $out"; return 1; }
+}
+
+# rotate-certs.yml with rotate_force: every server serves a new certificate, cast1's and cap1's
+# client certificates are new, and every login still works (control node, cast1, cap1). Then a
+# run with nothing due changes nothing.
+s_rotate() {
+    local h out cast_crt cap_crt
+    declare -A before=()
+    for h in pg13 pg15 pg17; do
+        before[$h]=$(served_sha256 $h)
+        [[ -n ${before[$h]} ]] || { echo "$h: no served certificate"; return 1; }
+    done
+    cast_crt=$(in_box cast1 root 'sha256sum </etc/cast-imaging/ssl/client.crt') || return 1
+    cap_crt=$(in_box cap1 root 'sha256sum </etc/cryptosense-analyzer/ssl/client.crt') || return 1
+    cas playbook playbooks/rotate-certs.yml -i "$inv" -e rotate_force=true | tee "$work/rotate.txt" || return 1
+    for h in pg13 pg15 pg17; do
+        out=$(served_sha256 $h)
+        echo "$h serves ${out:0:23}... (was ${before[$h]:0:23}...)"
+        [[ -n $out && $out != "${before[$h]}" ]] || { echo "$h: the served certificate did not change"; return 1; }
+    done
+    [[ $(in_box cast1 root 'sha256sum </etc/cast-imaging/ssl/client.crt') != "$cast_crt" ]] ||
+        { echo "cast1: client.crt not renewed"; return 1; }
+    [[ $(in_box cap1 root 'sha256sum </etc/cryptosense-analyzer/ssl/client.crt') != "$cap_crt" ]] ||
+        { echo "cap1: client.crt not renewed"; return 1; }
+    s_login || return 1
+    for h in pg13 pg15 pg17; do
+        out=$(cast_login $h) || return 1
+        echo "cast1 -> $h after the rotation: $out"
+        [[ $out == "${h#pg}|operator|t|"*CN=operator* ]] || return 1
+    done
+    out=$(cap_login) || return 1
+    echo "cap1 -> pg15 after the rotation: $out"
+    [[ $out == 'cap|t' ]] || return 1
+    # Nothing due now: changed=0 everywhere.
+    cas playbook playbooks/rotate-certs.yml -i "$inv" | tee "$work/rotate-again.txt" || return 1
+    no_changes "$work/rotate-again.txt" "rotate-certs.yml with nothing due"
 }
 
 # A file a module writes lands in the container, not on this machine.
@@ -301,12 +452,9 @@ step setup s_setup && step images s_images && step up s_up && step inventory s_i
 step enable-mtls s_mtls && step rerun-changed-0 s_rerun
 step hba-per-version s_hba
 step verify-full-login s_login
-# cast-imaging.yml exists but the machines are not prepared for it yet (cast1 has no service user,
-# no JRE, no openssl, the databases no `operator` role and cast1 no names for them): skipped with the
-# reason until the Vagrantfile provisions them. The other two run once they exist and are prepared.
-skip cast-imaging "cast1 is not provisioned for the role yet (service user, database role, names)"
-skip cap-upgrade "cap1 has no fixture cs yet"
-skip rotate-certs "its client-holder plays reach cast1/cap1, not provisioned for their roles yet"
+step cast-imaging s_cast
+step cap-upgrade s_cap
+step rotate-certs s_rotate
 step remote-file s_remote_file
 step network-disconnect s_disconnect
 step docker-kill s_kill
