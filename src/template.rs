@@ -345,8 +345,12 @@ fn build(src: &str, flavor: Flavor) -> Result<Compiled, String> {
         jinja::Output::Text
     };
     let lowered = parsed.lower(output).map_err(|e| e.render(src))?;
-    tera.add_raw_template(NAME, &lowered)
-        .map_err(|e| format!("internal: the lowered template does not compile: {}", error_chain(&e)))?;
+    tera.add_raw_template(NAME, &lowered).map_err(|e| {
+        format!(
+            "internal: the lowered template does not compile: {}",
+            error_chain(&e)
+        )
+    })?;
     Ok(Compiled {
         tera,
         jinja: Some(parsed),

@@ -55,7 +55,10 @@ pub fn nodes(nodes: &[Node]) -> Result<(), JinjaError> {
 /// Check one expression.
 pub fn expr(e: &Expr) -> Result<(), JinjaError> {
     let args = |a: &super::ast::Args| -> Result<(), JinjaError> {
-        a.pos.iter().chain(a.kw.iter().map(|(_, v)| v)).try_for_each(expr)
+        a.pos
+            .iter()
+            .chain(a.kw.iter().map(|(_, v)| v))
+            .try_for_each(expr)
     };
     match &e.kind {
         ExprKind::Filter(o, name, a) => {
@@ -87,9 +90,16 @@ pub fn expr(e: &Expr) -> Result<(), JinjaError> {
             }
             args(a)
         }
-        ExprKind::Str(_) | ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::None | ExprKind::Name(_) => Ok(()),
+        ExprKind::Str(_)
+        | ExprKind::Int(_)
+        | ExprKind::Float(_)
+        | ExprKind::Bool(_)
+        | ExprKind::None
+        | ExprKind::Name(_) => Ok(()),
         ExprKind::List(items) => items.iter().try_for_each(expr),
-        ExprKind::Dict(items) => items.iter().try_for_each(|(k, v)| expr(k).and_then(|_| expr(v))),
+        ExprKind::Dict(items) => items
+            .iter()
+            .try_for_each(|(k, v)| expr(k).and_then(|_| expr(v))),
         ExprKind::Attr(o, _) => expr(o),
         ExprKind::Item(o, k) => expr(o).and_then(|_| expr(k)),
         ExprKind::Slice(o, parts) => {

@@ -34,7 +34,7 @@ impl<'a> Parser<'a> {
             .map_or(0, |t| t.pos)
     }
 
-    pub fn next(&mut self) -> Tok {
+    pub fn advance(&mut self) -> Tok {
         let t = self.peek().clone();
         if self.i < self.toks.len() {
             self.i += 1;
@@ -184,7 +184,9 @@ impl<'a> Parser<'a> {
                 Tok::Op(">") => CmpOp::Gt,
                 Tok::Op(">=") => CmpOp::Ge,
                 Tok::Name(n) if n == "in" => CmpOp::In,
-                Tok::Name(n) if n == "not" && matches!(self.peek_at(1), Tok::Name(m) if m == "in") => {
+                Tok::Name(n)
+                    if n == "not" && matches!(self.peek_at(1), Tok::Name(m) if m == "in") =>
+                {
                     self.i += 1;
                     CmpOp::NotIn
                 }
@@ -259,9 +261,18 @@ impl<'a> Parser<'a> {
         let e = if self.eat_op("-") {
             let inner = self.unary(false)?;
             match inner.kind {
-                ExprKind::Int(n) => Expr { kind: ExprKind::Int(-n), pos },
-                ExprKind::Float(f) => Expr { kind: ExprKind::Float(-f), pos },
-                _ => Expr { kind: ExprKind::Neg(bx(inner)), pos },
+                ExprKind::Int(n) => Expr {
+                    kind: ExprKind::Int(-n),
+                    pos,
+                },
+                ExprKind::Float(f) => Expr {
+                    kind: ExprKind::Float(-f),
+                    pos,
+                },
+                _ => Expr {
+                    kind: ExprKind::Neg(bx(inner)),
+                    pos,
+                },
             }
         } else if self.eat_op("+") {
             self.unary(false)?
@@ -278,7 +289,7 @@ impl<'a> Parser<'a> {
 
     fn primary(&mut self) -> Result<Expr, JinjaError> {
         let pos = self.pos();
-        let kind = match self.next() {
+        let kind = match self.advance() {
             Tok::Name(n) => match n.as_str() {
                 "true" | "True" => ExprKind::Bool(true),
                 "false" | "False" => ExprKind::Bool(false),
@@ -351,7 +362,7 @@ impl<'a> Parser<'a> {
         loop {
             let pos = e.pos;
             if self.eat_op(".") {
-                let attr = match self.next() {
+                let attr = match self.advance() {
                     Tok::Name(n) => n,
                     Tok::Int(n) => n.to_string(),
                     _ => {
@@ -359,13 +370,19 @@ impl<'a> Parser<'a> {
                         return self.unexpected("an attribute name");
                     }
                 };
-                e = Expr { kind: ExprKind::Attr(bx(e), attr), pos };
+                e = Expr {
+                    kind: ExprKind::Attr(bx(e), attr),
+                    pos,
+                };
             } else if self.is_op("[") {
                 self.i += 1;
                 e = self.subscript(e)?;
             } else if self.is_op("(") {
                 let args = self.call_args()?;
-                e = Expr { kind: ExprKind::Call(bx(e), args), pos };
+                e = Expr {
+                    kind: ExprKind::Call(bx(e), args),
+                    pos,
+                };
             } else {
                 return Ok(e);
             }
@@ -388,10 +405,16 @@ impl<'a> Parser<'a> {
         }
         self.expect_op("]")?;
         if slice {
-            return Ok(Expr { kind: ExprKind::Slice(bx(obj), parts), pos });
+            return Ok(Expr {
+                kind: ExprKind::Slice(bx(obj), parts),
+                pos,
+            });
         }
         match parts[0].take() {
-            Some(k) => Ok(Expr { kind: ExprKind::Item(bx(obj), k), pos }),
+            Some(k) => Ok(Expr {
+                kind: ExprKind::Item(bx(obj), k),
+                pos,
+            }),
             None => self.err("empty subscript"),
         }
     }
@@ -439,7 +462,10 @@ impl<'a> Parser<'a> {
                 } else {
                     Args::default()
                 };
-                e = Expr { kind: ExprKind::Filter(bx(e), name, args), pos };
+                e = Expr {
+                    kind: ExprKind::Filter(bx(e), name, args),
+                    pos,
+                };
             } else if self.is_name("is") {
                 self.i += 1;
                 let negated = self.eat_name("not");
@@ -455,11 +481,17 @@ impl<'a> Parser<'a> {
                 } else {
                     Args::default()
                 };
-                e = Expr { kind: ExprKind::Test(bx(e), name, args, negated), pos };
+                e = Expr {
+                    kind: ExprKind::Test(bx(e), name, args, negated),
+                    pos,
+                };
             } else if self.is_op("(") {
                 let pos = e.pos;
                 let args = self.call_args()?;
-                e = Expr { kind: ExprKind::Call(bx(e), args), pos };
+                e = Expr {
+                    kind: ExprKind::Call(bx(e), args),
+                    pos,
+                };
             } else {
                 return Ok(e);
             }
@@ -469,7 +501,10 @@ impl<'a> Parser<'a> {
     /// `x is divisibleby 3`, `x is sameas none`: a test takes one argument without brackets.
     fn test_arg_follows(&self) -> bool {
         match self.peek() {
-            Tok::Name(n) => !matches!(n.as_str(), "else" | "or" | "and" | "if" | "is" | "in" | "not"),
+            Tok::Name(n) => !matches!(
+                n.as_str(),
+                "else" | "or" | "and" | "if" | "is" | "in" | "not"
+            ),
             Tok::Str(_) | Tok::Int(_) | Tok::Float(_) => true,
             Tok::Op(o) => matches!(*o, "[" | "{" | "-"),
             Tok::End => false,

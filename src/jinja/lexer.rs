@@ -21,14 +21,18 @@ pub struct Token {
 }
 
 const OPS: [&str; 25] = [
-    "//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">", "=", ".", ",",
-    ":", "|", "(", ")", "[", "]", "{", "}",
+    "//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">", "=", ".", ",", ":",
+    "|", "(", ")", "[", "]", "{", "}",
 ];
 
 /// Tokenize `src[start..]` up to the closing delimiter (`}}` or `%}`, optionally preceded by
 /// `-` or `+`) met outside brackets and strings. Returns the tokens (ending with `End`), the
 /// offset of the closing delimiter's first byte and the offset just after it.
-pub fn tokens(src: &str, start: usize, close: &str) -> Result<(Vec<Token>, usize, usize), JinjaError> {
+pub fn tokens(
+    src: &str,
+    start: usize,
+    close: &str,
+) -> Result<(Vec<Token>, usize, usize), JinjaError> {
     let b = src.as_bytes();
     let mut i = start;
     let mut out = Vec::new();
@@ -38,13 +42,19 @@ pub fn tokens(src: &str, start: usize, close: &str) -> Result<(Vec<Token>, usize
             i += 1;
         }
         if i >= b.len() {
-            return Err(JinjaError::new(start, format!("unclosed tag: `{close}` expected")));
+            return Err(JinjaError::new(
+                start,
+                format!("unclosed tag: `{close}` expected"),
+            ));
         }
         if depth == 0 {
             for lead in ["-", "+", ""] {
                 if src[i..].starts_with(lead) && src[i + lead.len()..].starts_with(close) {
                     // `-}}` after an operand: the `-` is whitespace control, not a minus.
-                    out.push(Token { tok: Tok::End, pos: i });
+                    out.push(Token {
+                        tok: Tok::End,
+                        pos: i,
+                    });
                     return Ok((out, i, i + lead.len() + close.len()));
                 }
             }
@@ -56,7 +66,10 @@ pub fn tokens(src: &str, start: usize, close: &str) -> Result<(Vec<Token>, usize
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                 i += 1;
             }
-            out.push(Token { tok: Tok::Name(src[s..i].to_string()), pos });
+            out.push(Token {
+                tok: Tok::Name(src[s..i].to_string()),
+                pos,
+            });
         } else if c.is_ascii_digit() {
             let s = i;
             while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
@@ -85,18 +98,27 @@ pub fn tokens(src: &str, start: usize, close: &str) -> Result<(Vec<Token>, usize
             }
             let text = src[s..i].replace('_', "");
             let tok = if float {
-                Tok::Float(text.parse().map_err(|_| JinjaError::new(pos, "bad number"))?)
+                Tok::Float(
+                    text.parse()
+                        .map_err(|_| JinjaError::new(pos, "bad number"))?,
+                )
             } else {
                 match text.parse() {
                     Ok(n) => Tok::Int(n),
-                    Err(_) => Tok::Float(text.parse().map_err(|_| JinjaError::new(pos, "bad number"))?),
+                    Err(_) => Tok::Float(
+                        text.parse()
+                            .map_err(|_| JinjaError::new(pos, "bad number"))?,
+                    ),
                 }
             };
             out.push(Token { tok, pos });
         } else if c == b'\'' || c == b'"' {
             let (s, next) = string(src, i)?;
             i = next;
-            out.push(Token { tok: Tok::Str(s), pos });
+            out.push(Token {
+                tok: Tok::Str(s),
+                pos,
+            });
         } else if let Some(op) = OPS.iter().find(|o| src[i..].starts_with(**o)) {
             match *op {
                 "(" | "[" | "{" => depth += 1,
@@ -104,7 +126,10 @@ pub fn tokens(src: &str, start: usize, close: &str) -> Result<(Vec<Token>, usize
                 _ => {}
             }
             i += op.len();
-            out.push(Token { tok: Tok::Op(op), pos });
+            out.push(Token {
+                tok: Tok::Op(op),
+                pos,
+            });
         } else {
             let ch = src[i..].chars().next().unwrap_or('?');
             return Err(JinjaError::new(pos, format!("unexpected character `{ch}`")));
@@ -165,7 +190,12 @@ mod tests {
     use super::*;
 
     fn toks(s: &str) -> Vec<Tok> {
-        tokens(s, 0, "}}").unwrap().0.into_iter().map(|t| t.tok).collect()
+        tokens(s, 0, "}}")
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|t| t.tok)
+            .collect()
     }
 
     #[test]

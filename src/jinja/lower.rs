@@ -39,7 +39,11 @@ pub enum Output {
 
 /// Lower a parsed template to tera source.
 pub fn lower(nodes: &[Node], output: Output) -> Result<String, JinjaError> {
-    let mut l = Lowering { out: String::new(), n: 0, loops: Vec::new() };
+    let mut l = Lowering {
+        out: String::new(),
+        n: 0,
+        loops: Vec::new(),
+    };
     match (output, nodes) {
         (Output::Native, [Node::Output(e)]) => {
             let a = l.atom(e)?;
@@ -79,7 +83,13 @@ fn tera_str(s: &str) -> V {
 
 fn norm_name(name: &str) -> String {
     let mut n = name;
-    for p in ["ansible.builtin.", "ansible.utils.", "community.general.", "ansible.netcommon.", "ansible.legacy."] {
+    for p in [
+        "ansible.builtin.",
+        "ansible.utils.",
+        "community.general.",
+        "ansible.netcommon.",
+        "ansible.legacy.",
+    ] {
         if let Some(rest) = n.strip_prefix(p) {
             n = rest;
         }
@@ -148,11 +158,19 @@ impl Lowering {
             Node::For(f) => self.for_loop(f)?,
             Node::Set(name, e) | Node::SetGlobal(name, e) => {
                 let v = self.val(e)?;
-                let kw = if matches!(n, Node::Set(..)) { "set" } else { "set_global" };
-                self.out.push_str(&format!("{{% {kw} {name} = {} %}}", text(&v)));
+                let kw = if matches!(n, Node::Set(..)) {
+                    "set"
+                } else {
+                    "set_global"
+                };
+                self.out
+                    .push_str(&format!("{{% {kw} {name} = {} %}}", text(&v)));
             }
             Node::SetBlock(..) => {
-                return Err(JinjaError::new(0, "a block `{% set %}` is not supported in castellan templates"));
+                return Err(JinjaError::new(
+                    0,
+                    "a block `{% set %}` is not supported in castellan templates",
+                ));
             }
             Node::Break => self.out.push_str("{% break %}"),
             Node::Continue => self.out.push_str("{% continue %}"),
@@ -163,9 +181,17 @@ impl Lowering {
     fn for_loop(&mut self, f: &For) -> Result<(), JinjaError> {
         let it = self.atom(&f.iter)?;
         let list = self.temp();
-        let helper = if f.targets.len() > 1 { "__jx_pairs" } else { "__jx_iter" };
+        let helper = if f.targets.len() > 1 {
+            "__jx_pairs"
+        } else {
+            "__jx_iter"
+        };
         self.set(&list, &format!("{helper}(a0={it})"));
-        let var = if f.targets.len() > 1 { format!("{}P", self.temp()) } else { f.targets[0].clone() };
+        let var = if f.targets.len() > 1 {
+            format!("{}P", self.temp())
+        } else {
+            f.targets[0].clone()
+        };
         let unpack = |out: &mut String| {
             if f.targets.len() > 1 {
                 for (k, t) in f.targets.iter().enumerate() {
@@ -176,7 +202,9 @@ impl Lowering {
         if let Some(cond) = &f.cond {
             // Jinja filters before counting: build the filtered list first.
             let kept = self.temp();
-            self.out.push_str(&format!("{{% set_global {kept} = [] %}}{{% for {var} in {list} %}}"));
+            self.out.push_str(&format!(
+                "{{% set_global {kept} = [] %}}{{% for {var} in {list} %}}"
+            ));
             unpack(&mut self.out);
             let c = self.cond(cond)?;
             self.out.push_str(&format!(
@@ -362,7 +390,10 @@ impl Lowering {
             "revindex" => V::Complex(format!("{len} - loop.index0")),
             "revindex0" => V::Complex(format!("{len} - loop.index")),
             other => {
-                return Err(JinjaError::new(pos, format!("`loop.{other}` is not supported")));
+                return Err(JinjaError::new(
+                    pos,
+                    format!("`loop.{other}` is not supported"),
+                ));
             }
         })
     }
@@ -394,7 +425,10 @@ impl Lowering {
                 a.extend(self.args(args)?);
                 Ok(V::Complex(Self::call("__jx_method", &a)))
             }
-            _ => Err(JinjaError::new(pos, "only functions and methods can be called")),
+            _ => Err(JinjaError::new(
+                pos,
+                "only functions and methods can be called",
+            )),
         }
     }
 
@@ -402,7 +436,11 @@ impl Lowering {
         let name = norm_name(name);
         if name == "default" {
             let kw = |k: &str| args.kw.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-            let dflt = args.pos.first().or_else(|| kw("default_value")).or_else(|| kw("value"));
+            let dflt = args
+                .pos
+                .first()
+                .or_else(|| kw("default_value"))
+                .or_else(|| kw("value"));
             let boolean = args.pos.get(1).or_else(|| kw("boolean"));
             let plain = matches!(boolean.map(|b| &b.kind), None | Some(ExprKind::Bool(false)));
             let d = match dflt {

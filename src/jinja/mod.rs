@@ -27,7 +27,10 @@ pub struct JinjaError {
 
 impl JinjaError {
     pub fn new(pos: usize, msg: impl Into<String>) -> Self {
-        JinjaError { pos, msg: msg.into() }
+        JinjaError {
+            pos,
+            msg: msg.into(),
+        }
     }
 
     /// The message with the `line:column` (1-based, columns in characters) inside `src`.

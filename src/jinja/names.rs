@@ -62,7 +62,11 @@ pub fn of_expr(e: &Expr, locals: &HashSet<String>, guarded: bool, found: &mut Fo
                 }
             }
         }
-        ExprKind::Str(_) | ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::None => {}
+        ExprKind::Str(_)
+        | ExprKind::Int(_)
+        | ExprKind::Float(_)
+        | ExprKind::Bool(_)
+        | ExprKind::None => {}
         ExprKind::List(items) => items.iter().for_each(|i| go(i, false)),
         ExprKind::Dict(items) => items.iter().for_each(|(k, v)| {
             go(k, false);
@@ -84,16 +88,25 @@ pub fn of_expr(e: &Expr, locals: &HashSet<String>, guarded: bool, found: &mut Fo
             } else if !matches!(callee.kind, ExprKind::Name(_)) {
                 go(callee, false);
             }
-            args.pos.iter().chain(args.kw.iter().map(|(_, v)| v)).for_each(|a| go(a, false));
+            args.pos
+                .iter()
+                .chain(args.kw.iter().map(|(_, v)| v))
+                .for_each(|a| go(a, false));
         }
         ExprKind::Filter(o, name, args) => {
             go(o, guarded || tera_name(name) == "default");
-            args.pos.iter().chain(args.kw.iter().map(|(_, v)| v)).for_each(|a| go(a, false));
+            args.pos
+                .iter()
+                .chain(args.kw.iter().map(|(_, v)| v))
+                .for_each(|a| go(a, false));
         }
         ExprKind::Test(o, name, args, _) => {
             let n = tera_name(name);
             go(o, guarded || n == "defined" || n == "undefined");
-            args.pos.iter().chain(args.kw.iter().map(|(_, v)| v)).for_each(|a| go(a, false));
+            args.pos
+                .iter()
+                .chain(args.kw.iter().map(|(_, v)| v))
+                .for_each(|a| go(a, false));
         }
         ExprKind::Not(x) | ExprKind::Neg(x) => go(x, false),
         ExprKind::Bin(_, l, r) => {

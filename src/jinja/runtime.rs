@@ -18,11 +18,13 @@ fn undefined(desc: String) -> Value {
 }
 
 fn is_undefined(v: &Value) -> bool {
-    v.as_object().is_some_and(|m| m.len() == 1 && m.contains_key(UNDEF))
+    v.as_object()
+        .is_some_and(|m| m.len() == 1 && m.contains_key(UNDEF))
 }
 
 fn arg<'a>(a: &'a Args, k: &str) -> Result<&'a Value> {
-    a.get(k).ok_or_else(|| tera::Error::msg(format!("internal: argument `{k}` missing")))
+    a.get(k)
+        .ok_or_else(|| tera::Error::msg(format!("internal: argument `{k}` missing")))
 }
 
 pub fn register(tera: &mut Tera) {
@@ -39,11 +41,19 @@ pub fn register(tera: &mut Tera) {
     });
     tera.register_function("__jx_add", add);
     tera.register_function("__jx_concat", |a: &Args| {
-        Ok(Value::String(format!("{}{}", py_str(arg(a, "a0")?), py_str(arg(a, "a1")?))))
+        Ok(Value::String(format!(
+            "{}{}",
+            py_str(arg(a, "a0")?),
+            py_str(arg(a, "a1")?)
+        )))
     });
     tera.register_function("__jx_cmp", cmp);
-    tera.register_function("__jx_floordiv", |a: &Args| num2(a, |x, y| (x / y).floor(), |x, y| x.div_euclid(y)));
-    tera.register_function("__jx_mod", |a: &Args| num2(a, |x, y| x.rem_euclid(y), |x, y| x.rem_euclid(y)));
+    tera.register_function("__jx_floordiv", |a: &Args| {
+        num2(a, |x, y| (x / y).floor(), |x, y| x.div_euclid(y))
+    });
+    tera.register_function("__jx_mod", |a: &Args| {
+        num2(a, |x, y| x.rem_euclid(y), |x, y| x.rem_euclid(y))
+    });
     tera.register_function("__jx_getitem", getitem);
     tera.register_function("__jx_slice", slice);
     tera.register_function("__jx_dict", dict);
@@ -72,7 +82,11 @@ fn pairs(a: &Args) -> Result<Value> {
 }
 
 fn pow(a: &Args) -> Result<Value> {
-    num2(a, f64::powf, |x, y| if y >= 0 { x.pow(y as u32) } else { 0 })
+    num2(
+        a,
+        f64::powf,
+        |x, y| if y >= 0 { x.pow(y as u32) } else { 0 },
+    )
 }
 
 fn num2(a: &Args, f: fn(f64, f64) -> f64, i: fn(i64, i64) -> i64) -> Result<Value> {
@@ -85,7 +99,11 @@ fn num2(a: &Args, f: fn(f64, f64) -> f64, i: fn(i64, i64) -> i64) -> Result<Valu
     }
     match (x.as_f64(), y.as_f64()) {
         (Some(x), Some(y)) => Ok(Value::from(f(x, y))),
-        _ => Err(tera::Error::msg(format!("unsupported operand types: {} and {}", py_repr(x), py_repr(y)))),
+        _ => Err(tera::Error::msg(format!(
+            "unsupported operand types: {} and {}",
+            py_repr(x),
+            py_repr(y)
+        ))),
     }
 }
 
@@ -116,7 +134,13 @@ fn cmp(a: &Args) -> Result<Value> {
         (Value::String(p), Value::String(q)) => p.cmp(q),
         _ => match (x.as_f64(), y.as_f64()) {
             (Some(p), Some(q)) => p.partial_cmp(&q).unwrap_or(std::cmp::Ordering::Equal),
-            _ => return Err(tera::Error::msg(format!("cannot compare {} and {}", py_repr(x), py_repr(y)))),
+            _ => {
+                return Err(tera::Error::msg(format!(
+                    "cannot compare {} and {}",
+                    py_repr(x),
+                    py_repr(y)
+                )))
+            }
         },
     };
     let op = arg(a, "op")?.as_str().unwrap_or("");
@@ -139,7 +163,9 @@ fn getitem(a: &Args) -> Result<Value> {
         (Value::String(s), k) => k.as_i64().and_then(|i| {
             let c: Vec<char> = s.chars().collect();
             let i = if i < 0 { c.len() as i64 + i } else { i };
-            usize::try_from(i).ok().and_then(|i| c.get(i).map(|c| Value::String(c.to_string())))
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| c.get(i).map(|c| Value::String(c.to_string())))
         }),
         _ => None,
     };
@@ -165,7 +191,10 @@ fn slice(a: &Args) -> Result<Value> {
     };
     let mut out = Vec::new();
     if step > 0 {
-        let (s, e) = (clamp(get("start").unwrap_or(0), 0, n), clamp(get("stop").unwrap_or(n), 0, n));
+        let (s, e) = (
+            clamp(get("start").unwrap_or(0), 0, n),
+            clamp(get("stop").unwrap_or(n), 0, n),
+        );
         let mut i = s;
         while i < e {
             out.push(items[i as usize].clone());
@@ -220,29 +249,51 @@ fn method(a: &Args) -> Result<Value> {
     Ok(match (o, name) {
         (Value::Object(m), "get") => {
             let k = s(a0).unwrap_or_default();
-            m.get(&k).cloned().unwrap_or_else(|| a.get("a1").cloned().unwrap_or(Value::Null))
+            m.get(&k)
+                .cloned()
+                .unwrap_or_else(|| a.get("a1").cloned().unwrap_or(Value::Null))
         }
-        (Value::Object(m), "keys") => Value::Array(m.keys().map(|k| Value::String(k.clone())).collect()),
+        (Value::Object(m), "keys") => {
+            Value::Array(m.keys().map(|k| Value::String(k.clone())).collect())
+        }
         (Value::Object(m), "values") => Value::Array(m.values().cloned().collect()),
         (Value::Object(_), "items") => pairs(&HashMap::from([("a0".to_string(), o.clone())]))?,
         (Value::String(x), "split") => match s(a0) {
-            Some(sep) => Value::Array(x.split(sep.as_str()).map(|p| Value::String(p.into())).collect()),
-            None => Value::Array(x.split_whitespace().map(|p| Value::String(p.into())).collect()),
+            Some(sep) => Value::Array(
+                x.split(sep.as_str())
+                    .map(|p| Value::String(p.into()))
+                    .collect(),
+            ),
+            None => Value::Array(
+                x.split_whitespace()
+                    .map(|p| Value::String(p.into()))
+                    .collect(),
+            ),
         },
         (Value::String(x), "strip") => Value::String(x.trim().into()),
         (Value::String(x), "lower") => Value::String(x.to_lowercase()),
         (Value::String(x), "upper") => Value::String(x.to_uppercase()),
-        (Value::String(x), "startswith") => Value::Bool(x.starts_with(s(a0).unwrap_or_default().as_str())),
-        (Value::String(x), "endswith") => Value::Bool(x.ends_with(s(a0).unwrap_or_default().as_str())),
-        (Value::String(x), "replace") => {
-            Value::String(x.replace(s(a0).unwrap_or_default().as_str(), s(a.get("a1")).unwrap_or_default().as_str()))
+        (Value::String(x), "startswith") => {
+            Value::Bool(x.starts_with(s(a0).unwrap_or_default().as_str()))
         }
+        (Value::String(x), "endswith") => {
+            Value::Bool(x.ends_with(s(a0).unwrap_or_default().as_str()))
+        }
+        (Value::String(x), "replace") => Value::String(x.replace(
+            s(a0).unwrap_or_default().as_str(),
+            s(a.get("a1")).unwrap_or_default().as_str(),
+        )),
         (Value::String(x), "join") => match a0 {
-            Some(Value::Array(items)) => Value::String(items.iter().map(py_str).collect::<Vec<_>>().join(x)),
+            Some(Value::Array(items)) => {
+                Value::String(items.iter().map(py_str).collect::<Vec<_>>().join(x))
+            }
             _ => return Err(tera::Error::msg("join expects a list")),
         },
         _ => {
-            return Err(tera::Error::msg(format!("{} has no method `{name}`", py_repr(o))));
+            return Err(tera::Error::msg(format!(
+                "{} has no method `{name}`",
+                py_repr(o)
+            )));
         }
     })
 }
@@ -272,10 +323,18 @@ pub fn py_repr(v: &Value) -> String {
             if s.contains('\'') && !s.contains('"') {
                 format!("\"{s}\"")
             } else {
-                format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'").replace('\n', "\\n"))
+                format!(
+                    "'{}'",
+                    s.replace('\\', "\\\\")
+                        .replace('\'', "\\'")
+                        .replace('\n', "\\n")
+                )
             }
         }
-        Value::Array(items) => format!("[{}]", items.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(py_repr).collect::<Vec<_>>().join(", ")
+        ),
         Value::Object(m) => format!(
             "{{{}}}",
             m.iter()

@@ -103,7 +103,11 @@ fn items(src: &str, trim_blocks: bool) -> Result<Vec<Item>, JinjaError> {
 
 /// After `{% raw %}` (ending at `from`): (does `{%- endraw` strip, where the raw text ends,
 /// the offset of the endraw tag's closing delimiter, the offset after it).
-fn find_endraw(src: &str, from: usize, open: usize) -> Result<(bool, usize, usize, usize), JinjaError> {
+fn find_endraw(
+    src: &str,
+    from: usize,
+    open: usize,
+) -> Result<(bool, usize, usize, usize), JinjaError> {
     let mut k = from;
     while let Some(off) = src[k..].find("{%") {
         let at = k + off;
@@ -163,7 +167,7 @@ impl Builder {
                 Item::Tag(toks, pos) => {
                     let (toks, pos) = (toks.clone(), *pos);
                     let mut p = Parser::new(&toks);
-                    let word = match p.next() {
+                    let word = match p.advance() {
                         Tok::Name(n) => n,
                         _ => return Err(JinjaError::new(pos, "a tag name expected after `{%`")),
                     };
@@ -202,7 +206,13 @@ impl Builder {
         }
     }
 
-    fn statement(&mut self, word: &str, p: &mut Parser, pos: usize, outer: &[&str]) -> Result<Node, JinjaError> {
+    fn statement(
+        &mut self,
+        word: &str,
+        p: &mut Parser,
+        pos: usize,
+        outer: &[&str],
+    ) -> Result<Node, JinjaError> {
         let _ = outer;
         match word {
             "if" => {
@@ -216,7 +226,7 @@ impl Builder {
                         Some((w, idx)) if w == "elif" => {
                             let toks = self.tag_tokens(idx);
                             let mut q = Parser::new(&toks);
-                            q.next();
+                            q.advance();
                             cond = q.expr()?;
                             q.end()?;
                         }
@@ -250,9 +260,16 @@ impl Builder {
                         list.push(p.expr_no_cond()?);
                     }
                     let at = list[0].pos;
-                    iter = super::ast::Expr { kind: super::ast::ExprKind::List(list), pos: at };
+                    iter = super::ast::Expr {
+                        kind: super::ast::ExprKind::List(list),
+                        pos: at,
+                    };
                 }
-                let cond = if p.eat_name("if") { Some(p.expr()?) } else { None };
+                let cond = if p.eat_name("if") {
+                    Some(p.expr()?)
+                } else {
+                    None
+                };
                 if p.is_name("recursive") {
                     return p.err("recursive loops are not supported");
                 }
@@ -262,7 +279,14 @@ impl Builder {
                     Some((w, _)) if w == "else" => Some(self.block(&["endfor"])?.0),
                     _ => None,
                 };
-                Ok(Node::For(Box::new(For { targets, iter, cond, body, otherwise, pos })))
+                Ok(Node::For(Box::new(For {
+                    targets,
+                    iter,
+                    cond,
+                    body,
+                    otherwise,
+                    pos,
+                })))
             }
             "set" | "set_global" => {
                 let name = p.name()?;
@@ -284,14 +308,25 @@ impl Builder {
                         list.push(p.expr()?);
                     }
                     let at = list[0].pos;
-                    e = super::ast::Expr { kind: super::ast::ExprKind::List(list), pos: at };
+                    e = super::ast::Expr {
+                        kind: super::ast::ExprKind::List(list),
+                        pos: at,
+                    };
                 }
                 p.end()?;
-                Ok(if word == "set" { Node::Set(name, e) } else { Node::SetGlobal(name, e) })
+                Ok(if word == "set" {
+                    Node::Set(name, e)
+                } else {
+                    Node::SetGlobal(name, e)
+                })
             }
             "break" | "continue" => {
                 p.end()?;
-                Ok(if word == "break" { Node::Break } else { Node::Continue })
+                Ok(if word == "break" {
+                    Node::Break
+                } else {
+                    Node::Continue
+                })
             }
             "macro" | "call" | "include" | "import" | "from" | "extends" | "block" | "filter"
             | "with" | "do" | "autoescape" => Err(JinjaError::new(
@@ -304,8 +339,11 @@ impl Builder {
                     "unknown tag `{other}`{}",
                     super::check::did_you_mean(
                         other,
-                        ["if", "elif", "else", "endif", "for", "endfor", "set", "endset", "raw", "endraw"]
-                            .into_iter()
+                        [
+                            "if", "elif", "else", "endif", "for", "endfor", "set", "endset", "raw",
+                            "endraw"
+                        ]
+                        .into_iter()
                     )
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default()

@@ -30,11 +30,18 @@ fn r(src: &str) -> String {
 fn v(src: &str) -> Value {
     Templar::new()
         .render_string_value(&format!("{{{{ {src} }}}}"), &ctx())
-        .unwrap_or_else(|e| panic!("{src}: {e}\nlowered: {}", lowered(&format!("{{{{ {src} }}}}"))))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{src}: {e}\nlowered: {}",
+                lowered(&format!("{{{{ {src} }}}}"))
+            )
+        })
 }
 
 fn cond(expr: &str) -> bool {
-    Templar::new().eval_cond(expr, &ctx()).unwrap_or_else(|e| panic!("{expr}: {e}"))
+    Templar::new()
+        .eval_cond(expr, &ctx())
+        .unwrap_or_else(|e| panic!("{expr}: {e}"))
 }
 
 fn lowered(src: &str) -> String {
@@ -194,24 +201,43 @@ fn statements() {
         r("{% for u in users if u.on %}{{ u.name }}{{ loop.length }}{% endfor %}"),
         "ann1"
     );
-    assert_eq!(r("{% for k, v in d.items() if k != 'b' %}{{ k }}={{ v }};{% endfor %}"), "a=1;x-y=7;");
+    assert_eq!(
+        r("{% for k, v in d.items() if k != 'b' %}{{ k }}={{ v }};{% endfor %}"),
+        "a=1;x-y=7;"
+    );
     assert_eq!(r("{% for k, v in d %}{{ k }};{% endfor %}"), "a;b;x-y;");
     assert_eq!(r("{% for k in d %}{{ k }};{% endfor %}"), "a;b;x-y;");
     assert_eq!(r("{% for x in [] %}a{% else %}none{% endfor %}"), "none");
-    assert_eq!(r("{% for x in xs %}{{ loop.cycle('o', 'e') }}{% endfor %}"), "oeo");
+    assert_eq!(
+        r("{% for x in xs %}{{ loop.cycle('o', 'e') }}{% endfor %}"),
+        "oeo"
+    );
     assert_eq!(r("{% set y = n * 2 %}{{ y }}"), "10");
-    assert_eq!(r("{% raw %}{{ not rendered }}{% endraw %}"), "{{ not rendered }}");
+    assert_eq!(
+        r("{% raw %}{{ not rendered }}{% endraw %}"),
+        "{{ not rendered }}"
+    );
     assert_eq!(r("a{# comment #}b"), "ab");
     assert_eq!(r("a  {{- s -}}  b"), "aabcb");
-    assert_eq!(r("{% for x in xs %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}"), "1");
+    assert_eq!(
+        r("{% for x in xs %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}"),
+        "1"
+    );
 }
 
 #[test]
 fn trim_blocks_for_template_files() {
     let t = Templar::new();
     let src = "{% for x in xs %}\n{{ x }}\n{% endfor %}\n{# c #}\nend\n{% raw %}\n{{ r }}\n{% endraw %}\nz\n";
-    assert_eq!(t.render_template_file(src, &ctx()).unwrap(), "1\n2\n3\nend\n{{ r }}\nz\n");
-    assert_eq!(t.render_template_file("{% if t +%}\nx{% endif %}", &ctx()).unwrap(), "\nx");
+    assert_eq!(
+        t.render_template_file(src, &ctx()).unwrap(),
+        "1\n2\n3\nend\n{{ r }}\nz\n"
+    );
+    assert_eq!(
+        t.render_template_file("{% if t +%}\nx{% endif %}", &ctx())
+            .unwrap(),
+        "\nx"
+    );
 }
 
 #[test]
@@ -226,20 +252,37 @@ fn names_walk_the_jinja_tree() {
     let n = t
         .names("{% for u in users if u.on %}{{ u.name ~ prefix }}{% endfor %}{{ x | d(y) }}{{ hostvars[item].a }}{{ z is defined }}{{ lookupless.get('k') }}")
         .unwrap();
-    assert_eq!(n.required, vec!["hostvars", "item", "lookupless", "prefix", "users", "y"]);
+    assert_eq!(
+        n.required,
+        vec!["hostvars", "item", "lookupless", "prefix", "users", "y"]
+    );
     assert!(n.all.contains(&"x".to_string()) && n.all.contains(&"z".to_string()));
 }
 
 #[test]
 fn unknown_names_are_errors_with_position_and_hint() {
     let e = err("ok\n{{ s | uper }}");
-    assert!(e.contains("unknown filter `uper`") && e.contains("did you mean `upper`") && e.contains("2:8"), "{e}");
+    assert!(
+        e.contains("unknown filter `uper`")
+            && e.contains("did you mean `upper`")
+            && e.contains("2:8"),
+        "{e}"
+    );
     let e = err("{% if x is defind %}{% endif %}");
-    assert!(e.contains("unknown test `defind`") && e.contains("did you mean `defined`"), "{e}");
+    assert!(
+        e.contains("unknown test `defind`") && e.contains("did you mean `defined`"),
+        "{e}"
+    );
     let e = err("{{ rnage(end=3) }}");
-    assert!(e.contains("unknown function `rnage`") && e.contains("did you mean `range`"), "{e}");
+    assert!(
+        e.contains("unknown function `rnage`") && e.contains("did you mean `range`"),
+        "{e}"
+    );
     let e = err("{% iff x %}{% endif %}");
     assert!(e.contains("unknown tag `iff`"), "{e}");
     let e = err("{{ (x }}");
-    assert!(e.contains("template syntax error") && e.contains("1:"), "{e}");
+    assert!(
+        e.contains("template syntax error") && e.contains("1:"),
+        "{e}"
+    );
 }
