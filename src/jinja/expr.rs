@@ -364,7 +364,13 @@ impl<'a> Parser<'a> {
             if self.eat_op(".") {
                 let attr = match self.advance() {
                     Tok::Name(n) => n,
-                    Tok::Int(n) => n.to_string(),
+                    // `x.1` is `x[1]` in Jinja2.
+                    Tok::Int(n) => {
+                        let at = self.pos();
+                        let key = Expr { kind: ExprKind::Int(n), pos: at };
+                        e = Expr { kind: ExprKind::Item(bx(e), bx(key)), pos };
+                        continue;
+                    }
                     _ => {
                         self.i -= 1;
                         return self.unexpected("an attribute name");

@@ -38,8 +38,9 @@ pub fn tokens(
     let mut out = Vec::new();
     let mut depth = 0usize;
     loop {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
+        // Python's `\s`: Unicode white space too (a no-break space between words is common).
+        while let Some(c) = src[i..].chars().next().filter(|c| c.is_whitespace()) {
+            i += c.len_utf8();
         }
         if i >= b.len() {
             return Err(JinjaError::new(

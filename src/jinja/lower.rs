@@ -318,7 +318,6 @@ impl Lowering {
                 match &key.kind {
                     ExprKind::Str(s) if !s.contains('"') => V::Path(format!("{p}[\"{s}\"]")),
                     ExprKind::Str(s) if !s.contains('\'') => V::Path(format!("{p}['{s}']")),
-                    ExprKind::Int(n) if *n >= 0 => V::Path(format!("{p}[{n}]")),
                     _ => match self.val(key)? {
                         V::Path(k) => V::Path(format!("{p}[{k}]")),
                         other => {
@@ -451,7 +450,19 @@ impl Lowering {
             if let (V::Path(p), true) = (&v, plain) {
                 return Ok(V::Complex(format!("{p} | default(value={d})")));
             }
-            let e = self.bind(v);
+            let e = match v {
+                // An undefined name becomes the undefined value for `__jx_default`.
+                V::Path(p) => {
+                    let t = self.temp();
+                    let what = match tera_str(&p) {
+                        V::Lit(l) => l,
+                        _ => "\"a variable\"".into(),
+                    };
+                    self.set(&t, &format!("{p} | default(value=__jx_undef(a0={what}))"));
+                    t
+                }
+                other => self.bind(other),
+            };
             let b = match boolean {
                 Some(b) => self.atom(b)?,
                 None => "false".into(),

@@ -32,10 +32,20 @@ pub fn register(tera: &mut Tera) {
     tera.register_function("__jx_iter", iter);
     tera.register_function("__jx_pairs", pairs);
     tera.register_function("__jx_pow", pow);
+    tera.register_function("__jx_undef", |a: &Args| {
+        let what = a.get("a0").map_or_else(|| "a value".to_string(), py_str);
+        Ok(undefined(format!("'{what}' is undefined")))
+    });
+    tera.register_tester("defined", |v: Option<&Value>, _: &[Value]| {
+        Ok(v.is_some_and(|v| !is_undefined(v)))
+    });
+    tera.register_tester("undefined", |v: Option<&Value>, _: &[Value]| {
+        Ok(v.is_none_or(is_undefined))
+    });
     // Stand-ins (see the module comment).
     tera.register_filter("__jx_str", |v: &Value, _: &Args| {
         if is_undefined(v) {
-            return Err(tera::Error::msg(format!("{} is undefined", v[UNDEF])));
+            return Err(tera::Error::msg(format!("{}", py_str(&v[UNDEF]))));
         }
         Ok(Value::String(py_str(v)))
     });
@@ -154,8 +164,12 @@ fn cmp(a: &Args) -> Result<Value> {
 
 fn getitem(a: &Args) -> Result<Value> {
     let (o, k) = (arg(a, "obj")?, arg(a, "key")?);
+    if is_undefined(o) {
+        return Ok(o.clone());
+    }
     let found = match (o, k) {
         (Value::Object(m), Value::String(s)) => m.get(s).cloned(),
+        (Value::Object(m), Value::Number(n)) => m.get(&n.to_string()).cloned(),
         (Value::Array(v), k) => k.as_i64().and_then(|i| {
             let i = if i < 0 { v.len() as i64 + i } else { i };
             usize::try_from(i).ok().and_then(|i| v.get(i).cloned())

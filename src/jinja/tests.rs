@@ -286,3 +286,17 @@ fn unknown_names_are_errors_with_position_and_hint() {
         "{e}"
     );
 }
+
+#[test]
+fn undefined_flows_to_default_and_defined() {
+    assert_eq!(v("missing | default('x', true)"), json!("x"));
+    assert_eq!(v("empty | d('x', true)"), json!("x"));
+    assert_eq!(v("s[0]"), json!("a"));
+    assert_eq!(v("xs.1"), json!(2));
+    assert!(cond("xs[9] is not defined"));
+    assert!(cond("xs[1] is defined"));
+    let e = Templar::new().render_str("{{ xs[9] }}", &ctx()).unwrap_err();
+    assert!(e.contains("has no item 9"), "{e}");
+    // A no-break space is white space, as in Python.
+    assert_eq!(v("n\u{a0}+ 1"), json!(6));
+}
