@@ -110,9 +110,7 @@ impl Templar {
 
     fn names_of(&self, src: &str, flavor: Flavor) -> Result<Names, String> {
         let c = self.compiled(src, flavor)?;
-        if flavor == Flavor::Text && wrap_native(src).is_some() {
-            self.compiled(src, Flavor::Native)?;
-        }
+
         let mut found = Names::default();
         if let Some(j) = &c.jinja {
             (found.required, found.all) = j.names();
@@ -155,12 +153,21 @@ impl Templar {
         if !is_template(src) {
             return Ok(Value::String(src.to_string()));
         }
-        if wrap_native(src).is_some() {
-            let c = self.compiled(src, Flavor::Native)?;
-            let json = c.tera.render(NAME, ctx).map_err(|e| error_chain(&e))?;
-            return serde_json::from_str(&json).map_err(|e| format!("internal: {e}"));
+        // Jinja2 drops one line break at the end of a template; Ansible gives it back to text.
+        let body = src
+            .strip_suffix("\r\n")
+            .or_else(|| src.strip_suffix('\n'))
+            .unwrap_or(src);
+        let c = self.compiled(body, Flavor::Native)?;
+        let out = c.tera.render(NAME, ctx).map_err(|e| error_chain(&e))?;
+        if c.jinja.is_none() {
+            // tera's own syntax: the old rule (a lone `{{ }}` is its JSON value).
+            if wrap_native(body).is_some() && body.len() == src.len() {
+                return serde_json::from_str(&out).map_err(|e| format!("internal: {e}"));
+            }
+            return self.render_str(src, ctx).map(Value::String);
         }
-        self.render_str(src, ctx).map(Value::String)
+        jinja::native(&out, &src[body.len()..])
     }
 
     /// Render every string inside a value.
@@ -322,7 +329,8 @@ fn build(src: &str, flavor: Flavor) -> Result<Compiled, String> {
     let mut tera = Tera::default();
     jinja::runtime::register(&mut tera);
     template_filters::register(&mut tera);
-    let parsed = match jinja::template::parse(src, flavor == Flavor::File) {
+    // Ansible's templating sets trim_blocks everywhere, not only in template files.
+    let parsed = match jinja::template::parse(src, true) {
         Ok(nodes) => nodes,
         Err(jerr) => {
             let tera_src = match flavor {
@@ -339,7 +347,7 @@ fn build(src: &str, flavor: Flavor) -> Result<Compiled, String> {
     };
     jinja::check::nodes(&parsed).map_err(|e| e.render(src))?;
     let parsed = jinja::Parsed { nodes: parsed };
-    let output = if flavor == Flavor::Native && parsed.is_lone_expression() {
+    let output = if flavor == Flavor::Native {
         jinja::Output::Native
     } else {
         jinja::Output::Text

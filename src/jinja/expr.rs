@@ -367,8 +367,14 @@ impl<'a> Parser<'a> {
                     // `x.1` is `x[1]` in Jinja2.
                     Tok::Int(n) => {
                         let at = self.pos();
-                        let key = Expr { kind: ExprKind::Int(n), pos: at };
-                        e = Expr { kind: ExprKind::Item(bx(e), bx(key)), pos };
+                        let key = Expr {
+                            kind: ExprKind::Int(n),
+                            pos: at,
+                        };
+                        e = Expr {
+                            kind: ExprKind::Item(bx(e), bx(key)),
+                            pos,
+                        };
                         continue;
                     }
                     _ => {

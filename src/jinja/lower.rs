@@ -26,14 +26,19 @@ pub struct Lowering {
     out: String,
     n: usize,
     loops: Vec<Loop>,
+    native: bool,
 }
+
+/// Around each output of a [`Output::Native`] template: start, JSON value, its `str()`, end.
+pub const MARK: [char; 3] = ['\u{E000}', '\u{E001}', '\u{E002}'];
 
 /// How a template is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
     /// Text: every `{{ e }}` prints Python's `str(e)`.
     Text,
-    /// A lone `{{ e }}`: the value, as JSON (the caller decodes it).
+    /// Every output marked with [`MARK`]: one output alone is a value (its JSON), else the
+    /// caller joins the text and the `str()` parts (see `jinja::native`).
     Native,
 }
 
@@ -43,14 +48,9 @@ pub fn lower(nodes: &[Node], output: Output) -> Result<String, JinjaError> {
         out: String::new(),
         n: 0,
         loops: Vec::new(),
+        native: output == Output::Native,
     };
-    match (output, nodes) {
-        (Output::Native, [Node::Output(e)]) => {
-            let a = l.atom(e)?;
-            l.out.push_str(&format!("{{{{ {a} | json_encode() }}}}"));
-        }
-        _ => l.nodes(nodes)?,
-    }
+    l.nodes(nodes)?;
     Ok(l.out)
 }
 
@@ -136,7 +136,14 @@ impl Lowering {
             Node::Text(t) | Node::Raw(t) => self.text(t),
             Node::Output(e) => {
                 let a = self.atom(e)?;
-                self.out.push_str(&format!("{{{{ {a} | __jx_str }}}}"));
+                if self.native {
+                    let [m0, m1, m2] = MARK;
+                    self.out.push_str(&format!(
+                        "{m0}{{{{ {a} | json_encode() }}}}{m1}{{{{ {a} | __jx_str }}}}{m2}"
+                    ));
+                } else {
+                    self.out.push_str(&format!("{{{{ {a} | __jx_str }}}}"));
+                }
             }
             Node::If(branches, otherwise) => {
                 let mut opened = 0;

@@ -87,5 +87,52 @@ impl Parsed {
     }
 }
 
+/// The value of a template rendered with [`Output::Native`], as Ansible's native templating
+/// gives it: the one output a render emitted, alone, is its value (`{{ x }}`, an `if` that
+/// prints one expression); anything else is the text. `trailing` is the line break the
+/// template text ended with (Jinja2 strips it; Ansible gives text back the line breaks it
+/// lost).
+pub fn native(rendered: &str, trailing: &str) -> Result<serde_json::Value, String> {
+    let [m0, m1, m2] = lower::MARK;
+    if let Some(inner) = rendered.strip_prefix(m0).and_then(|r| r.strip_suffix(m2)) {
+        if !inner.contains(m0) {
+            if let Some((json, _)) = inner.split_once(m1) {
+                let v: serde_json::Value =
+                    serde_json::from_str(json).map_err(|e| format!("internal: {e}"))?;
+                return Ok(match v {
+                    serde_json::Value::String(s) => {
+                        serde_json::Value::String(with_newlines(s, trailing))
+                    }
+                    other => other,
+                });
+            }
+        }
+    }
+    let mut out = String::with_capacity(rendered.len());
+    let mut rest = rendered;
+    while let Some(start) = rest.find(m0) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + m0.len_utf8()..];
+        let Some(mid) = after.find(m1) else { break };
+        let after_mid = &after[mid + m1.len_utf8()..];
+        let end = after_mid.find(m2).unwrap_or(after_mid.len());
+        out.push_str(&after_mid[..end]);
+        rest = after_mid.get(end + m2.len_utf8()..).unwrap_or("");
+    }
+    out.push_str(rest);
+    Ok(serde_json::Value::String(with_newlines(out, trailing)))
+}
+
+/// Ansible's `preserve_trailing_newlines`: the text ends with at least as many line breaks as
+/// the template did.
+fn with_newlines(mut text: String, trailing: &str) -> String {
+    let has = text.len() - text.trim_end_matches('\n').len();
+    let want = trailing.matches('\n').count();
+    for _ in has..want {
+        text.push('\n');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests;

@@ -47,7 +47,12 @@ pub fn register(tera: &mut Tera) {
         if is_undefined(v) {
             return Err(tera::Error::msg(format!("{}", py_str(&v[UNDEF]))));
         }
-        Ok(Value::String(py_str(v)))
+        // Ansible's finalize: None prints as nothing.
+        Ok(Value::String(if v.is_null() {
+            String::new()
+        } else {
+            py_str(v)
+        }))
     });
     tera.register_function("__jx_add", add);
     tera.register_function("__jx_concat", |a: &Args| {

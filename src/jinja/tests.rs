@@ -182,7 +182,11 @@ fn functions_keep_tera_names() {
 #[test]
 fn output_is_python_str() {
     assert_eq!(r("{{ names }}"), "['a', 'b']");
-    assert_eq!(r("{{ t }}/{{ none }}/{{ f }}"), "True/None/2.5");
+    // Ansible's finalize: None prints as nothing (inside a list it is `None`).
+    assert_eq!(
+        r("{{ t }}/{{ none }}/{{ f }}/{{ [none] }}"),
+        "True//2.5/[None]"
+    );
     assert_eq!(r("{{ {'a': 1} }}"), "{'a': 1}");
 }
 
@@ -295,8 +299,28 @@ fn undefined_flows_to_default_and_defined() {
     assert_eq!(v("xs.1"), json!(2));
     assert!(cond("xs[9] is not defined"));
     assert!(cond("xs[1] is defined"));
-    let e = Templar::new().render_str("{{ xs[9] }}", &ctx()).unwrap_err();
+    let e = Templar::new()
+        .render_str("{{ xs[9] }}", &ctx())
+        .unwrap_err();
     assert!(e.contains("has no item 9"), "{e}");
     // A no-break space is white space, as in Python.
     assert_eq!(v("n\u{a0}+ 1"), json!(6));
+}
+
+#[test]
+fn native_values_as_ansible_gives_them() {
+    let t = Templar::new();
+    let val = |src: &str| t.render_string_value(src, &ctx()).unwrap();
+    assert_eq!(val("{{ n }}\n"), json!(5));
+    assert_eq!(val("{{ s }}\n"), json!("abc\n"));
+    assert_eq!(
+        val("{# c #}{% if t %}{{ xs }}{% endif %}"),
+        json!([1, 2, 3])
+    );
+    assert_eq!(val("{% set l = [] %}{{ l }}"), json!([]));
+    assert_eq!(val("{{ n }} {{ xs }}"), json!("5 [1, 2, 3]"));
+    assert_eq!(
+        val("{% for x in xs %}\n{{ x }}\n{% endfor %}\n"),
+        json!("1\n2\n3\n")
+    );
 }
