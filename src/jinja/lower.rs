@@ -27,6 +27,9 @@ pub struct Lowering {
     n: usize,
     loops: Vec<Loop>,
     native: bool,
+    /// Inside the operand of `default`, `defined` or `undefined`: a missing object of a
+    /// subscript is the undefined value, not an error (Ansible's undefined chains).
+    guard: usize,
 }
 
 /// Around each output of a [`Output::Native`] template: start, JSON value, its `str()`, end.
@@ -49,6 +52,7 @@ pub fn lower(nodes: &[Node], output: Output) -> Result<String, JinjaError> {
         n: 0,
         loops: Vec::new(),
         native: output == Output::Native,
+        guard: 0,
     };
     l.nodes(nodes)?;
     Ok(l.out)
@@ -265,6 +269,24 @@ impl Lowering {
         })
     }
 
+    /// The object of a subscript: under a guard, a missing name or attribute is the undefined
+    /// value.
+    fn guarded_path(&mut self, e: &Expr) -> Result<String, JinjaError> {
+        match self.val(e)? {
+            V::Path(p) if self.guard > 0 => {
+                let t = self.temp();
+                let what = match tera_str(&p) {
+                    V::Lit(l) => l,
+                    _ => "\"a variable\"".into(),
+                };
+                self.set(&t, &format!("{p} | default(value=__jx_undef(a0={what}))"));
+                Ok(t)
+            }
+            V::Path(p) => Ok(p),
+            other => Ok(self.bind(other)),
+        }
+    }
+
     /// `a0=.., a1=.., k=..`
     fn args(&mut self, args: &Args) -> Result<Vec<String>, JinjaError> {
         let mut out = Vec::new();
@@ -321,25 +343,33 @@ impl Lowering {
                 }
             }
             ExprKind::Item(obj, key) => {
-                let p = self.path(obj)?;
-                match &key.kind {
-                    ExprKind::Str(s) if !s.contains('"') => V::Path(format!("{p}[\"{s}\"]")),
-                    ExprKind::Str(s) if !s.contains('\'') => V::Path(format!("{p}['{s}']")),
-                    _ => match self.val(key)? {
-                        V::Path(k) => V::Path(format!("{p}[{k}]")),
-                        other => {
-                            let k = match other {
-                                V::Lit(l) => l,
-                                V::Complex(c) => {
-                                    let t = self.temp();
-                                    self.set(&t, &c);
-                                    t
-                                }
-                                V::Path(k) => k,
-                            };
-                            V::Complex(format!("__jx_getitem(obj={p}, key={k})"))
-                        }
-                    },
+                if let ExprKind::Str(s) = &key.kind {
+                    let p = self.path(obj)?;
+                    if !s.contains('"') {
+                        return Ok(V::Path(format!("{p}[\"{s}\"]")));
+                    }
+                    if !s.contains('\'') {
+                        return Ok(V::Path(format!("{p}['{s}']")));
+                    }
+                }
+                let p = self.guarded_path(obj)?;
+                let guard = std::mem::take(&mut self.guard);
+                let k = self.val(key);
+                self.guard = guard;
+                match k? {
+                    V::Path(k) => V::Path(format!("{p}[{k}]")),
+                    other => {
+                        let k = match other {
+                            V::Lit(l) => l,
+                            V::Complex(c) => {
+                                let t = self.temp();
+                                self.set(&t, &c);
+                                t
+                            }
+                            V::Path(k) => k,
+                        };
+                        V::Complex(format!("__jx_getitem(obj={p}, key={k})"))
+                    }
                 }
             }
             ExprKind::Slice(obj, parts) => {
@@ -354,7 +384,11 @@ impl Lowering {
             ExprKind::Call(callee, args) => self.call_expr(callee, args, e.pos)?,
             ExprKind::Filter(operand, name, args) => self.filter(operand, name, args)?,
             ExprKind::Test(operand, name, args, negated) => {
-                let p = self.path(operand)?;
+                let guarded = matches!(norm_name(name).as_str(), "defined" | "undefined");
+                self.guard += usize::from(guarded);
+                let p = self.path(operand);
+                self.guard -= usize::from(guarded);
+                let p = p?;
                 let mut list = Vec::new();
                 for a in args.pos.iter().chain(args.kw.iter().map(|(_, v)| v)) {
                     list.push(self.atom(a)?);
@@ -453,7 +487,10 @@ impl Lowering {
                 Some(d) => self.atom(d)?,
                 None => "\"\"".to_string(),
             };
-            let v = self.val(operand)?;
+            self.guard += 1;
+            let v = self.val(operand);
+            self.guard -= 1;
+            let v = v?;
             if let (V::Path(p), true) = (&v, plain) {
                 return Ok(V::Complex(format!("{p} | default(value={d})")));
             }

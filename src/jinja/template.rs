@@ -67,10 +67,9 @@ fn items(src: &str, trim_blocks: bool) -> Result<Vec<Item>, JinjaError> {
                 if matches!(toks.first().map(|t| &t.tok), Some(Tok::Name(n)) if n == "raw") {
                     let (raw, raw_end, endraw_close, endraw_next) = find_endraw(src, next, i)?;
                     let mut text = &src[next..raw_end];
+                    // Jinja2 applies trim_blocks after `{% endraw %}`, not after `{% raw %}`.
                     if strip_next {
                         text = text.trim_start();
-                    } else if trim_blocks && trim_here {
-                        text = text.strip_prefix('\n').unwrap_or(text);
                     }
                     if raw {
                         text = text.trim_end();

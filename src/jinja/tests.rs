@@ -235,7 +235,7 @@ fn trim_blocks_for_template_files() {
     let src = "{% for x in xs %}\n{{ x }}\n{% endfor %}\n{# c #}\nend\n{% raw %}\n{{ r }}\n{% endraw %}\nz\n";
     assert_eq!(
         t.render_template_file(src, &ctx()).unwrap(),
-        "1\n2\n3\nend\n{{ r }}\nz\n"
+        "1\n2\n3\nend\n\n{{ r }}\nz\n"
     );
     assert_eq!(
         t.render_template_file("{% if t +%}\nx{% endif %}", &ctx())
@@ -323,4 +323,13 @@ fn native_values_as_ansible_gives_them() {
         val("{% for x in xs %}\n{{ x }}\n{% endfor %}\n"),
         json!("1\n2\n3\n")
     );
+}
+
+#[test]
+fn guards_see_through_missing_objects() {
+    assert!(cond("nothing.here[svc + '.service'] is not defined"));
+    assert!(cond("units[svc + '.service'] is defined"));
+    assert!(cond("d.nope[key] is undefined"));
+    assert_eq!(v("nothing[0][key] | default('dflt')"), json!("dflt"));
+    assert!(Templar::new().eval_cond("nothing[key] == 1", &ctx()).is_err());
 }
