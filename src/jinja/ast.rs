@@ -79,6 +79,8 @@ pub enum Node {
     SetBlock(String, Vec<Node>),
     Break,
     Continue,
+    /// `{% block name %}`: without `extends`, its body in place.
+    Block(Vec<Node>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

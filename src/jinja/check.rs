@@ -46,7 +46,7 @@ pub fn nodes(nodes: &[Node]) -> Result<(), JinjaError> {
                     self::nodes(b)?;
                 }
             }
-            Node::SetBlock(_, body) => self::nodes(body)?,
+            Node::SetBlock(_, body) | Node::Block(body) => self::nodes(body)?,
         }
     }
     Ok(())

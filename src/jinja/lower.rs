@@ -183,6 +183,7 @@ impl Lowering {
                     "a block `{% set %}` is not supported in castellan templates",
                 ));
             }
+            Node::Block(body) => self.nodes(body)?,
             Node::Break => self.out.push_str("{% break %}"),
             Node::Continue => self.out.push_str("{% continue %}"),
         }

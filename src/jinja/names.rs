@@ -43,6 +43,7 @@ pub fn of_nodes(nodes: &[Node], locals: &mut HashSet<String>, found: &mut Found)
                 of_expr(e, locals, false, found);
                 locals.insert(name.clone());
             }
+            Node::Block(body) => of_nodes(body, locals, found),
             Node::SetBlock(name, body) => {
                 of_nodes(body, locals, found);
                 locals.insert(name.clone());

@@ -45,7 +45,7 @@ pub fn register(tera: &mut Tera) {
     // Stand-ins (see the module comment).
     tera.register_filter("__jx_str", |v: &Value, _: &Args| {
         if is_undefined(v) {
-            return Err(tera::Error::msg(format!("{}", py_str(&v[UNDEF]))));
+            return Err(tera::Error::msg(py_str(&v[UNDEF])));
         }
         // Ansible's finalize: None prints as nothing.
         Ok(Value::String(if v.is_null() {

@@ -327,8 +327,14 @@ impl Builder {
                     Node::Continue
                 })
             }
-            "macro" | "call" | "include" | "import" | "from" | "extends" | "block" | "filter"
-            | "with" | "do" | "autoescape" => Err(JinjaError::new(
+            "block" => {
+                p.name()?;
+                p.end()?;
+                let (body, _) = self.block(&["endblock"])?;
+                Ok(Node::Block(body))
+            }
+            "macro" | "call" | "include" | "import" | "from" | "extends" | "filter" | "with"
+            | "do" | "autoescape" => Err(JinjaError::new(
                 pos,
                 format!("`{{% {word} %}}` is not supported in castellan templates"),
             )),

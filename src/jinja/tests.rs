@@ -222,6 +222,7 @@ fn statements() {
         "{{ not rendered }}"
     );
     assert_eq!(r("a{# comment #}b"), "ab");
+    assert_eq!(r("{% block head %}<{{ s }}>{% endblock head %}"), "<abc>");
     assert_eq!(r("a  {{- s -}}  b"), "aabcb");
     assert_eq!(
         r("{% for x in xs %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}"),
@@ -331,5 +332,7 @@ fn guards_see_through_missing_objects() {
     assert!(cond("units[svc + '.service'] is defined"));
     assert!(cond("d.nope[key] is undefined"));
     assert_eq!(v("nothing[0][key] | default('dflt')"), json!("dflt"));
-    assert!(Templar::new().eval_cond("nothing[key] == 1", &ctx()).is_err());
+    assert!(Templar::new()
+        .eval_cond("nothing[key] == 1", &ctx())
+        .is_err());
 }
