@@ -333,7 +333,8 @@ impl Lowering {
             ExprKind::Attr(obj, attr) => {
                 if let (ExprKind::Name(n), Some(lp)) = (&obj.kind, self.loops.last()) {
                     if n == "loop" {
-                        return self.loop_attr(attr, e.pos, lp.len.clone());
+                        let (list, len) = (lp.list.clone(), lp.len.clone());
+                        return self.loop_attr(attr, e.pos, &list, len);
                     }
                 }
                 let p = self.path(obj)?;
@@ -424,8 +425,29 @@ impl Lowering {
         })
     }
 
-    fn loop_attr(&mut self, attr: &str, pos: usize, len: String) -> Result<V, JinjaError> {
+    fn loop_attr(
+        &mut self,
+        attr: &str,
+        pos: usize,
+        list: &str,
+        len: String,
+    ) -> Result<V, JinjaError> {
         Ok(match attr {
+            "depth" => V::Lit("1".into()),
+            "depth0" => V::Lit("0".into()),
+            "previtem" | "nextitem" => {
+                let (edge, step) = if attr == "previtem" {
+                    ("first", "- 1")
+                } else {
+                    ("last", "+ 1")
+                };
+                let (t, k) = (self.temp(), self.temp());
+                self.out.push_str(&format!(
+                    "{{% if loop.{edge} %}}{{% set {t} = __jx_undef(a0=\"loop.{attr}\") %}}{{% else %}}\
+                     {{% set {k} = loop.index0 {step} %}}{{% set {t} = __jx_getitem(obj={list}, key={k}) %}}{{% endif %}}"
+                ));
+                V::Path(t)
+            }
             "index" | "index0" | "first" | "last" => V::Path(format!("loop.{attr}")),
             "length" => V::Path(len),
             "revindex" => V::Complex(format!("{len} - loop.index0")),
@@ -446,10 +468,8 @@ impl Lowering {
                 Ok(V::Complex(Self::call(&norm_name(f), &a)))
             }
             ExprKind::Attr(obj, m) => {
-                if let (ExprKind::Name(n), Some(lp)) = (&obj.kind, self.loops.last()) {
+                if let (ExprKind::Name(n), Some(_)) = (&obj.kind, self.loops.last()) {
                     if n == "loop" && m == "cycle" {
-                        let list = lp.list.clone();
-                        let _ = list;
                         let mut items = Vec::new();
                         for a in &args.pos {
                             items.push(self.atom(a)?);
@@ -483,7 +503,6 @@ impl Lowering {
                 .or_else(|| kw("default_value"))
                 .or_else(|| kw("value"));
             let boolean = args.pos.get(1).or_else(|| kw("boolean"));
-            let plain = matches!(boolean.map(|b| &b.kind), None | Some(ExprKind::Bool(false)));
             let d = match dflt {
                 Some(d) => self.atom(d)?,
                 None => "\"\"".to_string(),
@@ -492,9 +511,6 @@ impl Lowering {
             let v = self.val(operand);
             self.guard -= 1;
             let v = v?;
-            if let (V::Path(p), true) = (&v, plain) {
-                return Ok(V::Complex(format!("{p} | default(value={d})")));
-            }
             let e = match v {
                 // An undefined name becomes the undefined value for `__jx_default`.
                 V::Path(p) => {
@@ -559,7 +575,8 @@ impl Lowering {
             BinOp::Sub => V::Complex(format!("{a} - {b}")),
             BinOp::Mul => V::Complex(format!("{a} * {b}")),
             BinOp::Div => V::Complex(format!("{a} / {b}")),
-            BinOp::And | BinOp::Or => unreachable_logic(),
+            // Lowered lazily at the top of this function.
+            BinOp::And | BinOp::Or => V::Lit("false".into()),
         })
     }
 
@@ -597,10 +614,6 @@ impl Lowering {
         self.out.push_str(&"{% endif %}".repeat(opened));
         Ok(V::Path(t))
     }
-}
-
-fn unreachable_logic() -> V {
-    V::Lit("false".into())
 }
 
 fn text(v: &V) -> String {

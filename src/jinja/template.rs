@@ -173,7 +173,7 @@ impl Builder {
                     if ends.contains(&word.as_str()) {
                         return Ok((nodes, Some((word, idx))));
                     }
-                    nodes.push(self.statement(&word, &mut p, pos, ends)?);
+                    nodes.push(self.statement(&word, &mut p, pos)?);
                 }
             }
         }
@@ -205,14 +205,7 @@ impl Builder {
         }
     }
 
-    fn statement(
-        &mut self,
-        word: &str,
-        p: &mut Parser,
-        pos: usize,
-        outer: &[&str],
-    ) -> Result<Node, JinjaError> {
-        let _ = outer;
+    fn statement(&mut self, word: &str, p: &mut Parser, pos: usize) -> Result<Node, JinjaError> {
         match word {
             "if" => {
                 let mut branches = Vec::new();

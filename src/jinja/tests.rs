@@ -336,3 +336,11 @@ fn guards_see_through_missing_objects() {
         .eval_cond("nothing[key] == 1", &ctx())
         .is_err());
 }
+
+#[test]
+fn loop_neighbours_and_depth() {
+    assert_eq!(
+        r("{% for x in xs %}{{ loop.previtem | default('-') }}{{ loop.nextitem | default('-') }}{{ loop.depth }};{% endfor %}"),
+        "-21;131;2-1;"
+    );
+}
