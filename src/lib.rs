@@ -7,6 +7,7 @@ pub mod engine;
 pub mod envfile;
 pub mod error;
 pub mod inventory;
+pub mod jinja;
 pub mod modules;
 pub mod os;
 pub mod pki;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use tera::ast::{Expr, ExprVal, Node};
 use tera::{Context, Tera};
 
-use crate::template_filters;
+use crate::{jinja, template_filters};
 
 /// Does this string need rendering?
 pub fn is_template(s: &str) -> bool {
@@ -38,7 +38,25 @@ impl Names {
 /// A cache of compiled templates, shared by every host.
 #[derive(Default)]
 pub struct Templar {
-    cache: RwLock<HashMap<String, Arc<Tera>>>,
+    cache: RwLock<HashMap<(Flavor, String), Arc<Compiled>>>,
+}
+
+/// How a template's text is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Flavor {
+    /// A string: renders to a string.
+    Text,
+    /// A lone `{{ expr }}`: renders to the expression's JSON value.
+    Native,
+    /// A template file (the template module): Ansible's `trim_blocks`.
+    File,
+}
+
+/// A compiled template: tera's, and the Jinja2 tree it was lowered from (None for a template
+/// written in tera's own syntax, which the Jinja2 parser does not accept).
+struct Compiled {
+    tera: Tera,
+    jinja: Option<jinja::Parsed>,
 }
 
 const NAME: &str = "t";
@@ -50,24 +68,21 @@ impl Templar {
     }
 
     /// Compile (or fetch) the template for `src`.
-    fn compiled(&self, src: &str) -> Result<Arc<Tera>, String> {
+    fn compiled(&self, src: &str, flavor: Flavor) -> Result<Arc<Compiled>, String> {
+        let key = (flavor, src.to_string());
         if let Ok(cache) = self.cache.read() {
-            if let Some(t) = cache.get(src) {
+            if let Some(t) = cache.get(&key) {
                 return Ok(Arc::clone(t));
             }
         }
         if let Some(problem) = nesting_problem(src) {
             return Err(problem);
         }
-        let mut tera = Tera::default();
-        template_filters::register(&mut tera);
-        tera.add_raw_template(NAME, src)
-            .map_err(|e| error_chain(&e))?;
-        let tera = Arc::new(tera);
+        let c = Arc::new(build(src, flavor)?);
         if let Ok(mut cache) = self.cache.write() {
-            cache.insert(src.to_string(), Arc::clone(&tera));
+            cache.insert(key, Arc::clone(&c));
         }
-        Ok(tera)
+        Ok(c)
     }
 
     /// Check a template's syntax and return the root variable names it reads (for the
@@ -85,11 +100,23 @@ impl Templar {
     /// Check a template's syntax and return the root variable names it reads: those it needs
     /// and every one it reads at all (guarded ones included).
     pub fn names(&self, src: &str) -> Result<Names, String> {
-        // Compile the text as written first, so syntax errors point into the user's text.
-        self.compiled(src).map_err(|e| with_hint(src, e))?;
-        let tera = self.compiled(&wrap_native(src).unwrap_or_else(|| src.to_string()))?;
-        let tpl = tera.get_template(NAME).map_err(|e| error_chain(&e))?;
+        self.names_of(src, Flavor::Text)
+    }
+
+    /// [`Templar::names`] of a template file (the template module's `src`).
+    pub fn names_file(&self, src: &str) -> Result<Names, String> {
+        self.names_of(src, Flavor::File)
+    }
+
+    fn names_of(&self, src: &str, flavor: Flavor) -> Result<Names, String> {
+        let c = self.compiled(src, flavor)?;
+
         let mut found = Names::default();
+        if let Some(j) = &c.jinja {
+            (found.required, found.all) = j.names();
+            return Ok(found);
+        }
+        let tpl = c.tera.get_template(NAME).map_err(|e| error_chain(&e))?;
         let mut locals: HashSet<String> = HashSet::new();
         locals.insert(NATIVE_VAR.into());
         walk_nodes(&tpl.ast, &mut locals, &mut found);
@@ -110,8 +137,15 @@ impl Templar {
         if !is_template(src) {
             return Ok(src.to_string());
         }
-        let tera = self.compiled(src)?;
-        tera.render(NAME, ctx).map_err(|e| error_chain(&e))
+        let c = self.compiled(src, Flavor::Text)?;
+        c.tera.render(NAME, ctx).map_err(|e| error_chain(&e))
+    }
+
+    /// Render a template file as Ansible's template module does (`trim_blocks`, trailing
+    /// newline kept).
+    pub fn render_template_file(&self, src: &str, ctx: &Context) -> Result<String, String> {
+        let c = self.compiled(src, Flavor::File)?;
+        c.tera.render(NAME, ctx).map_err(|e| error_chain(&e))
     }
 
     /// Render a string; a lone `{{ expr }}` gives the expression's native value.
@@ -119,12 +153,21 @@ impl Templar {
         if !is_template(src) {
             return Ok(Value::String(src.to_string()));
         }
-        if let Some(native) = wrap_native(src) {
-            let tera = self.compiled(&native)?;
-            let json = tera.render(NAME, ctx).map_err(|e| error_chain(&e))?;
-            return serde_json::from_str(&json).map_err(|e| format!("internal: {e}"));
+        // Jinja2 drops one line break at the end of a template; Ansible gives it back to text.
+        let body = src
+            .strip_suffix("\r\n")
+            .or_else(|| src.strip_suffix('\n'))
+            .unwrap_or(src);
+        let c = self.compiled(body, Flavor::Native)?;
+        let out = c.tera.render(NAME, ctx).map_err(|e| error_chain(&e))?;
+        if c.jinja.is_none() {
+            // tera's own syntax: the old rule (a lone `{{ }}` is its JSON value).
+            if wrap_native(body).is_some() && body.len() == src.len() {
+                return serde_json::from_str(&out).map_err(|e| format!("internal: {e}"));
+            }
+            return self.render_str(src, ctx).map(Value::String);
         }
-        self.render_str(src, ctx).map(Value::String)
+        jinja::native(&out, &src[body.len()..])
     }
 
     /// Render every string inside a value.
@@ -279,20 +322,47 @@ fn wrap_native(src: &str) -> Option<String> {
     ))
 }
 
-/// Templates are tera, not Jinja2: say so when the text looks like Jinja's positional filter
-/// arguments, the most common stumble for Ansible users.
-fn with_hint(src: &str, err: String) -> String {
-    let positional = regex::Regex::new(r"\|\s*\w+\(\s*['\x22\d\[]")
-        .map(|re| re.is_match(src))
-        .unwrap_or(false);
-    if positional {
-        format!(
-            "{err}\nhint: templates use tera syntax: filter arguments are named, e.g. \
-             `default(value=\"x\")`, `join(sep=\",\")`, `regex_replace(regex=\"a\", replace=\"b\")`"
-        )
+/// Compile a template: Jinja2 (Ansible's dialect) parsed, validated and lowered onto tera; a
+/// template the Jinja2 parser refuses but tera accepts (written in tera's own syntax, as
+/// castellan's templates were before issue 16) is compiled as it is.
+fn build(src: &str, flavor: Flavor) -> Result<Compiled, String> {
+    let mut tera = Tera::default();
+    jinja::runtime::register(&mut tera);
+    template_filters::register(&mut tera);
+    // Ansible's templating sets trim_blocks everywhere, not only in template files.
+    let parsed = match jinja::template::parse(src, true) {
+        Ok(nodes) => nodes,
+        Err(jerr) => {
+            let tera_src = match flavor {
+                Flavor::Native => wrap_native(src).unwrap_or_else(|| src.to_string()),
+                // Jinja's trim_blocks, as the template module did before the Jinja2 parser.
+                Flavor::File => src.replace("%}\r\n", "%}").replace("%}\n", "%}"),
+                Flavor::Text => src.to_string(),
+            };
+            return match tera.add_raw_template(NAME, &tera_src) {
+                Ok(()) => Ok(Compiled { tera, jinja: None }),
+                Err(_) => Err(format!("template syntax error: {}", jerr.render(src))),
+            };
+        }
+    };
+    jinja::check::nodes(&parsed).map_err(|e| e.render(src))?;
+    let parsed = jinja::Parsed { nodes: parsed };
+    let output = if flavor == Flavor::Native {
+        jinja::Output::Native
     } else {
-        err
-    }
+        jinja::Output::Text
+    };
+    let lowered = parsed.lower(output).map_err(|e| e.render(src))?;
+    tera.add_raw_template(NAME, &lowered).map_err(|e| {
+        format!(
+            "internal: the lowered template does not compile: {}",
+            error_chain(&e)
+        )
+    })?;
+    Ok(Compiled {
+        tera,
+        jinja: Some(parsed),
+    })
 }
 
 /// The whole cause chain of a tera error, on one line.
@@ -557,6 +627,7 @@ mod tests {
     #[test]
     fn syntax_error_is_reported() {
         let t = Templar::new();
-        assert!(t.check("{{ x | default('a') }}").is_err());
+        assert!(t.check("{{ x | default('a') }}").is_ok());
+        assert!(t.check("{{ x | default('a' }}").is_err());
     }
 }

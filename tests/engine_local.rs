@@ -223,7 +223,11 @@ fn undefined_variable_exits_4() {
 
 #[test]
 fn template_syntax_exits_4_with_a_hint() {
-    expect_invalid("bad_template.yml", "filter arguments are named", "5:14");
+    expect_invalid(
+        "bad_template.yml",
+        "unknown filter `defualt` (did you mean `default`?)",
+        "5:14",
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["connection", "pki", "report"],
     &["postgres", "os"],
-    &["template_filters", "template", "tera"],
+    &["template_filters", "jinja", "template", "tera"],
     &["vars"],
     &["inventory"],
     &["modules"],

@@ -8,11 +8,8 @@ use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 
 pub struct Template;
 
-/// Ansible renders templates with Jinja's `trim_blocks`: the first newline after a block tag
-/// (`{% ... %}`) is removed. tera has no such switch, so the template text is adjusted.
-pub fn trim_blocks(text: &str) -> String {
-    text.replace("%}\r\n", "%}").replace("%}\n", "%}")
-}
+/// What `ansible_managed` is when the inventory does not set it (Ansible's default).
+pub const ANSIBLE_MANAGED: &str = "Ansible managed";
 
 const ARGS: &[Arg] = &[
     Arg::new("src", Kind::Str).required(),
@@ -48,10 +45,11 @@ impl Module for Template {
         let path = common::find_in(search_dirs, src, "templates")?;
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("could not read template {}: {e}", path.display()))?;
-        let text = trim_blocks(&text);
-        templar
-            .names(&text)
-            .map_err(|e| format!("in template {}: {e}", path.display()))
+        let mut names = templar
+            .names_file(&text)
+            .map_err(|e| format!("in template {}: {e}", path.display()))?;
+        names.required.retain(|n| n != "ansible_managed");
+        Ok(names)
     }
 
     async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
@@ -59,27 +57,18 @@ impl Module for Template {
         let path = common::find_in(ctx.search_dirs, &src, "templates")?;
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("could not read template {}: {e}", path.display()))?;
+        let mut vars = ctx.vars.clone();
+        if !vars.contains_key("ansible_managed") {
+            vars.insert("ansible_managed", ANSIBLE_MANAGED);
+        }
         let mut out = ctx
             .templar
-            .render_str(&trim_blocks(&text), ctx.vars)
+            .render_template_file(&text, &vars)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         if let Some(nl) = args.str("newline_sequence").filter(|n| *n != "\n") {
             out = out.replace('\n', nl);
         }
         let dest = resolve_dest(&args.req("dest")?, None)?;
         plan_content(ctx, args, &dest, None, out.into_bytes()).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::trim_blocks;
-
-    #[test]
-    fn newline_after_block_tags_goes() {
-        assert_eq!(
-            trim_blocks("{% for u in us %}\nuser = {{ u }}\n{% endfor %}\nend\n"),
-            "{% for u in us %}user = {{ u }}\n{% endfor %}end\n"
-        );
     }
 }
