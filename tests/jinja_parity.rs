@@ -84,11 +84,7 @@ fn render(t: &Templar, case: &Value, expected: &Value, vars: &Map<String, Value>
         Some("cond") => t.eval_cond(src, &ctx).map(Value::Bool),
         _ => {
             let text = read(src);
-            t.render_str(
-                &castellan::modules::files::template::trim_blocks(&text),
-                &ctx,
-            )
-            .map(Value::String)
+            t.render_template_file(&text, &ctx).map(Value::String)
         }
     };
     let want = match expected["status"].as_str() {
