@@ -55,7 +55,7 @@ pub fn jx_floordiv(b: &Bound) -> Result<Value> {
         }));
     }
     match (pyval::as_f64(&x), pyval::as_f64(&y)) {
-        (Some(_), Some(q)) if q == 0.0 => Err(tera::Error::msg("float floor division by zero")),
+        (Some(_), Some(0.0)) => Err(tera::Error::msg("float floor division by zero")),
         (Some(p), Some(q)) => Ok(float_value((p / q).floor())),
         _ => Err(tera::Error::msg(type_err("//", &x, &y))),
     }
@@ -81,7 +81,7 @@ pub fn jx_mod(b: &Bound) -> Result<Value> {
         }));
     }
     match (pyval::as_f64(&x), pyval::as_f64(&y)) {
-        (Some(_), Some(q)) if q == 0.0 => Err(tera::Error::msg("float modulo")),
+        (Some(_), Some(0.0)) => Err(tera::Error::msg("float modulo")),
         (Some(p), Some(q)) => {
             let r = p % q;
             Ok(float_value(if r != 0.0 && (r < 0.0) != (q < 0.0) {

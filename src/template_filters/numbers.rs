@@ -191,9 +191,9 @@ mod tests {
         assert_eq!(parse_int("-12", 10), Some(-12));
         assert_eq!(parse_int("1_000", 10), Some(1000));
         assert_eq!(parse_int("zz", 10), None);
-        // Python: round(2.5), round(3.14159, 2), round(0.125, 2), round(2.675, 2)
+        // Python: round(2.5), round(1.23456, 2), round(0.125, 2), round(2.675, 2)
         assert_eq!(py_round(2.5, 0), 2.0);
-        assert_eq!(py_round(3.14159, 2), 3.14);
+        assert_eq!(py_round(1.23456, 2), 1.23);
         assert_eq!(py_round(0.125, 2), 0.12);
         assert_eq!(py_round(2.675, 2), 2.67);
     }

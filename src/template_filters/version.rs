@@ -65,7 +65,10 @@ fn cmp_loose(a: &[Part], b: &[Part]) -> Result<Ordering, String> {
 }
 
 /// StrictVersion: `N.N[.N][{a|b}N]`.
-fn strict(v: &str) -> Result<([u64; 3], Option<(char, u64)>), String> {
+/// (major, minor, patch) and the `a1`/`b2` prerelease.
+type Strict = ([u64; 3], Option<(char, u64)>);
+
+fn strict(v: &str) -> Result<Strict, String> {
     let bad = || format!("invalid version number '{v}'");
     let (core, pre) = match v.find(['a', 'b']) {
         Some(i) => (&v[..i], Some(&v[i..])),
