@@ -7,6 +7,7 @@ use tera::Result;
 use super::args::{err, Bound};
 use super::pystr;
 use super::pyval::{self, cmp, eq, iter};
+use super::undefined;
 
 fn items(b: &Bound, v: &Value) -> Result<Vec<Value>> {
     iter(v).map_err(|e| err(b.name, e))
@@ -49,11 +50,21 @@ fn sort_by_key(b: &Bound, xs: &mut [Value], f: impl Fn(&Value) -> Value) -> Resu
     failure.map_or(Ok(()), |e| Err(err(b.name, e)))
 }
 
+/// Jinja2 answers Undefined for the first/last/min/max of an empty sequence.
+fn empty(what: &str) -> Value {
+    undefined::undefined(what)
+}
+
 pub fn first(v: &Value, b: &Bound) -> Result<Value> {
-    Ok(items(b, v)?.into_iter().next().unwrap_or(Value::Null))
+    Ok(items(b, v)?
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| empty("No first item, sequence was empty.")))
 }
 pub fn last(v: &Value, b: &Bound) -> Result<Value> {
-    Ok(items(b, v)?.pop().unwrap_or(Value::Null))
+    Ok(items(b, v)?
+        .pop()
+        .unwrap_or_else(|| empty("No last item, sequence was empty.")))
 }
 pub fn length(v: &Value, b: &Bound) -> Result<Value> {
     pyval::len(v)
@@ -140,7 +151,10 @@ fn extreme(v: &Value, b: &Bound, want: Ordering) -> Result<Value> {
             best = Some((k, x));
         }
     }
-    Ok(best.map_or(Value::Null, |(_, x)| x))
+    Ok(best.map_or_else(
+        || empty("No aggregated item, sequence was empty."),
+        |(_, x)| x,
+    ))
 }
 pub fn min(v: &Value, b: &Bound) -> Result<Value> {
     extreme(v, b, Ordering::Less)

@@ -381,6 +381,12 @@ fn undefined_is_refused_where_jinja_refuses_it() {
     assert!(e.contains("has no attribute 'zz'"), "{e}");
     let e = render(r#"{{ __jx_getitem(obj=d, key="zz") | mandatory }}"#, data()).unwrap_err();
     assert!(e.contains("Mandatory variable"), "{e}");
+    let e = render(r#"{{ [] | first | upper }}"#, data()).unwrap_err();
+    assert!(e.contains("No first item, sequence was empty."), "{e}");
+    assert_eq!(
+        render(r#"{{ [] | max | __jx_default(a0="none") }}"#, data()).unwrap(),
+        "none"
+    );
     let e = render(r#"{{ [1] | join(a0=",", bogus=1) }}"#, data()).unwrap_err();
     assert!(e.contains("unexpected keyword argument 'bogus'"), "{e}");
 }
