@@ -92,9 +92,20 @@ pub fn has_template(v: &Value) -> bool {
 /// the next while others still change (it may have read one that was not rendered yet: `first`
 /// of a list still written as a template); the errors of the last pass are returned, reported
 /// if a task reads the variable.
+/// The root names the templates inside `v` read (syntax errors read nothing here).
+fn reads(v: &Value, templar: &Templar) -> Vec<String> {
+    match v {
+        Value::String(s) if is_template(s) => templar.names(s).map(|n| n.all).unwrap_or_default(),
+        Value::Array(a) => a.iter().flat_map(|x| reads(x, templar)).collect(),
+        Value::Object(o) => o.values().flat_map(|x| reads(x, templar)).collect(),
+        _ => Vec::new(),
+    }
+}
+
 pub fn resolve(vars: &mut Map<String, Value>, templar: &Templar) -> Map<String, Value> {
     let mut errors = Map::new();
-    for _ in 0..6 {
+    let mut force = false;
+    for _ in 0..12 {
         let pending: Vec<String> = vars
             .iter()
             .filter(|(_, v)| has_template(v))
@@ -106,6 +117,29 @@ pub fn resolve(vars: &mut Map<String, Value>, templar: &Templar) -> Map<String, 
         let ctx = context(vars);
         let mut progressed = false;
         errors = Map::new();
+        // A variable whose template reads another pending one waits for it: filters such as
+        // `first` accept the raw template text too and would answer wrongly, not fail. When
+        // every pending one waits (a cycle), all render and report their errors.
+        let waiting: Vec<&String> = pending
+            .iter()
+            .filter(|k| {
+                vars.get(*k).is_some_and(|v| {
+                    reads(v, templar)
+                        .iter()
+                        .any(|n| n != *k && pending.contains(n))
+                })
+            })
+            .collect();
+        let deferred = !force && !waiting.is_empty() && waiting.len() < pending.len();
+        let pending: Vec<String> = if deferred {
+            pending
+                .iter()
+                .filter(|k| !waiting.contains(k))
+                .cloned()
+                .collect()
+        } else {
+            pending.clone()
+        };
         for k in pending {
             let Some(v) = vars.get(&k) else { continue };
             match templar.render_value(v, &ctx) {
@@ -121,6 +155,11 @@ pub fn resolve(vars: &mut Map<String, Value>, templar: &Templar) -> Map<String, 
             }
         }
         if !progressed {
+            if deferred {
+                // Nothing moved: the waiting ones render now, to report what stops them.
+                force = true;
+                continue;
+            }
             break;
         }
     }

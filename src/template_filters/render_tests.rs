@@ -192,6 +192,16 @@ fn string_filters_like_ansible() {
         (r#"{{ "a/b" | replace(from="/", to="%2F") }}"#, "a%2Fb"),
         (r#"{{ "a/b" | replace(a0="/", a1="-") }}"#, "a-b"),
         (r#"{{ "x" | indent(a0=2, a1=true) }}"#, "  x"),
+        (r#"{{ "a verylongwordhere b" | wordwrap(a0=6) }}"#, "a very\nlongwo\nrdhere\nb"),
+        (r#"{{ "hello world foo bar baz" | truncate(a0=15) }}"#, "hello world..."),
+        (r#"{{ "A-b_c d" | title }}"#, "A-B_c D"),
+        (r#"{{ ["x", 1, 2.0, nothing] | join(a0=", ") }}"#, "x, 1, 2.0, None"),
+        ("{{ 1048576 | human_readable }}", "1.00 MB"),
+        (r#"{{ 1048576 | human_readable(unit="K") }}"#, "1024.00 KB"),
+        ("{{ 1000 | human_readable(isbits=true) }}", "1000.00 bits"),
+        (r#"{{ d | dictsort(a0=false, a1="value", a2=true) | __jx_str }}"#, "[['a', 2], ['b', 1]]"),
+        ("{{ [1,2] | sum(start=10) }}", "13"),
+        ("{{ -2.5 | round | __jx_str }}|{{ 1.55 | round(a0=1) }}|{{ 12345.6789 | round(a0=-2) | __jx_str }}", "-2.0|1.6|12300.0"),
     ]);
 }
 

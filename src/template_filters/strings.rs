@@ -94,6 +94,12 @@ pub fn truncate(v: &Value, b: &Bound) -> Result<Value> {
     let killwords = b.flag(1, false);
     let end = b.str_or(2, "...")?;
     let leeway = b.int_or(3, 5)? as usize;
+    if length < end.chars().count() {
+        return Err(err(
+            b.name,
+            format!("expected length >= {}, got {length}", end.chars().count()),
+        ));
+    }
     let chars: Vec<char> = t.chars().collect();
     if chars.len() <= length + leeway {
         return out(t);
@@ -273,6 +279,16 @@ pub fn wordwrap(v: &Value, b: &Bound) -> Result<Value> {
                     cur.push_str(&w);
                     break;
                 }
+                let n = cur.chars().count();
+                // textwrap fills the rest of the line with the start of a too-long word.
+                if breaklong && w.chars().count() > width && n > 0 && n + 1 < width {
+                    let room = width - n - 1;
+                    cur.push(' ');
+                    cur.extend(w.chars().take(room));
+                    w = w.chars().skip(room).collect();
+                    lines.push(std::mem::take(&mut cur));
+                    continue;
+                }
                 if !cur.is_empty() {
                     lines.push(std::mem::take(&mut cur));
                     continue;
@@ -426,6 +442,18 @@ pub fn percent_format(fmt: &str, args: &Value) -> std::result::Result<String, St
                 let f = pyval::as_f64(&arg).ok_or("must be real number")?;
                 format!("{:.*}", prec.unwrap_or(6), f)
             }
+            'e' | 'E' => {
+                let f = pyval::as_f64(&arg).ok_or("must be real number")?;
+                let r = format!("{:.*e}", prec.unwrap_or(6), f);
+                let (m, e) = r.split_once('e').unwrap_or((&r, "0"));
+                let e: i32 = e.parse().unwrap_or(0);
+                let r = format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
+                if ty == 'E' {
+                    r.to_uppercase()
+                } else {
+                    r
+                }
+            }
             'x' => format!(
                 "{:x}",
                 pyval::as_i64(&arg).ok_or("%x format: an integer is required")?
@@ -512,6 +540,16 @@ mod tests {
         assert_eq!(percent_format("%s", &json!([true])).unwrap(), "True");
         assert!(percent_format("%s", &json!([1, 2])).is_err());
         assert_eq!(percent_format("100%%", &json!([])).unwrap(), "100%");
+        // Python: '%x %o %e' % (255, 8, 1.5), '%5s|%-5d|' % ('ab', 3)
+        assert_eq!(
+            percent_format("%x %o %e", &json!([255, 8, 1.5])).unwrap(),
+            "ff 10 1.500000e+00"
+        );
+        assert_eq!(
+            percent_format("%5s|%-5d|", &json!(["ab", 3])).unwrap(),
+            "   ab|3    |"
+        );
+        assert!(percent_format("%d", &json!("3")).is_err());
     }
 
     #[test]
