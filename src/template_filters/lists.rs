@@ -246,7 +246,7 @@ pub fn flatten(v: &Value, b: &Bound) -> Result<Value> {
         for x in xs {
             match x {
                 Value::Null | Value::String(_)
-                    if skip && (x.is_null() || x.as_str() == Some("None")) => {}
+                    if skip && (x.is_null() || matches!(x.as_str(), Some("None" | "null"))) => {}
                 Value::Array(inner) if levels != Some(0) => {
                     go(inner, levels.map(|l| l - 1), skip, out)
                 }

@@ -295,7 +295,11 @@ fn password(c: &Call) -> Result<Vec<Value>> {
         }
         let pw = random_password(length.max(0) as usize, &set).map_err(|e| err(c.name, e))?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .map_err(|e| err(c.name, format!("{}: {e}", dir.display())))?;
         }
         write_private(&path, &format!("{pw}\n"))
