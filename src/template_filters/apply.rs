@@ -1,5 +1,7 @@
 //! Jinja2's higher-order filters: `map` (attribute= or a filter name with its arguments),
-//! `select`/`reject` (a test name with its arguments), `selectattr`/`rejectattr`.
+//! `select`/`reject` (a test name with its arguments), `selectattr`/`rejectattr`; and
+//! `__jx_test(obj=E, name="t", a0=..)`, a test applied to any expression (tera's `is` takes
+//! only a variable).
 use serde_json::Value;
 use tera::Result;
 
@@ -108,4 +110,10 @@ pub fn selectattr(v: &Value, b: &Bound) -> Result<Value> {
 }
 pub fn rejectattr(v: &Value, b: &Bound) -> Result<Value> {
     select_impl(v, b, true, false)
+}
+
+/// `__jx_test(obj=value, name="test", a0=.., a1=..)`: `value is test(a0, a1)`.
+pub fn jx_test(b: &Bound) -> Result<Value> {
+    let name = b.str(1)?;
+    super::call_test(short(&name), b.get(0), &b.extra).map(Value::Bool)
 }

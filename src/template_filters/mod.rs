@@ -245,6 +245,7 @@ pub static FUNCTIONS: &[(&str, FunctionFn)] = &[
     ("__jx_slice", helpers::jx_slice),
     ("__jx_method", methods::jx_method),
     ("__jx_concat", helpers::jx_concat),
+    ("__jx_test", apply::jx_test),
     ("__jx_dict", helpers::jx_dict),
     ("__jx_list", helpers::jx_list),
     ("__jx_default", helpers::jx_default),
@@ -347,6 +348,24 @@ mod tables {
         }
         for (n, _) in FUNCTIONS {
             assert!(signatures::function(n).is_some(), "function {n}");
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_signatures_sane() {
+        use signatures::Kind;
+        for kind in [Kind::Filter, Kind::Test, Kind::Function, Kind::Lookup] {
+            let mut names: Vec<&str> = signatures::names(kind).collect();
+            let n = names.len();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), n, "{kind:?} has a name twice");
+            for s in signatures::table(kind) {
+                assert!(s.required <= s.params.len(), "{}", s.name);
+                for (_, p) in s.aliases {
+                    assert!(s.params.contains(p), "{}: alias to {p}", s.name);
+                }
+            }
         }
     }
 }

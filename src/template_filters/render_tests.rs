@@ -380,6 +380,18 @@ fn helpers_like_python() {
             "[0, 1, 2]|[1, 4]",
         ),
         ("{{ range(end=3) | __jx_str }}", "[0, 1, 2]"),
+        (
+            r#"{{ __jx_test(obj=__jx_getitem(obj=d, key="zz"), name="defined") | __jx_str }}"#,
+            "False",
+        ),
+        (
+            r#"{{ __jx_test(obj=__jx_add(a0=1, a1=2), name="ansible.builtin.gt", a0=2) | __jx_str }}"#,
+            "True",
+        ),
+        (
+            r#"{{ __jx_test(obj="1.2.10", name="version", a0="1.2.9", a1=">") | __jx_str }}"#,
+            "True",
+        ),
     ]);
 }
 

@@ -398,6 +398,15 @@ pub static FUNCTIONS: &[Sig] = &[
         kwonly: true,
     },
     s("__jx_concat", &["a0", "a1"], 2),
+    Sig {
+        name: "__jx_test",
+        params: &["obj", "name"],
+        required: 2,
+        varargs: true,
+        kwargs: false,
+        aliases: &[],
+        kwonly: true,
+    },
     k("__jx_dict", &[], 0),
     s("__jx_default", &["a0", "a1", "a2"], 0),
     Sig {
