@@ -231,7 +231,7 @@ fn encodings_and_paths_like_ansible() {
             "{{ d | to_nice_json(a0=2) }}",
             "{\n  \"a\": 2,\n  \"b\": 1\n}",
         ),
-        ("{{ d | to_nice_yaml }}", "b: 1\na: 2\n"),
+        ("{{ d | to_nice_yaml }}", "a: 2\nb: 1\n"),
         ("{{ base | to_yaml }}", "a: [1]\nb: {c: 1}\n"),
         (
             r#"{{ "a: [1, 2]" | from_yaml | __jx_str }}"#,

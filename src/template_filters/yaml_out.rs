@@ -275,8 +275,26 @@ impl Emitter {
     }
 }
 
+/// Mapping keys sorted, as PyYAML's `sort_keys=True` (its default) writes them.
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
 /// `yaml.dump(v, indent=indent, default_flow_style=flow_leaves ? None : False)`.
 pub fn dump(v: &Value, indent: usize, flow_leaves: bool) -> String {
+    let v = &sorted(v);
     let mut e = Emitter {
         indent: indent.max(2),
         flow_leaves,
@@ -309,6 +327,25 @@ mod tests {
         );
         assert_eq!(dump(&json!(""), 4, false), "''\n");
         assert_eq!(dump(&json!([]), 4, false), "[]\n");
+    }
+
+    #[test]
+    fn keys_sorted_and_nesting_like_pyyaml() {
+        // ansible-core 2.19: {{ {...} | to_nice_yaml }} / to_yaml
+        let v = json!({"postgresql_hba_entries": [{"type": "local", "database": "all", "user": "postgres", "auth_method": "peer"}, {"type": "host", "address": "127.0.0.1/32", "options": []}], "port": 5432, "ssl": true, "ratio": 0.5, "empty": {}, "path": "/var/lib/pgsql/15/data", "ver": "15", "x": "a:b", "tilde": "~/x", "q": "it's", "star": "*", "pct": "50%", "url": "http://x/y?z=1#a", "dash": "-x", "neg": "-1", "date": "2024-01-01", "ip": "10.0.0.1", "nul": null});
+        assert_eq!(dump(&v, 4, false), "dash: -x\ndate: '2024-01-01'\nempty: {}\nip: 10.0.0.1\nneg: '-1'\nnul: null\npath: /var/lib/pgsql/15/data\npct: 50%\nport: 5432\npostgresql_hba_entries:\n-   auth_method: peer\n    database: all\n    type: local\n    user: postgres\n-   address: 127.0.0.1/32\n    options: []\n    type: host\nq: it's\nratio: 0.5\nssl: true\nstar: '*'\ntilde: ~/x\nurl: http://x/y?z=1#a\nver: '15'\nx: a:b\n");
+        let v = json!([[], {}, [[1]], {"a": {"b": {"c": [1, {"d": 2}]}}}]);
+        assert_eq!(dump(&v, 4, false), "- []\n- {}\n-   -   - 1\n-   a:\n        b:\n            c:\n            - 1\n            -   d: 2\n");
+        let v = json!({"a": [{"b": [1, 2], "c": "x"}], "k y": 1, "1": 2});
+        assert_eq!(
+            dump(&v, 2, true),
+            "'1': 2\na:\n- b: [1, 2]\n  c: x\nk y: 1\n"
+        );
+        let v = json!({"list": ["a b", "c:d", "e, f", "[g]", "{h}", "i#j", "k #l"]});
+        assert_eq!(
+            dump(&v, 2, true),
+            "list: [a b, 'c:d', 'e, f', '[g]', '{h}', i#j, 'k #l']\n"
+        );
     }
 
     #[test]
