@@ -20,6 +20,7 @@ pub mod numbers;
 pub mod paths;
 pub mod pystr;
 pub mod pyval;
+pub mod random;
 pub mod regex;
 #[cfg(test)]
 mod render_tests;
@@ -93,6 +94,7 @@ pub static FILTERS: &[(&str, FilterFn)] = &[
     ("pprint", encoding::pprint),
     ("product", lists::product),
     ("quote", strings::quote),
+    ("random", random::random),
     ("realpath", paths::realpath),
     ("regex_escape", regex::regex_escape),
     ("regex_findall", regex::regex_findall),
@@ -109,6 +111,7 @@ pub static FILTERS: &[(&str, FilterFn)] = &[
     ("select", apply::select),
     ("selectattr", apply::selectattr),
     ("sha1", encoding::sha1),
+    ("shuffle", random::shuffle),
     ("slice", lists::slice),
     ("sort", lists::sort),
     ("split", strings::split),

@@ -90,6 +90,15 @@ fn list_filters_like_ansible() {
         (r#"{{ "abc" | reverse }}"#, "cba"),
         (r#"{{ users | subelements(a0="groups") | __jx_str }}"#, "[[{'name': 'u', 'groups': ['a', 'b']}, 'a'], [{'name': 'u', 'groups': ['a', 'b']}, 'b']]"),
         ("{{ [1, 'a'] | type_debug }}", "list"),
+        // {{ 59 | random(seed='host1') }} and friends
+        (r#"{{ 59 | random(seed="host1") }}"#, "31"),
+        (r#"{{ 60 | random(seed="db-01.example.com") }}"#, "50"),
+        (r#"{{ 100 | random(start=1, step=10, seed="x") }}"#, "51"),
+        (r#"{{ ["a","b","c","d"] | random(seed="web") }}"#, "b"),
+        (r#"{{ [1,2,3,4,5] | shuffle(seed="abc") | __jx_str }}"#, "[1, 2, 3, 4, 5]"),
+        ("{{ 1000 | random(seed=42) }}", "654"),
+        (r#"{{ [1,2,3,4,5,6,7] | shuffle(seed="web1") | __jx_str }}"#, "[4, 2, 1, 5, 6, 3, 7]"),
+        (r#"{{ 59 | random(seed="") }}"#, "29"),
     ]);
 }
 
