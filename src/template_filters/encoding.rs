@@ -300,6 +300,27 @@ pub fn urlencode(v: &Value, b: &Bound) -> Result<Value> {
     }))
 }
 
+/// Ansible's `urldecode`: Python's `unquote_plus`.
+pub fn urldecode(v: &Value, _: &Bound) -> Result<Value> {
+    let t = text(v).replace('+', " ");
+    let bytes = t.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    Ok(Value::String(String::from_utf8_lossy(&out).into_owned()))
+}
+
 /// Ansible's `urlsplit(query='')`: scheme, netloc, path, query, fragment, username,
 /// password, hostname, port.
 pub fn urlsplit(v: &Value, b: &Bound) -> Result<Value> {

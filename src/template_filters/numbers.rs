@@ -175,6 +175,47 @@ pub fn human_readable(v: &Value, b: &Bound) -> Result<Value> {
     Ok(Value::String(format!("{x:.2} {u}")))
 }
 
+/// Ansible's `human_to_bytes(default_unit=None, isbits=False)`: `'1.5G'` -> 1610612736.
+pub fn human_to_bytes(v: &Value, b: &Bound) -> Result<Value> {
+    let text = super::pystr::str(v);
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim());
+    let bad = || err(b.name, format!("human_to_bytes() failed to convert {text}"));
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let bits = b.flag(1, false);
+    let unit = if unit.is_empty() {
+        b.get(0).and_then(Value::as_str).unwrap_or("")
+    } else {
+        unit
+    };
+    if unit.is_empty() {
+        return Ok(int_value(n.round_ties_even() as i64));
+    }
+    let class = if bits { 'b' } else { 'B' };
+    let mut chars = unit.chars();
+    let key = chars
+        .next()
+        .map(|c| c.to_ascii_uppercase())
+        .ok_or_else(bad)?;
+    let rest: String = chars.collect();
+    let power = match "BKMGTPEZY".find(key) {
+        Some(p) => p as i32,
+        None => return Err(bad()),
+    };
+    let ok = if key == 'B' {
+        unit.len() == 1 && unit.starts_with(class)
+    } else {
+        rest.is_empty() || rest == class.to_string()
+    };
+    if !ok {
+        return Err(err(b.name, format!("human_to_bytes() failed to convert {text}. Value is not a valid string (expect {key}{class} or {key})")));
+    }
+    Ok(int_value((n * 1024f64.powi(power)).round_ties_even() as i64))
+}
+
 /// castellan's `to_octal`: a mode as four octal digits.
 pub fn to_octal(v: &Value, b: &Bound) -> Result<Value> {
     let n = v.as_u64().ok_or_else(|| err(b.name, "expects a number"))?;

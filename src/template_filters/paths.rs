@@ -103,6 +103,23 @@ fn absolute(p: &str) -> String {
     }
 }
 
+pub fn normpath_filter(v: &Value, _: &Bound) -> Result<Value> {
+    Ok(Value::String(normpath(&text(v))))
+}
+
+/// `expandvars`: `$NAME` and `${NAME}` from the control node's environment; unknown ones stay.
+pub fn expandvars(v: &Value, _: &Bound) -> Result<Value> {
+    let t = text(v);
+    let re = regex::Regex::new(r"\$(\w+|\{[^}]*\})").map_err(tera::Error::msg)?;
+    Ok(Value::String(
+        re.replace_all(&t, |c: &regex::Captures| {
+            let name = c[1].trim_start_matches('{').trim_end_matches('}');
+            std::env::var(name).unwrap_or_else(|_| c[0].to_string())
+        })
+        .into_owned(),
+    ))
+}
+
 /// `realpath`: symlinks resolved on the control node where the path exists.
 pub fn realpath(v: &Value, _: &Bound) -> Result<Value> {
     let p = absolute(&text(v));

@@ -478,6 +478,9 @@ fn lookups_read_files_env_and_vars() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+    assert!(render(r#"{{ "1 MiB" | human_to_bytes }}"#, data())
+        .unwrap_err()
+        .contains("failed to convert 1 MiB"));
     assert!(r(r#"{{ lookup(a0="nosuch", a1="x") }}"#)
         .unwrap_err()
         .contains("lookup plugin 'nosuch' not found"));
