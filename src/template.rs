@@ -328,6 +328,7 @@ fn wrap_native(src: &str) -> Option<String> {
 fn build(src: &str, flavor: Flavor) -> Result<Compiled, String> {
     let mut tera = Tera::default();
     jinja::runtime::register(&mut tera);
+    template_filters::lookups::set_template_renderer(render_template_lookup);
     template_filters::register(&mut tera);
     // Ansible's templating sets trim_blocks everywhere, not only in template files.
     let parsed = match jinja::template::parse(src, true) {
@@ -533,6 +534,13 @@ fn walk_val(v: &ExprVal, locals: &HashSet<String>, found: &mut Names) {
     }
 }
 
+/// How `lookup('template', ...)` renders a file's text (the filter library sits below this
+/// layer and is handed this function).
+fn render_template_lookup(src: &str, vars: &Value) -> Result<String, String> {
+    let empty = Map::new();
+    Templar::new().render_template_file(src, &context(vars.as_object().unwrap_or(&empty)))
+}
+
 /// Build a tera context from a variable map.
 pub fn context(vars: &Map<String, Value>) -> Context {
     let mut ctx = Context::new();
@@ -549,6 +557,16 @@ mod tests {
 
     fn ctx(v: Value) -> Context {
         Context::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn template_lookup_renders_through_the_templar() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+        std::fs::write(dir.path().join("templates/t.j2"), "port={{ port }}").unwrap();
+        let c = ctx(json!({"playbook_dir": dir.path().to_string_lossy(), "port": 5432}));
+        let src = r#"{{ lookup(a0="template", a1="t.j2", __ctx=__tera_context) }}"#;
+        assert_eq!(Templar::new().render_str(src, &c).unwrap(), "port=5432");
     }
 
     #[test]
