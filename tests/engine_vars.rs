@@ -52,6 +52,7 @@ fn load(dir: &Path, files: &[(&str, &str)], playbook: &str, extra: &[&str]) -> L
         diff: false,
         extra_vars: extra.iter().map(|s| s.to_string()).collect(),
         forks: 5,
+        max_connections: 256,
         output: Output::Json,
         syntax_check: false,
         accept_new_host_keys: false,
