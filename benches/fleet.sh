@@ -145,11 +145,12 @@ if has ansible "$TOOLS" || has pyinfra "$TOOLS"; then
     [[ -x $VENV/bin/pyinfra ]] || want+=('pyinfra>=3,<4')
     if ((${#want[@]} > 0)); then
         log "installing ${want[*]} into $VENV"
-        "$VENV/bin/pip" install -q "${want[@]}"
+        # A tool that cannot be installed fails its runs (FAIL rows); the others still run.
+        "$VENV/bin/pip" install -q "${want[@]}" || log "pip install ${want[*]} failed"
     fi
-    ANSIBLE_VERSION=$("$VENV/bin/ansible-playbook" --version)
+    ANSIBLE_VERSION=$("$VENV/bin/ansible-playbook" --version 2>/dev/null) || ANSIBLE_VERSION="no ansible-playbook"
     ANSIBLE_VERSION=${ANSIBLE_VERSION%%$'\n'*}
-    PYINFRA_VERSION=$("$VENV/bin/pyinfra" --version 2>&1 | tail -n 1)
+    PYINFRA_VERSION=$("$VENV/bin/pyinfra" --version 2>&1 | tail -n 1) || PYINFRA_VERSION="no pyinfra"
 fi
 
 # --- inputs: dummy certificates, the flow in each tool's language -------------------------------
@@ -446,14 +447,14 @@ run_ansible() {
     MEM_NEEDLE="$CTL/"
     timed "$1" env ANSIBLE_CONFIG="$BENCH/ansible.cfg" ANSIBLE_NOCOLOR=1 \
         "$VENV/bin/ansible-playbook" -i "$INVENTORY" "$BENCH/pg-tls.yml"
-    STATS=$(ansible_stats "$LOGS/$1.out")
+    STATS=$(ansible_stats "$LOGS/$1.out") || STATS="? ? ? ? 0"
 }
 
 run_pyinfra() {
     MEM_NEEDLE=""
     timed "$1" env PYINFRA_PROGRESS=off "$VENV/bin/pyinfra" -y --parallel "$FORKS" --no-wait \
         "$BENCH/inventory_pyinfra.py" "$BENCH/pg_tls_pyinfra.py"
-    STATS=$(pyinfra_stats "$LOGS/$1.err")
+    STATS=$(pyinfra_stats "$LOGS/$1.err") || STATS="? ? ? ? 0"
 }
 
 # The floor: one SSH connection running `true` per host, FORKS at a time, OpenSSH with the
