@@ -1,36 +1,82 @@
 #!/usr/bin/env bash
-# Fleet benchmark (not a test): castellan against ansible-playbook over SSH on a local fleet of N hosts
-# (tests/fleet), the same 10-task "push TLS to PostgreSQL" flow, first run and no-change re-run.
+# Fleet benchmark (not a test): castellan, ansible-playbook and pyinfra over SSH on the same local
+# fleet of N hosts (tests/fleet), the same "push TLS to PostgreSQL" flow expressed in each tool,
+# first run and no-change re-run, with a light and a heavy login shell, against the SSH floor
+# measured in the same run.
 #
 # Usage:
-#   benches/fleet.sh N                   castellan vs ansible-playbook on N hosts, forks = N for both
-#   benches/fleet.sh --scale N FORKS     castellan only, N hosts, -f FORKS, a 3-task playbook
-#                                        (file, copy, lineinfile): wall time, peak RSS, errors
+#   benches/fleet.sh [OPTIONS] N [N...]    every tool on N hosts (each N in turn), light and heavy shell
+#   benches/fleet.sh --scale N FORKS [--max-connections M]
+#                                          castellan alone, N hosts, -f FORKS, a 3-task playbook
+#                                          (file, copy, lineinfile), and the floor at N
+# Options (compare mode):
+#   --forks F            hosts at once for every tool and the floor (default 50: -f 50, --parallel 50)
+#   --shells LIST        light,heavy (default both): heavy = the fleet user's ~/.bashrc burns ~100 ms
+#                        of CPU (a busy loop), paid by every remote command a tool runs
+#   --tools LIST         castellan,pyinfra,ansible (default all three)
 #
 # Environment (defaults keep it off the test suite's fleet):
 #   CASTELLAN_FLEET_NET=9  CASTELLAN_FLEET_DIR=/tmp/castellan-bench-fleet
-#   CASTELLAN_BENCH_DIR=/tmp/castellan-bench        playbook, certs, ansible.cfg, logs, control sockets
-#   CASTELLAN_BENCH_VENV=/tmp/castellan-bench-venv  virtualenv with ansible-core (created if missing)
+#   CASTELLAN_BENCH_DIR=/tmp/castellan-bench        playbooks, certs, configs, logs, control sockets
+#   CASTELLAN_BENCH_VENV=/tmp/castellan-bench-venv  virtualenv with ansible-core and pyinfra 3.x from
+#                                                   PyPI (created, or completed, if missing)
 #   CARGO_TARGET_DIR                                where castellan is built (cargo's default otherwise)
-# Needs root (the fleet runs sshd on port 22). The fleet is stopped on exit.
+# Needs root (the fleet runs sshd on port 22). The fleet is stopped on exit, whatever happens; a tool
+# that fails gets FAIL in its row and the others still run (exit status 1 at the end).
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 N | $0 --scale N FORKS" >&2
+    sed -n '7,16p' "${BASH_SOURCE[0]}" >&2
     exit 2
 }
 mode=compare
-if [[ ${1:-} == --scale ]]; then
-    mode=scale
-    [[ $# -eq 3 && $2 =~ ^[0-9]+$ && $3 =~ ^[0-9]+$ ]] || usage
-    N=$((10#$2))
-    FORKS=$((10#$3))
-else
-    [[ $# -eq 1 && $1 =~ ^[0-9]+$ ]] || usage
-    N=$((10#$1))
-    FORKS=$N
-fi
-((N >= 1 && FORKS >= 1)) || usage
+FORKS=50
+SHELLS=light,heavy
+TOOLS=castellan,pyinfra,ansible
+MAXCONN=""
+sizes=()
+while (($# > 0)); do
+    case $1 in
+    --scale)
+        mode=scale
+        [[ $# -ge 3 && $2 =~ ^[0-9]+$ && $3 =~ ^[0-9]+$ ]] || usage
+        sizes=("$((10#$2))")
+        FORKS=$((10#$3))
+        shift 2
+        ;;
+    --max-connections)
+        [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage
+        MAXCONN=$((10#$2))
+        shift
+        ;;
+    --forks)
+        [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage
+        FORKS=$((10#$2))
+        shift
+        ;;
+    --shells)
+        [[ $# -ge 2 && $2 =~ ^(light|heavy)(,(light|heavy))?$ ]] || usage
+        SHELLS=$2
+        shift
+        ;;
+    --tools)
+        [[ $# -ge 2 && $2 =~ ^(castellan|pyinfra|ansible)(,(castellan|pyinfra|ansible))*$ ]] || usage
+        TOOLS=$2
+        shift
+        ;;
+    [0-9]*)
+        [[ $mode == compare && $1 =~ ^[0-9]+$ ]] || usage
+        sizes+=("$((10#$1))")
+        ;;
+    *) usage ;;
+    esac
+    shift
+done
+((${#sizes[@]} > 0 && FORKS >= 1)) || usage
+for n in "${sizes[@]}"; do ((n >= 1)) || usage; done
+[[ $mode == scale ]] && SHELLS=light TOOLS=castellan
+[[ -z $MAXCONN || $mode == scale ]] || usage
+has() { [[ ,$2, == *,$1,* ]]; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CASTELLAN_FLEET_NET=${CASTELLAN_FLEET_NET:-9}
@@ -48,7 +94,7 @@ die() {
     exit 1
 }
 
-# Stop the ssh ControlMasters ansible left under $CTL (ControlPersist), then the fleet.
+# Stop the ssh ControlMasters ansible left under $CTL (ControlPersist).
 stop_masters() {
     local s pid n=0
     for s in "$CTL"/*; do
@@ -75,6 +121,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 [[ $(id -u) == 0 ]] || die "must run as root (the fleet's sshd listen on port 22)"
+# Many hosts: ssh clients and their pipes (see tests/fleet/README.md, "Many hosts").
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 command -v python3 >/dev/null || die "python3 is needed"
 [[ -x /usr/bin/time ]] || {
     log "installing GNU time"
@@ -89,28 +137,23 @@ log "building castellan (release)"
 CASTELLAN=${CARGO_TARGET_DIR:-$REPO/target}/release/castellan
 [[ -x $CASTELLAN ]] || die "no binary at $CASTELLAN"
 
-# --- ansible-core in a virtualenv ---------------------------------------------------------------
-if [[ $mode == compare ]]; then
-    if [[ ! -x $VENV/bin/ansible-playbook ]]; then
-        log "installing ansible-core into $VENV"
-        python3 -m venv "$VENV"
-        "$VENV/bin/pip" install -q ansible-core
+# --- ansible-core and pyinfra in a virtualenv ---------------------------------------------------
+if has ansible "$TOOLS" || has pyinfra "$TOOLS"; then
+    [[ -x $VENV/bin/pip ]] || python3 -m venv "$VENV"
+    want=()
+    [[ -x $VENV/bin/ansible-playbook ]] || want+=(ansible-core)
+    [[ -x $VENV/bin/pyinfra ]] || want+=('pyinfra>=3,<4')
+    if ((${#want[@]} > 0)); then
+        log "installing ${want[*]} into $VENV"
+        # A tool that cannot be installed fails its runs (FAIL rows); the others still run.
+        "$VENV/bin/pip" install -q "${want[@]}" || log "pip install ${want[*]} failed"
     fi
-    ANSIBLE_VERSION=$("$VENV/bin/ansible-playbook" --version)
+    ANSIBLE_VERSION=$("$VENV/bin/ansible-playbook" --version 2>/dev/null) || ANSIBLE_VERSION="no ansible-playbook"
     ANSIBLE_VERSION=${ANSIBLE_VERSION%%$'\n'*}
+    PYINFRA_VERSION=$("$VENV/bin/pyinfra" --version 2>&1 | tail -n 1) || PYINFRA_VERSION="no pyinfra"
 fi
 
-# --- fleet --------------------------------------------------------------------------------------
-log "fleet of $N hosts (net $CASTELLAN_FLEET_NET, dir $CASTELLAN_FLEET_DIR)"
-"$REPO/tests/fleet/up.sh" "$N" --no-postgres >&2
-[[ -s $INVENTORY ]] || die "no inventory at $INVENTORY"
-
-wipe_hosts() {
-    local k
-    for ((k = 1; k <= N; k++)); do rm -rf "$CASTELLAN_FLEET_DIR/hosts/db$k/root/pg"; done
-}
-
-# --- inputs: dummy certificates, playbooks, ansible.cfg -----------------------------------------
+# --- inputs: dummy certificates, the flow in each tool's language -------------------------------
 mkdir -p "$BENCH/certs"
 for f in server.crt server.key root.crt; do
     [[ -s $BENCH/certs/$f ]] && continue
@@ -183,7 +226,44 @@ cat >"$BENCH/pg-tls.yml" <<YML
       command: touch {{ fleet_root }}/pg/reloaded
 YML
 
-# Acceptance 5: a simple 3-task playbook.
+# The same flow for pyinfra 3.x: operations in order; the handler is an operation run only where
+# one of the others changed something (pyinfra has no handlers: `_if=any_changed(...)`). The
+# blockinfile marker is Ansible's, so that the three tools leave the same bytes.
+cat >"$BENCH/pg_tls_pyinfra.py" <<PY
+# Written by benches/fleet.sh: the pg-tls.yml flow in pyinfra's language.
+from pyinfra import host
+from pyinfra.operations import files, server
+from pyinfra.operations.util import any_changed
+
+root = host.data.fleet_root + "/pg"
+conf = root + "/postgresql.conf"
+pg = dict(user="postgres", group="postgres")
+changes = []
+files.directory(name="configuration directory", path=root, mode="700", **pg)
+for f in ("server.crt", "server.key", "root.crt"):
+    changes.append(files.put(name=f, src="$BENCH/certs/" + f, dest=root + "/" + f, mode="600", **pg))
+for key, value in (
+    ("ssl", "on"),
+    ("ssl_cert_file", "'" + root + "/server.crt'"),
+    ("ssl_key_file", "'" + root + "/server.key'"),
+    ("ssl_ca_file", "'" + root + "/root.crt'"),
+):
+    changes.append(files.line(name=key, path=conf, line="^#?" + key + r"\\s*=.*$",
+                              replace=key + " = " + value, extended_regex=True))
+    if key == "ssl":
+        changes.append(files.file(name="postgresql.conf owner and mode", path=conf, mode="600", **pg))
+changes.append(files.block(
+    name="certificate-only access",
+    path=root + "/pg_hba.conf",
+    content="hostssl all all 0.0.0.0/0 cert clientcert=verify-full\n"
+    "hostssl all all ::/0      cert clientcert=verify-full",
+    marker="# {mark} ANSIBLE MANAGED BLOCK",
+))
+changes.append(files.file(name="pg_hba.conf owner and mode", path=root + "/pg_hba.conf", mode="600", **pg))
+server.shell(name="reload postgresql", commands=["touch " + root + "/reloaded"], _if=any_changed(*changes))
+PY
+
+# Acceptance 5 of issue 3 (--scale): a simple 3-task playbook.
 cat >"$BENCH/simple.yml" <<YML
 - name: simple push
   hosts: fleet
@@ -212,20 +292,86 @@ ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o StrictHostKeyChecking=
 control_path_dir = $CTL
 CFG
 
+# The peak memory of a process tree: every 0.2 s (0.5 s above 300 hosts), the sum of the RSS and of
+# the PSS (shared pages split between their users) of ROOT's descendants and of the processes whose
+# command line contains NEEDLE (ansible's ControlPersist masters leave the tree).
+cat >"$BENCH/treemem.py" <<'PY'
+import os, sys, time
+root, out, period = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+needle = sys.argv[4].encode() if len(sys.argv) > 4 and sys.argv[4] else None
+page = os.sysconf("SC_PAGE_SIZE")
+peak_rss = peak_pss = peak_n = 0
+def alive():
+    try:
+        os.kill(root, 0)
+        return True
+    except ProcessLookupError:
+        return False
+while alive():
+    kids, extra = {}, []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            if needle is not None:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if needle in f.read():
+                        extra.append(int(d))
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    tree, i = [root], 0
+    while i < len(tree):
+        tree.extend(kids.get(tree[i], []))
+        i += 1
+    pids = set(tree[1:]) | set(extra)  # not /usr/bin/time itself
+    rss = pss = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/smaps_rollup", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith(b"Pss:"):
+                        pss += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    if rss > peak_rss:
+        peak_rss, peak_n = rss, len(pids)
+    peak_pss = max(peak_pss, pss)
+    time.sleep(period)
+with open(out, "w") as f:
+    f.write(f"{peak_rss} {peak_pss} {peak_n}\n")
+PY
+
 # --- running and measuring ----------------------------------------------------------------------
-# timed NAME CMD...: run CMD with stdout to $LOGS/NAME.out, stderr and GNU time -v to $LOGS/NAME.err;
-# sets T0 T1 (epoch seconds around the run), WALL (seconds), RSS_MIB (peak RSS of the process tree's largest process) and RC.
+# timed NAME CMD...: run CMD with stdout to $LOGS/NAME.out, stderr to $LOGS/NAME.err, GNU time -v to
+# $LOGS/NAME.time; sets T0 T1 (epoch seconds around the run), WALL (seconds), RC, RSS_MIB (peak RSS
+# of the largest process), TREE_RSS_MIB / TREE_PSS_MIB (peak sums over the process tree, see
+# treemem.py) and TREE_N (processes in the tree at the RSS peak). MEM_NEEDLE: see treemem.py.
+MEM_NEEDLE=""
 timed() {
-    local name=$1 rss
+    local name=$1 rss pid period=0.2 tr tp tn
     shift
+    ((N <= 300)) || period=0.5
     T0=$(date +%s.%N)
     RC=0
-    /usr/bin/time -v -o "$LOGS/$name.time" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err" || RC=$?
+    /usr/bin/time -v -o "$LOGS/$name.time" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err" &
+    pid=$!
+    python3 "$BENCH/treemem.py" "$pid" "$LOGS/$name.mem" "$period" "$MEM_NEEDLE" &
+    wait "$pid" || RC=$?
     T1=$(date +%s.%N)
+    wait $! || true
     WALL=$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.2f", b - a }')
-    rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$LOGS/$name.time")
+    rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$LOGS/$name.time" 2>/dev/null)
     RSS_MIB=$(awk -v k="${rss:-0}" 'BEGIN { printf "%.1f", k / 1024 }')
-    log "$name: ${WALL}s, exit $RC, peak RSS ${RSS_MIB} MiB"
+    read -r tr tp tn <"$LOGS/$name.mem" 2>/dev/null || { tr=0 tp=0 tn=0; }
+    TREE_RSS_MIB=$(awk -v b="$tr" 'BEGIN { printf "%.1f", b / 1048576 }')
+    TREE_PSS_MIB=$(awk -v b="$tp" 'BEGIN { printf "%.1f", b / 1048576 }')
+    TREE_N=$tn
+    log "$name: ${WALL}s, exit $RC, peak RSS ${RSS_MIB} MiB (process), tree ${TREE_RSS_MIB} MiB RSS / ${TREE_PSS_MIB} MiB PSS in $TREE_N processes"
 }
 
 # castellan_stats FILE: "ok changed failed unreachable hosts" summed over the JSON report's stats.
@@ -243,6 +389,24 @@ ansible_stats() {
     awk '/^PLAY RECAP/ { on = 1; next }
         on && / : ok=/ { n++; for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] += kv[2] } }
         END { printf "%d %d %d %d %d\n", v["ok"], v["changed"], v["failed"], v["unreachable"], n }' "$1"
+}
+
+# pyinfra_stats FILE: the same from pyinfra's log (stderr): its "--> Results:" table counts
+# operations, not hosts: "Grand total  OPS  SUCCESS  ERROR  NO-CHANGE", where a success is an
+# operation that ran commands (a change); hosts are the "[dbK] Connected" lines.
+pyinfra_stats() {
+    python3 - "$1" <<'PY'
+import re, sys
+text = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[1], errors="replace").read())
+num = lambda v: 0 if v == "-" else int(v)
+ok = changed = failed = 0
+m = re.search(r"^\s*Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", text, re.M)
+if m:
+    ok, changed, failed = num(m.group(1)), num(m.group(2)), num(m.group(3))
+hosts = len(set(re.findall(r"\[(db\d+)\]\s+Connected", text)))
+unreachable = len(set(re.findall(r"\[(db\d+)\]\s+Could not connect", text)))
+print(ok, changed, failed, unreachable, hosts)
+PY
 }
 
 # castellan_profile FILE T0 T1: where the run's time went, from the JSON report: per task, the time
@@ -266,9 +430,12 @@ print(f"    {'(report, close connections, exit)':<45} +{t1 - prev:6.3f}s   (wall
 PY
 }
 
-# run_castellan NAME PLAYBOOK: sets WALL RSS_MIB RC STATS.
+# run_TOOL NAME FLOW: run the tool once; sets WALL RC RSS_MIB TREE_* STATS.
 run_castellan() {
-    timed "$1" "$CASTELLAN" playbook "$2" -i "$INVENTORY" -f "$FORKS" --output json
+    local extra=()
+    [[ -z $MAXCONN ]] || extra=(--max-connections "$MAXCONN")
+    MEM_NEEDLE=""
+    timed "$1" "$CASTELLAN" playbook "$2" -i "$INVENTORY" -f "$FORKS" --output json "${extra[@]}"
     if [[ -s $LOGS/$1.out ]] && STATS=$(castellan_stats "$LOGS/$1.out" 2>/dev/null); then
         castellan_profile "$LOGS/$1.out" "$T0" "$T1" >"$LOGS/$1.profile" 2>&1 || true
     else
@@ -277,9 +444,34 @@ run_castellan() {
 }
 
 run_ansible() {
+    MEM_NEEDLE="$CTL/"
     timed "$1" env ANSIBLE_CONFIG="$BENCH/ansible.cfg" ANSIBLE_NOCOLOR=1 \
-        "$VENV/bin/ansible-playbook" -i "$INVENTORY" "$2"
-    STATS=$(ansible_stats "$LOGS/$1.out")
+        "$VENV/bin/ansible-playbook" -i "$INVENTORY" "$BENCH/pg-tls.yml"
+    STATS=$(ansible_stats "$LOGS/$1.out") || STATS="? ? ? ? 0"
+}
+
+run_pyinfra() {
+    MEM_NEEDLE=""
+    timed "$1" env PYINFRA_PROGRESS=off "$VENV/bin/pyinfra" -y --parallel "$FORKS" --no-wait \
+        "$BENCH/inventory_pyinfra.py" "$BENCH/pg_tls_pyinfra.py"
+    STATS=$(pyinfra_stats "$LOGS/$1.err") || STATS="? ? ? ? 0"
+}
+
+# The floor: one SSH connection running `true` per host, FORKS at a time, OpenSSH with the
+# curve25519-sha256 key exchange (the inventory's setting), no multiplexing. Sets WALL RC.
+run_floor() {
+    local k addr
+    : >"$BENCH/floor.hosts"
+    for ((k = 1; k <= N; k++)); do
+        fleet_addr addr "$k"
+        echo "$addr" >>"$BENCH/floor.hosts"
+    done
+    MEM_NEEDLE=""
+    timed "$1" xargs -a "$BENCH/floor.hosts" -P "$FORKS" -I '{}' \
+        ssh -n -i "$FLEET_KEY" -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes \
+        -o UserKnownHostsFile="$FLEET_KNOWN_HOSTS" -o GlobalKnownHostsFile=/dev/null \
+        -o ControlMaster=no -o ControlPath=none -o ConnectTimeout=30 \
+        -o KexAlgorithms=curve25519-sha256 'root@{}' true
 }
 
 # check NAME EXPECT_CHANGED: the run exited 0, reached all N hosts without failures, and changed
@@ -300,63 +492,141 @@ check() {
     fi
 }
 
-ratio() { awk -v a="$1" -v c="$2" 'BEGIN { if (c > 0) printf "%.1fx", a / c; else print "-" }'; }
+ratio() { awk -v a="$1" -v c="$2" 'BEGIN { if (a + 0 > 0 && c + 0 > 0) printf "%.2fx", a / c; else print "-" }'; }
+per_host() { awk -v m="$1" -v n="$N" 'BEGIN { if (m + 0 > 0) printf "%.2f", m / n; else print "-" }'; }
 
-machine="$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
-status=0
+# wipe_hosts: remove what the flow wrote on every host.
+wipe_hosts() {
+    local k
+    for ((k = 1; k <= N; k++)); do rm -rf "$CASTELLAN_FLEET_DIR/hosts/db$k/root/pg"; done
+}
 
-if [[ $mode == scale ]]; then
-    wipe_hosts
-    run_castellan scale-first "$BENCH/simple.yml"
-    w1=$WALL r1=$RSS_MIB s1=$STATS
-    check scale-first some || status=1
-    run_castellan scale-again "$BENCH/simple.yml"
-    w2=$WALL r2=$RSS_MIB s2=$STATS
-    check scale-again 0 || status=1
-    read -r _ c1 f1 u1 _ <<<"$s1"
-    read -r _ c2 f2 u2 _ <<<"$s2"
-    printf '\ncastellan, %d hosts over SSH, -f %d, 3 tasks (file, copy, lineinfile); %s\n\n' "$N" "$FORKS" "$machine"
-    printf '| run | wall s | peak RSS MiB | changed | failed | unreachable |\n|---|---:|---:|---:|---:|---:|\n'
-    printf '| first | %s | %s | %s | %s | %s |\n' "$w1" "$r1" "$c1" "$f1" "$u1"
-    printf '| no-change | %s | %s | %s | %s | %s |\n' "$w2" "$r2" "$c2" "$f2" "$u2"
-    printf '\nper-task timing of the first run (from the JSON finished_at stamps):\n'
-    cat "$LOGS/scale-first.profile"
-    exit "$status"
-fi
-
-wipe_hosts
-run_castellan castellan-first "$BENCH/pg-tls.yml"
-cw1=$WALL crss1=$RSS_MIB
-check castellan-first some || status=1
-run_castellan castellan-again "$BENCH/pg-tls.yml"
-cw2=$WALL crss2=$RSS_MIB
-check castellan-again 0 || status=1
-# What castellan wrote on db1, to compare with Ansible's result below.
+# What the flow left on db1 (names, owners, modes, SHA-256), to compare the tools.
 sums() { (cd "$CASTELLAN_FLEET_DIR/hosts/db1/root/pg" && stat -c '%n %U:%G %a' -- * && sha256sum -- *.conf *.crt *.key); }
-sums >"$LOGS/castellan-db1.files" 2>&1 || true
 
-wipe_hosts
-stop_masters
-run_ansible ansible-first "$BENCH/pg-tls.yml"
-aw1=$WALL
-check ansible-first some || status=1
-run_ansible ansible-again "$BENCH/pg-tls.yml"
-aw2=$WALL
-check ansible-again 0 || status=1
-sums >"$LOGS/ansible-db1.files" 2>&1 || true
-if ! diff -u "$LOGS/castellan-db1.files" "$LOGS/ansible-db1.files" >"$LOGS/db1-files.diff"; then
-    log "db1's files differ between the two tools (same files, owners, modes expected): $LOGS/db1-files.diff"
-    cat "$LOGS/db1-files.diff" >&2
-fi
+# Light or heavy login shell: sshd runs the user's login shell (bash for root) for every command,
+# and Debian's bash sources ~/.bashrc when started by sshd, so a HOME whose .bashrc burns CPU costs
+# every remote command that much. LOOPS: iterations of the busy loop worth ~100 ms of CPU here.
+LOOPS=""
+calibrate_heavy() {
+    local n=200000 cpu
+    cpu=$( { /usr/bin/time -f '%U %S' bash -c "i=0; while ((i < $n)); do i=\$((i + 1)); done" >/dev/null; } 2>&1 | tail -n 1)
+    LOOPS=$(awk -v c="$cpu" -v n="$n" 'BEGIN { split(c, t, " "); s = t[1] + t[2]; if (s <= 0) s = 0.01; printf "%d", n * 0.1 / s }')
+    log "heavy login shell: a busy loop of $LOOPS iterations (~100 ms of CPU: $n took ${cpu% *} s user)"
+}
+set_shell() {
+    local k rc
+    for ((k = 1; k <= N; k++)); do
+        rc=$CASTELLAN_FLEET_DIR/hosts/db$k/home/.bashrc
+        if [[ $1 == heavy ]]; then
+            printf '# benches/fleet.sh: a heavy login shell (~100 ms of CPU)\ni=0; while ((i < %d)); do i=$((i + 1)); done; unset i\n' "$LOOPS" >"$rc"
+        else
+            rm -f "$rc"
+        fi
+    done
+}
 
-printf '\n%d hosts over SSH, forks %d, 10-task flow; castellan %s vs %s; %s\n\n' \
-    "$N" "$FORKS" "$("$CASTELLAN" --version 2>/dev/null | awk '{ print $NF }')" "$ANSIBLE_VERSION" "$machine"
-printf '| tool | first run s | no-change run s | peak RSS MiB (first / no-change) |\n|---|---:|---:|---:|\n'
-printf '| castellan | %s | %s | %s / %s |\n' "$cw1" "$cw2" "$crss1" "$crss2"
-printf '| ansible-playbook | %s | %s | |\n' "$aw1" "$aw2"
-printf '| **ratio ansible/castellan** | **%s** | **%s** | |\n' "$(ratio "$aw1" "$cw1")" "$(ratio "$aw2" "$cw2")"
-printf '\ncastellan per-task timing (from the JSON finished_at stamps), first run:\n'
-cat "$LOGS/castellan-first.profile"
-printf 'no-change run:\n'
-cat "$LOGS/castellan-again.profile"
+machine() { echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"; }
+
+# shellcheck source-path=SCRIPTDIR source=../tests/fleet/lib.sh
+. "$REPO/tests/fleet/lib.sh"
+
+status=0
+REPORT=$BENCH/report.md
+: >"$REPORT"
+has heavy "$SHELLS" && calibrate_heavy
+
+for N in "${sizes[@]}"; do
+    log "fleet of $N hosts (net $CASTELLAN_FLEET_NET, dir $CASTELLAN_FLEET_DIR)"
+    "$REPO/tests/fleet/up.sh" "$N" --no-postgres >&2
+    [[ -s $INVENTORY ]] || die "no inventory at $INVENTORY"
+    if has pyinfra "$TOOLS"; then
+        python3 - "$INVENTORY" "$BENCH/inventory_pyinfra.py" <<'PY'
+import sys, yaml
+inv = yaml.safe_load(open(sys.argv[1]))["all"]["children"]["fleet"]
+v = inv["vars"]
+known = v["castellan_known_hosts"]
+with open(sys.argv[2], "w") as out:
+    out.write("# Written by benches/fleet.sh from the fleet's inventory.yml.\nfleet = [\n")
+    for name, h in inv["hosts"].items():
+        data = dict(ssh_hostname=h["ansible_host"], ssh_user=v["ansible_user"],
+                    ssh_key=v["ansible_ssh_private_key_file"], ssh_known_hosts_file=known,
+                    ssh_strict_host_key_checking="yes", fleet_root=h["fleet_root"])
+        out.write(f"    ({name!r}, {data!r}),\n")
+    out.write("]\n")
+PY
+    fi
+    for shell in ${SHELLS//,/ }; do
+        set_shell "$shell"
+        tag="$N-$shell"
+        run_floor "floor-$tag" || true
+        floor=$WALL
+        ((RC == 0)) || {
+            log "the floor failed (exit $RC): $LOGS/floor-$tag.err"
+            floor=FAIL status=1
+        }
+        declare -A first=() again=() mem=() counts=()
+        for tool in ${TOOLS//,/ }; do
+            flow=$BENCH/pg-tls.yml
+            [[ $mode == scale ]] && flow=$BENCH/simple.yml
+            wipe_hosts
+            stop_masters
+            ok=1
+            "run_$tool" "$tool-$tag-first" "$flow"
+            w1=$WALL m1=$TREE_RSS_MIB p1=$TREE_PSS_MIB s1=$STATS
+            check "$tool-$tag-first" some || ok=0
+            "run_$tool" "$tool-$tag-again" "$flow"
+            w2=$WALL m2=$TREE_RSS_MIB p2=$TREE_PSS_MIB s2=$STATS
+            check "$tool-$tag-again" 0 || ok=0
+            if ((ok)); then
+                first[$tool]=$w1 again[$tool]=$w2
+            else
+                first[$tool]=FAIL again[$tool]=FAIL status=1
+            fi
+            mem[$tool]="$(per_host "$(awk -v a="$m1" -v b="$m2" 'BEGIN { print (a > b ? a : b) }')") / $(per_host "$(awk -v a="$p1" -v b="$p2" 'BEGIN { print (a > b ? a : b) }')")"
+            read -r _ c1 f1 u1 _ <<<"$s1"
+            read -r _ c2 f2 u2 _ <<<"$s2"
+            counts[$tool]="$c1/$f1/$u1, $c2/$f2/$u2"
+            if [[ $mode == compare ]]; then sums >"$LOGS/$tool-$tag-db1.files" 2>&1 || true; fi
+        done
+        stop_masters
+        # The report for this size and shell.
+        {
+            if [[ $mode == scale ]]; then
+                printf '\n### %d hosts, castellan -f %d%s, 3 tasks (file, copy, lineinfile); %s\n\n' "$N" "$FORKS" \
+                    "${MAXCONN:+ --max-connections $MAXCONN}" "$(machine)"
+            else
+                printf '\n### %d hosts, %s login shell, %d at a time; %s\n\n' "$N" "$shell" "$FORKS" "$(machine)"
+            fi
+            printf '| tool | first run s | no-change run s | first / floor | no-change / floor | peak MiB per host, RSS / PSS | changed/failed/unreachable (first, no-change) |\n'
+            printf '|---|---:|---:|---:|---:|---:|---|\n'
+            printf '| floor (ssh + `true`, %d at a time) | %s | | | | | |\n' "$FORKS" "$floor"
+            for tool in ${TOOLS//,/ }; do
+                printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$tool" "${first[$tool]}" "${again[$tool]}" \
+                    "$(ratio "${first[$tool]}" "$floor")" "$(ratio "${again[$tool]}" "$floor")" "${mem[$tool]}" "${counts[$tool]}"
+            done
+            for peer in pyinfra ansible; do
+                has castellan "$TOOLS" && has "$peer" "$TOOLS" || continue
+                printf '| **%s / castellan** | **%s** | **%s** | | | | |\n' "$peer" \
+                    "$(ratio "${first[$peer]}" "${first[castellan]}")" "$(ratio "${again[$peer]}" "${again[castellan]}")"
+            done
+            if has castellan "$TOOLS" && [[ -s $LOGS/castellan-$tag-again.profile ]]; then
+                printf '\ncastellan per-task timing (from the JSON finished_at stamps), no-change run:\n\n```\n'
+                cat "$LOGS/castellan-$tag-again.profile"
+                printf '```\n'
+            fi
+            for tool in pyinfra ansible; do
+                has castellan "$TOOLS" && has "$tool" "$TOOLS" || continue
+                if ! diff -u "$LOGS/castellan-$tag-db1.files" "$LOGS/$tool-$tag-db1.files" >"$LOGS/$tool-$tag-db1.diff" 2>&1; then
+                    printf '\ndb1 files differ between castellan and %s: %s\n' "$tool" "$LOGS/$tool-$tag-db1.diff"
+                fi
+            done
+        } | tee -a "$REPORT"
+        unset first again mem counts
+    done
+done
+set_shell light 2>/dev/null || true
+printf '\n(castellan %s; %s; %s; report in %s, logs in %s)\n' \
+    "$("$CASTELLAN" --version 2>/dev/null | awk '{ print $NF }')" "${ANSIBLE_VERSION:-no ansible}" \
+    "${PYINFRA_VERSION:-no pyinfra}" "$REPORT" "$LOGS"
 exit "$status"

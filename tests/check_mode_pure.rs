@@ -425,6 +425,7 @@ fn no_registered_module_acts_in_check_mode() {
         diff: true,
         extra_vars: Vec::new(),
         forks: 5,
+        max_connections: 256,
         output: Output::Json,
         syntax_check: false,
         accept_new_host_keys: false,

@@ -63,6 +63,7 @@ fn load_with(
         diff: false,
         extra_vars: extra.iter().map(|s| s.to_string()).collect(),
         forks: 5,
+        max_connections: 256,
         output: Output::Json,
         syntax_check: false,
         accept_new_host_keys: false,

@@ -102,6 +102,7 @@ pub fn run(args: PlaybookArgs) -> Result<i32> {
         check: args.check,
         diff: args.diff,
         forks: args.forks as usize,
+        max_connections: args.max_connections as usize,
         tags: args.tags.clone(),
         skip_tags: args.skip_tags.clone(),
         extra_vars: extra,

@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub check: bool,
     pub diff: bool,
     pub forks: usize,
+    /// At most this many remote connections (SSH masters) open at once (`--max-connections`).
+    pub max_connections: usize,
     pub tags: Vec<String>,
     pub skip_tags: Vec<String>,
     pub extra_vars: Map<String, Value>,
@@ -59,6 +61,7 @@ impl Default for RunOptions {
             check: false,
             diff: false,
             forks: 20,
+            max_connections: connections::DEFAULT_MAX_CONNECTIONS,
             tags: Vec::new(),
             skip_tags: Vec::new(),
             extra_vars: Map::new(),
@@ -106,7 +109,10 @@ impl<'a> Runner<'a> {
             opts,
             templar,
             reporter,
-            pool: Arc::new(connections::Pool::new(opts.accept_new_host_keys)),
+            pool: Arc::new(
+                connections::Pool::new(opts.accept_new_host_keys)
+                    .with_max_connections(opts.max_connections),
+            ),
             hosts: HashMap::new(),
             stats: Stats::default(),
             interrupt: Interrupt::new(),

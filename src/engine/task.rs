@@ -57,11 +57,21 @@ impl Runner<'_> {
                 outcomes.extend(copies);
             }
         }
+        let mut dropped_out = Vec::new();
         for o in outcomes {
             let host = o.host.clone();
             self.apply_outcome(task, o, handler);
             self.remember(pc, &host);
+            if self
+                .hosts
+                .get(&host)
+                .is_some_and(|s| s.failed || s.unreachable)
+            {
+                dropped_out.push(host);
+            }
         }
+        // A host out of the play gives its connection back (room under --max-connections).
+        self.pool.release(&dropped_out).await;
     }
 
     fn apply_outcome(&mut self, task: &Task, o: Outcome, handler: bool) {

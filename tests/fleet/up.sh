@@ -390,6 +390,33 @@ pg_or_edb_one() {
     if [[ $1 == "$EDB_K" ]]; then edb_one "$1"; else pg_one "$1"; fi
 }
 
+# scale_limits TOTAL: make this machine able to run TOTAL hosts (tests/fleet/README.md, "Many
+# hosts"). Processes: one sshd per host, and per open connection up to 2 sshd and a shell on the host
+# side and the ssh master on the client side: 4 per host and room for the rest of the machine.
+# Open files: the sshds inherit this shell's limit (a handful each); the clients (castellan, ssh,
+# the benchmark) are started by the caller, whose `ulimit -n` must cover its connections.
+scale_limits() {
+    local total=$1 want have
+    want=$((total * 4 + 8192))
+    have=$(cat /proc/sys/kernel/pid_max)
+    if ((have < want)); then
+        if { echo "$want" >/proc/sys/kernel/pid_max; } 2>/dev/null; then
+            echo "up.sh: kernel.pid_max $have -> $want for $total hosts" >&2
+        else
+            fleet_die "kernel.pid_max is $have, $total hosts need $want: sysctl -w kernel.pid_max=$want"
+        fi
+    fi
+    have=$(cat /proc/sys/kernel/threads-max)
+    ((have >= want)) || fleet_die "kernel.threads-max is $have, $total hosts need $want: sysctl -w kernel.threads-max=$want"
+    have=$(ulimit -u)
+    [[ $have == unlimited ]] || ((have >= want)) || ulimit -u "$want" 2>/dev/null ||
+        fleet_die "ulimit -u is $have, $total hosts need $want processes of root"
+    want=$((total * 8 + 1024))
+    have=$(ulimit -n)
+    [[ $have == unlimited ]] || ((have >= want)) || ulimit -n "$want" 2>/dev/null ||
+        fleet_die "ulimit -n is $have (hard $(ulimit -Hn)), $total hosts need $want"
+}
+
 if [[ ${1:-} == --start-one ]]; then
     start_one "$2"
     exit
@@ -477,6 +504,7 @@ if ((${#install[@]} > 0)); then
 fi
 mkdir -p /run/sshd
 chmod 0755 /run/sshd
+scale_limits $((N + M + CAP_W + CAP_K))
 
 mkdir -p "$FLEET_DIR/hosts"
 if ((postgres)); then
