@@ -3,7 +3,7 @@
 //! changes the service: `Set-Service -StartupType`, `Start-Service`, `Stop-Service -Force`,
 //! `Restart-Service -Force`, each followed by a wait until the service reaches the state
 //! (`Running`, `Stopped`) within a timeout, so a service that does not come up fails the task
-//! there (and a handler's rollback runs, as on Linux). `reloaded` does not exist for Windows
+//! there, with its state. `reloaded` does not exist for Windows
 //! services (the Service Control Manager has no reload): it is refused with that reason.
 //! `enabled: false` sets the start type to `Manual` (the service can still be started, as a
 //! disabled systemd unit can), `true` to `Automatic`.

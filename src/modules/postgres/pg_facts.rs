@@ -36,6 +36,7 @@ impl Module for PgFacts {
     }
 
     async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
+        crate::modules::services::win_plan::not_on_windows(ctx, "pg_facts")?;
         let t = target::resolve(args, ctx.vars, None)?;
         let req = ExecRequest {
             shell: Some(facts_script(&t)?),
