@@ -4,8 +4,13 @@
 //!
 //! # The mapping
 //!
-//! * `owner` sets the file's owner (`icacls /setowner`, which an administrator may do for any
-//!   account); `group` sets the security descriptor's primary group.
+//! * `owner` sets the file's owner (`icacls /setowner`, which enables the restore privilege an
+//!   administrator needs to give a file to another account); `group` sets the security
+//!   descriptor's primary group. Each part is written on its own (`GetAccessControl('Group')`,
+//!   `GetAccessControl('Access')`: .NET persists only the sections changed), so writing the
+//!   access list never writes the owner back (`Set-Acl` would, and fails for a file owned by a
+//!   service account). The scripts run in Windows PowerShell 5.1 (`powershell.exe`, .NET
+//!   Framework), where `FileInfo.GetAccessControl` exists.
 //! * `mode` replaces the whole access list: inheritance from the directory is removed (the ACL is
 //!   protected, inherited entries are not copied), then one allow entry per class:
 //!   * `SYSTEM` (`S-1-5-18`) and `Administrators` (`S-1-5-32-544`): full control, always (services
@@ -119,13 +124,16 @@ pub fn acl_function(attrs: &Attrs) -> Result<String, AclError> {
     $r = & icacls.exe $t /setowner $o /q 2>&1
     if ($LASTEXITCODE -ne 0) { throw "cannot set the owner of $t to ${o}: $r" }
   }
-  $a = Get-Acl -LiteralPath $t
-  if ($g) { $a.SetGroup([Security.Principal.NTAccount]$g) }
+  $it = Get-Item -LiteralPath $t -Force
+  if ($g) { $gsec = $it.GetAccessControl('Group'); $gsec.SetGroup([Security.Principal.NTAccount]$g); $it.SetAccessControl($gsec) }
 "#,
     );
     if let Some(m) = attrs.mode {
         s.push_str(
-            r#"  $a.SetAccessRuleProtection($true, $false)
+            r#"  $sd = Get-Acl -LiteralPath $t
+  $own = $sd.GetOwner([Security.Principal.SecurityIdentifier]); $grp = $sd.GetGroup([Security.Principal.SecurityIdentifier])
+  $a = $it.GetAccessControl('Access')
+  $a.SetAccessRuleProtection($true, $false)
   foreach ($x in @($a.Access)) { [void]$a.RemoveAccessRule($x) }
   if ($dir) { $inh = [Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit' } else { $inh = [Security.AccessControl.InheritanceFlags]'None' }
   function Add-CastRule($sid, [string]$rights) {
@@ -142,14 +150,11 @@ pub fn acl_function(attrs: &Attrs) -> Result<String, AclError> {
             quote(SID_ADMINISTRATORS)?
         ));
         if let Some(r) = rights(m >> 6) {
-            s.push_str(&format!(
-                "  Add-CastRule $a.GetOwner([Security.Principal.SecurityIdentifier]) {}\n",
-                quote(r)?
-            ));
+            s.push_str(&format!("  Add-CastRule $own {}\n", quote(r)?));
         }
         if let Some(r) = rights(m >> 3) {
             s.push_str(&format!(
-                "  $gs = $a.GetGroup([Security.Principal.SecurityIdentifier])\n  if ($gs) {{ Add-CastRule $gs {} }}\n",
+                "  if ($grp) {{ Add-CastRule $grp {} }}\n",
                 quote(r)?
             ));
         }
@@ -160,8 +165,9 @@ pub fn acl_function(attrs: &Attrs) -> Result<String, AclError> {
                 quote(r)?
             ));
         }
+        s.push_str("  $it.SetAccessControl($a)\n");
     }
-    s.push_str("  Set-Acl -LiteralPath $t -AclObject $a\n}\n");
+    s.push_str("}\n");
     Ok(s)
 }
 
@@ -241,13 +247,14 @@ mod tests {
         assert!(f.contains("$a.SetAccessRuleProtection($true, $false)"));
         assert!(f.contains("SecurityIdentifier('S-1-5-18')) 'FullControl'"));
         assert!(f.contains("SecurityIdentifier('S-1-5-32-544')) 'FullControl'"));
-        assert!(f.contains(
-            "Add-CastRule $a.GetOwner([Security.Principal.SecurityIdentifier]) 'Read, Write'"
-        ));
+        assert!(f.contains("Add-CastRule $own 'Read, Write'"));
+        assert!(f.contains("$a = $it.GetAccessControl('Access')"));
+        assert!(f.contains("$it.SetAccessControl($a)"));
+        assert!(!f.contains("Set-Acl"), "never writes the owner back: {f}");
         assert!(!f.contains("S-1-5-32-545"), "no entry for Users: {f}");
-        assert!(!f.contains("GetGroup"), "no group entry: {f}");
+        assert!(!f.contains("Add-CastRule $grp"), "no group entry: {f}");
         assert_eq!(
-            f.matches("Add-CastRule (").count() + f.matches("Add-CastRule $").count(),
+            f.matches("  Add-CastRule (").count() + f.matches("  Add-CastRule $").count(),
             3
         );
         // Reading that ACL back gives 0600 again.
@@ -276,12 +283,13 @@ mod tests {
         let f = acl_function(&attrs(None, Some("CAST Users"), Some(0o750))).unwrap();
         assert!(f.contains("$o = $null; $g = 'CAST Users'"));
         assert!(f.contains("'FullControl'\n"));
-        assert!(f.contains("if ($gs) { Add-CastRule $gs 'ReadAndExecute' }"));
+        assert!(f.contains("if ($grp) { Add-CastRule $grp 'ReadAndExecute' }"));
+        assert!(f.contains("$gsec = $it.GetAccessControl('Group'); $gsec.SetGroup("));
         assert!(!f.contains("S-1-5-32-545"));
         let f = acl_function(&attrs(Some("svc"), None, None)).unwrap();
         assert!(f.contains("icacls.exe $t /setowner $o /q"));
         assert!(
-            !f.contains("SetAccessRuleProtection"),
+            !f.contains("SetAccessRuleProtection") && !f.contains("SetAccessControl($a)"),
             "no mode: the DACL is kept"
         );
         assert_eq!(
