@@ -22,11 +22,16 @@
 //! * So a key file (`0600`, `0400`: no group or other bits) is readable only by SYSTEM,
 //!   Administrators and its owner, the service account: what PostgreSQL on Windows relies on (it
 //!   skips its key-file mode check there, the ACL is the only protection).
+//! * SYSTEM or Administrators as the owner get the owner bits instead of full control. A group
+//!   that is the owner itself, SYSTEM, Administrators or an "others" account gets no entry of
+//!   its own: its bits cannot be told apart, and read back as the other bits (so `0600`, `0644`,
+//!   `0755` round-trip with any group, `0640` needs a group of its own).
 //! * Reading back, the mode is rebuilt from the allow entries the same way (an entry of the
 //!   owner gives `u`, of the group `g`, of `Users`, `Authenticated Users` or `Everyone` gives
 //!   `o`; `r` when the rights hold `ReadData`, `w` for `WriteData`, `x` for `ExecuteFile`);
-//!   SYSTEM's and Administrators' entries do not count, deny entries are ignored (castellan
-//!   writes none). setuid/setgid/sticky bits do not exist there and are refused.
+//!   SYSTEM's and Administrators' entries do not count unless one is the owner, deny entries
+//!   are ignored (castellan writes none). setuid/setgid/sticky bits do not exist there and are
+//!   refused.
 //! * Without `mode`, the access list is left as it is (a new file inherits its directory's).
 use super::pwsh_quote::{quote, QuoteError};
 use super::Attrs;
@@ -71,22 +76,39 @@ pub struct Ace {
     pub rights: u32,
 }
 
+/// The accounts whose entry stands for "others".
+const OTHERS: [&str; 3] = [SID_USERS, SID_AUTHENTICATED_USERS, SID_EVERYONE];
+
+/// Whether the group gets an entry of its own: not when it is the owner, SYSTEM,
+/// Administrators (which have their own entries) or one of the "others" accounts.
+pub fn group_has_entry(owner_sid: &str, group_sid: &str) -> bool {
+    !group_sid.is_empty()
+        && group_sid != owner_sid
+        && group_sid != SID_SYSTEM
+        && group_sid != SID_ADMINISTRATORS
+        && !OTHERS.contains(&group_sid)
+}
+
 /// The mode an ACL amounts to (see the module documentation).
 pub fn mode_of(owner_sid: &str, group_sid: &str, aces: &[Ace]) -> u32 {
-    let mut mode = 0;
+    let own_group = group_has_entry(owner_sid, group_sid);
+    let (mut u, mut g, mut o) = (0, 0, 0);
     for a in aces.iter().filter(|a| a.allow) {
         let b = bits(a.rights);
         if a.sid == owner_sid {
-            mode |= b << 6;
+            u |= b;
         } else if a.sid == SID_SYSTEM || a.sid == SID_ADMINISTRATORS {
             continue;
-        } else if a.sid == group_sid {
-            mode |= b << 3;
-        } else if [SID_USERS, SID_AUTHENTICATED_USERS, SID_EVERYONE].contains(&a.sid.as_str()) {
-            mode |= b;
+        } else if own_group && a.sid == group_sid {
+            g |= b;
+        } else if OTHERS.contains(&a.sid.as_str()) {
+            o |= b;
         }
     }
-    mode
+    if !own_group {
+        g = o;
+    }
+    (u << 6) | (g << 3) | o
 }
 
 /// Why attributes cannot be set on Windows.
@@ -142,11 +164,8 @@ pub fn acl_function(attrs: &Attrs) -> Result<String, AclError> {
 "#,
         );
         s.push_str(&format!(
-            "  Add-CastRule (New-Object Security.Principal.SecurityIdentifier({})) 'FullControl'\n",
-            quote(SID_SYSTEM)?
-        ));
-        s.push_str(&format!(
-            "  Add-CastRule (New-Object Security.Principal.SecurityIdentifier({})) 'FullControl'\n",
+            "  foreach ($x in @({}, {})) {{ if ($x -ne $own.Value) {{ Add-CastRule (New-Object Security.Principal.SecurityIdentifier($x)) 'FullControl' }} }}\n",
+            quote(SID_SYSTEM)?,
             quote(SID_ADMINISTRATORS)?
         ));
         if let Some(r) = rights(m >> 6) {
@@ -154,7 +173,13 @@ pub fn acl_function(attrs: &Attrs) -> Result<String, AclError> {
         }
         if let Some(r) = rights(m >> 3) {
             s.push_str(&format!(
-                "  if ($grp) {{ Add-CastRule $grp {} }}\n",
+                "  if ($grp -and $grp.Value -notin @({}, {}, {}, {}, {}, {})) {{ Add-CastRule $grp {} }}\n",
+                "$own.Value",
+                quote(SID_SYSTEM)?,
+                quote(SID_ADMINISTRATORS)?,
+                quote(SID_USERS)?,
+                quote(SID_AUTHENTICATED_USERS)?,
+                quote(SID_EVERYONE)?,
                 quote(r)?
             ));
         }
@@ -245,8 +270,7 @@ mod tests {
         .unwrap();
         assert!(f.contains("$o = 'NT SERVICE\\CASTStorageService4'; $g = $null"));
         assert!(f.contains("$a.SetAccessRuleProtection($true, $false)"));
-        assert!(f.contains("SecurityIdentifier('S-1-5-18')) 'FullControl'"));
-        assert!(f.contains("SecurityIdentifier('S-1-5-32-544')) 'FullControl'"));
+        assert!(f.contains("foreach ($x in @('S-1-5-18', 'S-1-5-32-544')) { if ($x -ne $own.Value) { Add-CastRule (New-Object Security.Principal.SecurityIdentifier($x)) 'FullControl' } }"));
         assert!(f.contains("Add-CastRule $own 'Read, Write'"));
         assert!(f.contains("$a = $it.GetAccessControl('Access')"));
         assert!(f.contains("$it.SetAccessControl($a)"));
@@ -254,8 +278,8 @@ mod tests {
         assert!(!f.contains("S-1-5-32-545"), "no entry for Users: {f}");
         assert!(!f.contains("Add-CastRule $grp"), "no group entry: {f}");
         assert_eq!(
-            f.matches("  Add-CastRule (").count() + f.matches("  Add-CastRule $").count(),
-            3
+            f.matches("Add-CastRule (").count() + f.matches("Add-CastRule $").count(),
+            2
         );
         // Reading that ACL back gives 0600 again.
         let aces = [
@@ -279,13 +303,71 @@ mod tests {
     }
 
     #[test]
+    fn a_group_without_an_entry_reads_as_the_other_bits() {
+        let full = 0x1f01ff;
+        // Owner SYSTEM (gets its bits, not full control), group SYSTEM too: 0644 and 0600.
+        for (m, users) in [(0o644u32, Some("Read")), (0o600, None)] {
+            let mut aces = vec![
+                Ace {
+                    sid: SID_SYSTEM.into(),
+                    allow: true,
+                    rights: value(rights(m >> 6).unwrap()),
+                },
+                Ace {
+                    sid: SID_ADMINISTRATORS.into(),
+                    allow: true,
+                    rights: full,
+                },
+            ];
+            if let Some(r) = users {
+                aces.push(Ace {
+                    sid: SID_USERS.into(),
+                    allow: true,
+                    rights: value(r),
+                });
+            }
+            assert_eq!(mode_of(SID_SYSTEM, SID_SYSTEM, &aces), m, "{m:o}");
+            assert_eq!(mode_of(SID_SYSTEM, SID_ADMINISTRATORS, &aces), m, "{m:o}");
+        }
+        // Owner Administrators, group Administrators, a directory 0755.
+        let aces = [
+            Ace {
+                sid: SID_SYSTEM.into(),
+                allow: true,
+                rights: full,
+            },
+            Ace {
+                sid: SID_ADMINISTRATORS.into(),
+                allow: true,
+                rights: full,
+            },
+            Ace {
+                sid: SID_USERS.into(),
+                allow: true,
+                rights: value("ReadAndExecute"),
+            },
+        ];
+        assert_eq!(
+            mode_of(SID_ADMINISTRATORS, SID_ADMINISTRATORS, &aces),
+            0o755
+        );
+        assert!(group_has_entry("S-1-5-21-1", "S-1-5-21-2"));
+        for g in ["S-1-5-21-1", SID_SYSTEM, SID_ADMINISTRATORS, SID_USERS, ""] {
+            assert!(!group_has_entry("S-1-5-21-1", g), "{g}");
+        }
+    }
+
+    #[test]
     fn mode_0755_and_group_and_no_mode() {
         let f = acl_function(&attrs(None, Some("CAST Users"), Some(0o750))).unwrap();
         assert!(f.contains("$o = $null; $g = 'CAST Users'"));
         assert!(f.contains("'FullControl'\n"));
-        assert!(f.contains("if ($grp) { Add-CastRule $grp 'ReadAndExecute' }"));
+        assert!(f.contains("if ($grp -and $grp.Value -notin @($own.Value, 'S-1-5-18', 'S-1-5-32-544', 'S-1-5-32-545', 'S-1-5-11', 'S-1-1-0')) { Add-CastRule $grp 'ReadAndExecute' }"));
         assert!(f.contains("$gsec = $it.GetAccessControl('Group'); $gsec.SetGroup("));
-        assert!(!f.contains("S-1-5-32-545"));
+        assert!(
+            !f.contains("SecurityIdentifier('S-1-5-32-545'))"),
+            "no entry for Users: {f}"
+        );
         let f = acl_function(&attrs(Some("svc"), None, None)).unwrap();
         assert!(f.contains("icacls.exe $t /setowner $o /q"));
         assert!(
