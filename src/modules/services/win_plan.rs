@@ -18,20 +18,6 @@ pub fn is_windows(ctx: &ModuleCtx<'_>) -> bool {
     )
 }
 
-/// The failure of a module that has no Windows implementation yet, on a Windows host.
-pub fn not_on_windows(ctx: &ModuleCtx<'_>, module: &str) -> Result<(), ModuleError> {
-    if is_windows(ctx) {
-        return Err(ModuleError::failed(format!(
-            "{module} has no Windows implementation yet: {} is a Windows host \
-             (ansible_shell_type); files, ACLs, service and win_environment work there, \
-             PostgreSQL discovery and control (pg_facts, pg_service) do not (README, \
-             \"Windows targets\")",
-            ctx.inventory_hostname
-        )));
-    }
-    Ok(())
-}
-
 /// The deferred steps of the changes.
 pub fn cmds(name: &str, changes: &[Change], timeout_s: u64) -> Result<Vec<Cmd>, ModuleError> {
     changes
