@@ -3,14 +3,18 @@
 //! offers nothing else) and returns [`Op`]s and deferred actions, which the engine applies
 //! through [`Connection::apply`] and runs with [`Connection::exec`]. Every operation is one round
 //! trip on a remote connection.
+pub mod acl;
 pub mod backup;
 pub mod children;
 pub mod local;
 pub mod op;
+pub mod powershell;
+pub mod pwsh_quote;
 pub mod quote;
 pub mod ssh;
 pub mod ssh_script;
 pub mod stdin_script;
+pub mod windows;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};

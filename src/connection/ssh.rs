@@ -607,6 +607,17 @@ impl SshConnection {
         }
     }
 
+    /// One command line as it is, on a channel of the master (Windows hosts run their fixed
+    /// PowerShell bootstrap through it: [`super::windows`]).
+    pub async fn run_line(
+        &self,
+        line: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, ConnError> {
+        let m = self.inner.master().await?;
+        self.inner.raw(&m, line, stdin).await
+    }
+
     /// The local pid of the running master, if one runs.
     pub async fn master_pid(&self) -> Option<u32> {
         match &*self.inner.state.lock().await {

@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 use tokio::sync::{Mutex, Notify, OnceCell};
 
 use crate::connection::local::LocalConnection;
+use crate::connection::powershell::Flavour;
 use crate::connection::ssh::{SshConnection, SshParams};
+use crate::connection::windows::WindowsConnection;
 use crate::connection::{is_local, ConnError, Connection};
 
 /// A host's connection, filled by the first task that needs it.
@@ -236,8 +238,13 @@ impl Pool {
         }
         let mut params = SshParams::from_vars(name, vars).map_err(ConnError::Unreachable)?;
         params.accept_new_host_keys |= self.accept_new_host_keys;
+        // `ansible_shell_type: powershell|cmd`: a Windows host, PowerShell scripts on the same SSH.
+        let windows = Flavour::from_vars(vars).map_err(ConnError::Unreachable)?;
         let conn = SshConnection::connect(params).await?;
-        Ok(Arc::new(conn))
+        Ok(match windows {
+            Some(flavour) => Arc::new(WindowsConnection::new(conn, flavour)),
+            None => Arc::new(conn),
+        })
     }
 
     /// Close every connection (SSH masters and their control sockets).

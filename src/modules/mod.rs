@@ -23,6 +23,7 @@ pub mod reader;
 pub mod registry;
 pub mod services;
 pub mod wait;
+pub mod windows;
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
 //! Module names, including fully qualified ones (`ansible.builtin.copy`).
-use super::{commands, control, files, packages, pki, postgres, services, wait, Module};
+use super::{commands, control, files, packages, pki, postgres, services, wait, windows, Module};
 
 static MODULES: &[&dyn Module] = &[
     &files::copy::Copy,
@@ -33,6 +33,7 @@ static MODULES: &[&dyn Module] = &[
     &packages::dnf::Dnf,
     &packages::yum::Yum,
     &services::service::Service,
+    &windows::win_environment::WinEnvironment,
     &services::systemd::Systemd,
     &wait::wait_for::WaitFor,
     &postgres::patroni_config::PatroniConfig,
@@ -43,11 +44,12 @@ const PREFIXES: &[&str] = &[
     "ansible.builtin.",
     "ansible.legacy.",
     "community.general.",
+    "ansible.windows.",
     "castellan.",
 ];
 
 /// Other names of modules (Ansible's redirects): alias -> module name.
-const ALIASES: &[(&str, &str)] = &[("systemd_service", "systemd")];
+const ALIASES: &[(&str, &str)] = &[("systemd_service", "systemd"), ("win_service", "service")];
 
 /// Find a module by its short or fully qualified name, or an alias of one.
 pub fn lookup(name: &str) -> Option<&'static dyn Module> {

@@ -1,8 +1,9 @@
 //! What castellan knows about the operating system of a target, without a task: package
 //! managers (dpkg/apt, rpm/dnf/yum: the read-only query scripts, their answers, the command
 //! lines that change things, and each family's version order), service managers (systemctl,
-//! SysV init scripts) and TCP listeners (`/proc/net`). Everything here builds POSIX `sh` text or
-//! parses a program's output: no host, no task arguments (those live in `src/modules/`), so each
+//! SysV init scripts; Windows services and machine environment variables, in PowerShell) and TCP
+//! listeners (`/proc/net`). Everything here builds POSIX `sh` (or PowerShell) text or parses a
+//! program's output: no host, no task arguments (those live in `src/modules/`), so each
 //! file is tested on strings.
 pub mod deb_version;
 pub mod dpkg;
@@ -11,6 +12,8 @@ pub mod rpm;
 pub mod rpm_version;
 pub mod systemctl;
 pub mod sysv;
+pub mod win_env;
+pub mod win_service;
 
 use crate::connection::quote::quote_str;
 

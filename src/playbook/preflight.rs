@@ -37,8 +37,9 @@ pub struct Preflight<'a> {
 const CONNECTIONS: [&str; 4] = ["ssh", "smart", "paramiko", "local"];
 
 /// The variables that decide how a host is reached and how tasks become another user.
-const CONNECTION_VARS: [&str; 18] = [
+const CONNECTION_VARS: [&str; 19] = [
     "ansible_connection",
+    "ansible_shell_type",
     "ansible_host",
     "ansible_ssh_host",
     "ansible_port",
@@ -288,6 +289,8 @@ fn check_connection(
         }
     }
     if !is_local(name, &vars) {
+        crate::connection::powershell::Flavour::from_vars(&vars)
+            .map_err(|m| host_err("ansible_shell_type", m))?;
         let params =
             SshParams::from_vars_checked(name, &vars).map_err(|e| host_err(&e.var, e.msg))?;
         if let Some(key) = &params.private_key {

@@ -9,3 +9,4 @@ pub mod patroni;
 pub mod service;
 pub mod target;
 pub mod verify;
+pub mod win_scripts;

@@ -56,7 +56,10 @@ pub const HOLDERS: &[Holder] = &[
         when: Some("cast_ssl_mode != 'require'"),
         defaults: &[
             ("cast_ssl_mode", "verify-full"),
-            ("cast_ssl_dir", "/etc/cast-imaging/ssl"),
+            (
+                "cast_ssl_dir",
+                "{% if ansible_shell_type | default(value='sh') in ['powershell', 'cmd'] %}C:\\CAST\\ssl{% else %}/etc/cast-imaging/ssl{% endif %}",
+            ),
             ("cast_client_crt", "{{ cast_ssl_dir }}/client.crt"),
             ("cast_db_user", "operator"),
             (

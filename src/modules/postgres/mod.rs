@@ -7,4 +7,5 @@ pub mod pg_facts;
 pub mod pg_hba;
 pub mod pg_service;
 pub mod pg_verify;
+pub mod pg_win;
 pub mod target;

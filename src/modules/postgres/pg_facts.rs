@@ -36,6 +36,9 @@ impl Module for PgFacts {
     }
 
     async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
+        if crate::modules::services::win_plan::is_windows(ctx) {
+            return super::pg_win::facts_plan(ctx, args).await;
+        }
         let t = target::resolve(args, ctx.vars, None)?;
         let req = ExecRequest {
             shell: Some(facts_script(&t)?),

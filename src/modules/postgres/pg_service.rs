@@ -286,6 +286,9 @@ impl Module for PgService {
     }
 
     async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
+        if crate::modules::services::win_plan::is_windows(ctx) {
+            return super::pg_win::service_plan(ctx, args);
+        }
         let facts = ctx.vars.get("pg_facts").cloned().filter(Value::is_object);
         let svc_value = args
             .get("service")

@@ -7,6 +7,7 @@ pub mod service;
 pub mod systemd;
 pub mod systemd_plan;
 pub mod sysv_plan;
+pub mod win_plan;
 
 use crate::modules::Args;
 

@@ -21,6 +21,13 @@ pub enum Cmd {
     },
     /// Wait between a stop and a start (`service`'s `sleep`).
     Sleep(u64),
+    /// A script for the host's shell (PowerShell on a Windows host), sent over stdin.
+    Script {
+        shell: String,
+        /// What the log shows for it.
+        label: String,
+        fail: String,
+    },
 }
 
 impl Cmd {
@@ -42,7 +49,7 @@ impl Cmd {
     }
 
     fn counts(&self) -> bool {
-        matches!(self, Cmd::Run { counts: true, .. })
+        matches!(self, Cmd::Run { counts: true, .. } | Cmd::Script { .. })
     }
 }
 
@@ -70,6 +77,7 @@ impl Action for ServiceRun {
             .map(|c| match c {
                 Cmd::Run { argv, .. } => argv.join(" "),
                 Cmd::Sleep(s) => format!("sleep {s}"),
+                Cmd::Script { label, .. } => label.clone(),
             })
             .collect::<Vec<_>>()
             .join("; ")
@@ -85,17 +93,29 @@ impl Action for ServiceRun {
 
     async fn run(&self, ctx: &ActionCtx<'_>) -> Result<ActionOutput, ModuleError> {
         for c in &self.cmds {
-            let (argv, fail) = match c {
+            let (req, fail) = match c {
                 Cmd::Sleep(s) => {
                     tokio::time::sleep(Duration::from_secs(*s)).await;
                     continue;
                 }
-                Cmd::Run { argv, fail, .. } => (argv, fail),
+                Cmd::Run { argv, fail, .. } => (
+                    ExecRequest {
+                        argv: argv.clone(),
+                        ..ExecRequest::default()
+                    },
+                    fail,
+                ),
+                Cmd::Script { shell, fail, .. } => (
+                    ExecRequest {
+                        shell: Some(shell.clone()),
+                        ..ExecRequest::default()
+                    },
+                    fail,
+                ),
             };
             let req = ExecRequest {
-                argv: argv.clone(),
                 become_user: ctx.become_user.map(str::to_string),
-                ..ExecRequest::default()
+                ..req
             };
             let out = ctx.conn.exec(&req).await?;
             if out.rc != 0 {

@@ -3,11 +3,13 @@
 //! when the inventory sets it, else systemd when the host runs it (`/run/systemd/system` is a
 //! directory) and SysV init scripts otherwise; `use: systemd|sysvinit|service` names one
 //! (`service` is the generic SysV path). On systemd, `sleep` and `arguments` are not used
-//! (Ansible ignores them there too).
+//! (Ansible ignores them there too). On a Windows host (`ansible_shell_type: powershell|cmd`)
+//! it is Ansible's `win_service` ([`win_plan`]).
 use async_trait::async_trait;
 
 use super::systemd_plan::{self, SystemdReq};
 use super::sysv_plan::{self, SysvReq};
+use super::win_plan;
 use super::{SvcState, STATES};
 use crate::connection::{FileKind, Want};
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
@@ -44,6 +46,9 @@ impl Module for Service {
         let name = args.req("name")?;
         let state = SvcState::of(args);
         let enabled = args.has("enabled").then(|| args.bool("enabled", false));
+        if win_plan::is_windows(ctx) {
+            return win_plan::plan(ctx, &name, state, enabled).await;
+        }
         let systemd = match args.str("use").unwrap_or("auto") {
             "systemd" => true,
             "sysvinit" | "service" => false,

@@ -130,7 +130,7 @@ mod tests {
             .iter()
             .filter_map(|c| match c {
                 Cmd::Run { argv, .. } => Some(argv[argv.len() - 2].clone()),
-                Cmd::Sleep(_) => None,
+                Cmd::Sleep(_) | Cmd::Script { .. } => None,
             })
             .collect()
     }

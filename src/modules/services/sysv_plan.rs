@@ -124,6 +124,7 @@ mod tests {
             .map(|c| match c {
                 Cmd::Run { argv, .. } => argv.join(" "),
                 Cmd::Sleep(s) => format!("sleep {s}"),
+                Cmd::Script { label, .. } => label.clone(),
             })
             .collect()
     }
