@@ -2,14 +2,17 @@
 //! through [`Connection::stat`] and [`Connection::query`] (behind `modules::HostReader`, which
 //! offers nothing else) and returns [`Op`]s and deferred actions, which the engine applies
 //! through [`Connection::apply`] and runs with [`Connection::exec`]. Every operation is one round
-//! trip on a remote connection.
+//! trip on a remote connection (one request in a persistent remote shell over SSH, see
+//! [`session`]).
 pub mod backup;
 pub mod children;
 pub mod local;
 pub mod op;
 pub mod quote;
+pub mod session;
 pub mod ssh;
 pub mod ssh_script;
+pub mod ssh_session;
 pub mod stdin_script;
 
 use async_trait::async_trait;
