@@ -20,8 +20,12 @@
 //!
 //! The loop reads the header with `read` (a shell reads a pipe a byte at a time) and the script
 //! with `head -c` (GNU coreutils reads no further than asked), and checks the nonce at its end:
-//! a stream cut short never runs a partial script (the loop exits instead). The script runs in a
-//! subshell with the login umask and none of the loop's variables; its stdin is `/dev/null`, or
+//! a stream cut short never runs a partial script (the loop exits instead). The script runs as
+//! `/bin/sh -c SCRIPT` in a process of its own (its own `$$`, the login umask, none of the loop's
+//! variables), exactly the command line a channel of its own would run: a file script's text (paths,
+//! never content) shows in `ps` as it always did, and a command's text does not, since commands
+//! send the fixed [`super::stdin_script::BOOTSTRAP`] with the text framed in their input. A command
+//! killed by a signal exits 128 + the signal's number, as in any shell. Its stdin is `/dev/null`, or
 //! a pipe from `head -c M` drained to the end after the script exits, so no script can read (or
 //! leave unread) bytes of the session's own stream. Its stdout and stderr go to files in a
 //! private `mktemp -d` directory (umask 077, emptied after each reply, removed when the loop
@@ -59,9 +63,7 @@ IFS= read -r __castellan_h || exit 1
 case $__castellan_h in ''|*[!0-9a-f]*) exit 1 ;; esac
 printf '\ncastellan-session-ready %s %s\n' "$__castellan_h" "$$"
 __castellan_run() {
-  ( umask "$__castellan_u"
-    eval "unset -f __castellan_run; unset __castellan_n __castellan_i __castellan_e __castellan_s __castellan_t __castellan_u __castellan_h __castellan_r __castellan_o __castellan_x
-$__castellan_s" )
+  ( umask "$__castellan_u"; exec /bin/sh -c "$__castellan_s" )
 }
 while IFS=' ' read -r __castellan_n __castellan_i __castellan_e; do
   case $__castellan_n:$__castellan_i:$__castellan_e in
@@ -411,6 +413,9 @@ mod tests {
                 format!("[]\n{}\n", cwd.display()).as_bytes(),
                 "{sh}"
             );
+            // `$$` is the script's own shell: killing it ends the request, not the session.
+            let o = s.call("kill -9 $$", None).await.unwrap();
+            assert_eq!(o.rc, 137, "{sh}");
             // A syntax error fails the request, not the session.
             let o = s.call("if then", None).await.unwrap();
             assert_ne!(o.rc, 0, "{sh}");
