@@ -236,16 +236,32 @@ async fn a_heavy_rc_is_paid_once_per_host_in_a_play() {
 "#,
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_castellan"))
-        .args([
-            "playbook",
-            play.to_str().unwrap(),
-            "-i",
-            &f.inventory(),
-            "-v",
-        ])
-        .output()
-        .unwrap();
+    let play_run = |sessions: &str| {
+        Command::new(env!("CARGO_BIN_EXE_castellan"))
+            .args([
+                "playbook",
+                play.to_str().unwrap(),
+                "-i",
+                &f.inventory(),
+                "-v",
+            ])
+            .env("CASTELLAN_SSH_SESSIONS", sessions)
+            .output()
+            .unwrap()
+    };
+    // Without sessions (CASTELLAN_SSH_SESSIONS=off), the rc runs for every operation.
+    let out = play_run("off");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for k in [3, 4] {
+        let n = rc_runs(k);
+        assert!(n >= 10, "db{k}: the rc ran only {n} times without sessions");
+        let _ = fs::remove_file(counter(k));
+    }
+    let out = play_run("on");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

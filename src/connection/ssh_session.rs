@@ -29,6 +29,18 @@ const KEEP_STDERR: usize = 4096;
 
 static VERBOSITY: AtomicU8 = AtomicU8::new(0);
 
+/// The environment variable that turns the sessions off (`off`, `0`, `no`, `false`): every
+/// operation on a channel of its own, as before sessions existed (a way out, and the baseline
+/// of `benches/fleet.sh`).
+pub const SESSIONS_ENV: &str = "CASTELLAN_SSH_SESSIONS";
+
+fn sessions_off() -> bool {
+    std::env::var(SESSIONS_ENV)
+        .ok()
+        .and_then(|v| crate::boolean::parse(&v))
+        == Some(false)
+}
+
 /// `-v` count of the run: at 1 and above, why a session was replaced or not used is printed.
 pub fn set_verbosity(v: u8) {
     VERBOSITY.store(v, Ordering::Relaxed);
@@ -143,6 +155,9 @@ impl Sessions {
         script: &str,
         input: Option<&[u8]>,
     ) -> Served {
+        if sessions_off() {
+            return Served::Fallback;
+        }
         let slot = self.slot(as_user.map(|(u, _)| u));
         let mut g = slot.lock().await;
         let who = as_user.map_or(String::new(), |(u, _)| format!(" (as {u})"));
