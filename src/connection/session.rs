@@ -19,7 +19,8 @@
 //! ```
 //!
 //! The loop reads the header with `read` (a shell reads a pipe a byte at a time) and the script
-//! with `head -c` (GNU coreutils reads no further than asked), and checks the nonce at its end:
+//! with `head -c` (GNU coreutils reads no further than asked; the nonce at the end keeps a
+//! command substitution from eating trailing newlines), and checks the nonce at its end:
 //! a stream cut short never runs a partial script (the loop exits instead). The script runs as
 //! `/bin/sh -c SCRIPT` in a process of its own (its own `$$`, the login umask, none of the loop's
 //! variables), exactly the command line a channel of its own would run: a file script's text (paths,
@@ -69,8 +70,7 @@ while IFS=' ' read -r __castellan_n __castellan_i __castellan_e; do
   case $__castellan_n:$__castellan_i:$__castellan_e in
     *[!0-9a-f:]*|:*|*::*|*:) exit 1 ;;
   esac
-  __castellan_s=$(head -c "$__castellan_n"; printf x) || exit 1
-  __castellan_s=${__castellan_s%x}
+  __castellan_s=$(head -c "$__castellan_n") || exit 1
   case $__castellan_s in
     *"$__castellan_e") __castellan_s=${__castellan_s%"$__castellan_e"} ;;
     *) exit 1 ;;
@@ -87,12 +87,15 @@ while IFS=' ' read -r __castellan_n __castellan_i __castellan_e; do
     __castellan_run </dev/null >"$__castellan_t/o" 2>"$__castellan_t/e"
   fi
   __castellan_r=$?
-  __castellan_o=$(wc -c <"$__castellan_t/o") || exit 1
-  __castellan_x=$(wc -c <"$__castellan_t/e") || exit 1
-  printf 'castellan-reply %s %s %s %s\n' "$__castellan_e" "$__castellan_r" $__castellan_o $__castellan_x
-  cat -- "$__castellan_t/o" "$__castellan_t/e" || exit 1
-  : >"$__castellan_t/o"
-  : >"$__castellan_t/e"
+  if [ -s "$__castellan_t/o" ] || [ -s "$__castellan_t/e" ]; then
+    __castellan_o=$(stat -c %s -- "$__castellan_t/o" "$__castellan_t/e") || exit 1
+    printf 'castellan-reply %s %s %s %s\n' "$__castellan_e" "$__castellan_r" $__castellan_o
+    cat -- "$__castellan_t/o" "$__castellan_t/e" || exit 1
+    : >"$__castellan_t/o"
+    : >"$__castellan_t/e"
+  else
+    printf 'castellan-reply %s %s 0 0\n' "$__castellan_e" "$__castellan_r"
+  fi
 done
 "#;
 
