@@ -27,7 +27,7 @@ use openssh::{Session, Stdio};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, OnceCell, RwLock, Semaphore};
 
-use super::ssh_session::{Served, Sessions, Via};
+use super::ssh_session::{is_channel_refused, Served, Sessions, Via};
 
 use super::ssh_script::{self, BecomeMethod, RemoteUser};
 use super::stdin_script;
@@ -1041,12 +1041,6 @@ impl Connection for SshConnection {
     async fn close(&self) {
         self.inner.close().await;
     }
-}
-
-/// sshd refused to open one more session on the connection (`MaxSessions` reached for a moment).
-pub(super) fn is_channel_refused(e: &openssh::Error) -> bool {
-    let text = format!("{e} {e:?}");
-    text.contains("Session open refused") || text.contains("open failed")
 }
 
 #[cfg(test)]

@@ -225,6 +225,12 @@ impl Sessions {
     }
 }
 
+/// sshd refused to open one more session on the connection (`MaxSessions` reached for a moment).
+pub(super) fn is_channel_refused(e: &openssh::Error) -> bool {
+    let text = format!("{e} {e:?}");
+    text.contains("Session open refused") || text.contains("open failed")
+}
+
 /// Start the loop of `as_user` on the master and wait for its greeting.
 async fn start(
     via: &Via<'_>,
@@ -243,7 +249,7 @@ async fn start(
             .stderr(Stdio::piped());
         match cmd.spawn().await {
             Ok(c) => break c,
-            Err(e) if attempt < 50 && super::ssh::is_channel_refused(&e) => {
+            Err(e) if attempt < 50 && is_channel_refused(&e) => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt.min(20)))).await;
             }
