@@ -928,7 +928,14 @@ impl Inner {
             ready_within: self.params.connect_timeout.max(Duration::from_secs(10)),
         };
         match self.sessions.run(&via, as_user, body, stdin).await {
-            Served::Done(out) => return Ok(out),
+            Served::Done(out) => {
+                // A command killed by a signal may be the host going down (its sessions are
+                // killed with it): the loop can still answer for a moment. A new channel tells.
+                if out.rc > 128 && !self.alive(m).await {
+                    return Err(self.lost(&m.exited().unwrap_or_else(|| "no answer".into())));
+                }
+                return Ok(out);
+            }
             Served::Interrupted => return Err(interrupted()),
             Served::Lost(why) => return Err(self.session_lost(m, &why).await),
             Served::Fallback => {}
