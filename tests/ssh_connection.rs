@@ -266,12 +266,15 @@ async fn secret_never_appears_in_process_arguments() {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = Arc::clone(&stop);
+    let done = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let done2 = Arc::clone(&done);
     let needle = marker.clone().into_bytes();
     let scanner = std::thread::spawn(move || {
         let mut scans = 0u32;
         let mut hits = HashSet::new();
         while !stop2.load(Ordering::Relaxed) {
             scans += 1;
+            done2.store(scans, Ordering::Relaxed);
             for e in fs::read_dir("/proc").unwrap().flatten() {
                 if let Ok(cmd) = fs::read(e.path().join("cmdline")) {
                     if cmd.windows(needle.len()).any(|w| w == needle.as_slice()) {
@@ -285,7 +288,11 @@ async fn secret_never_appears_in_process_arguments() {
         (scans, hits)
     });
     let dest = d.join("big.key");
-    for _ in 0..3 {
+    // At least 3 writes, and more while the scanner has not gone through /proc 3 times (a
+    // loaded machine scans slowly; the persistent session writes fast).
+    let mut writes = 0;
+    while writes < 3 || (done.load(Ordering::Relaxed) < 4 && writes < 50) {
+        writes += 1;
         c.apply(
             &Op::Write {
                 path: s(&dest).into(),
@@ -508,16 +515,18 @@ async fn unknown_host_key_is_unreachable_with_advice() {
 async fn a_command_killed_by_a_signal_fails_and_the_host_stays_reachable() {
     let f = fleet();
     let c = SshConnection::new(f.params(3));
-    let err = c
+    // On a channel of its own, ssh reports the signal; in the persistent session, the shell
+    // that ran the command reports 128 + SIGKILL, as any shell does.
+    let res = c
         .exec(&ExecRequest {
             shell: Some("kill -9 $$".into()),
             ..ExecRequest::default()
         })
-        .await
-        .unwrap_err();
+        .await;
     assert!(
-        matches!(&err, ConnError::Failed(m) if m.contains("terminated by a signal")),
-        "{err:?}"
+        matches!(&res, Err(ConnError::Failed(m)) if m.contains("terminated by a signal"))
+            || matches!(&res, Ok(out) if out.rc == 137),
+        "{res:?}"
     );
     let out = c.exec(&argv(&["echo", "still here"])).await.unwrap();
     assert_eq!(out.stdout, b"still here\n");

@@ -98,6 +98,7 @@ pub fn run(args: PlaybookArgs) -> Result<i32> {
         }
         return Ok(intr.exit_code().unwrap_or(0));
     }
+    crate::connection::ssh_session::set_verbosity(args.verbose);
     let opts = RunOptions {
         check: args.check,
         diff: args.diff,

@@ -2,7 +2,8 @@
 //! through [`Connection::stat`] and [`Connection::query`] (behind `modules::HostReader`, which
 //! offers nothing else) and returns [`Op`]s and deferred actions, which the engine applies
 //! through [`Connection::apply`] and runs with [`Connection::exec`]. Every operation is one round
-//! trip on a remote connection.
+//! trip on a remote connection (one request in a persistent remote shell over SSH, see
+//! [`session`]).
 pub mod acl;
 pub mod backup;
 pub mod children;
@@ -11,8 +12,10 @@ pub mod op;
 pub mod powershell;
 pub mod pwsh_quote;
 pub mod quote;
+pub mod session;
 pub mod ssh;
 pub mod ssh_script;
+pub mod ssh_session;
 pub mod stdin_script;
 pub mod windows;
 

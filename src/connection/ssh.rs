@@ -10,8 +10,9 @@
 //!   `StrictHostKeyChecking=accept-new`, but only together with a known_hosts file of our own
 //!   (`castellan_known_hosts`): the user's `~/.ssh/known_hosts` is never written unasked, and
 //!   `UpdateHostKeys=no` stops ssh from adding the other host key types a server offers.
-//! * The remote scripts live in [`super::ssh_script`]; at most [`MAX_CHANNELS`] run at once per host
-//!   (sshd's `MaxSessions` defaults to 10).
+//! * The remote scripts live in [`super::ssh_script`]; they run in the persistent session of their
+//!   user ([`super::ssh_session`]), else one channel each; at most [`MAX_CHANNELS`] channels (the
+//!   sessions' included) are open at once per host (sshd's `MaxSessions` defaults to 10).
 //! * A master that dies (host killed, network gone) makes every later call return
 //!   [`ConnError::Unreachable`] at once; `ServerAliveInterval` bounds a silent network loss.
 use std::ffi::OsString;
@@ -25,6 +26,8 @@ use async_trait::async_trait;
 use openssh::{Session, Stdio};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, OnceCell, RwLock, Semaphore};
+
+use super::ssh_session::{is_channel_refused, Served, Sessions, Via};
 
 use super::ssh_script::{self, BecomeMethod, RemoteUser};
 use super::stdin_script;
@@ -384,7 +387,7 @@ fn read_log(path: &Path) -> String {
 
 /// A running ControlMaster.
 struct Master {
-    session: Session,
+    session: Arc<Session>,
     child: StdMutex<tokio::process::Child>,
     dir: StdMutex<Option<tempfile::TempDir>>,
     ctl: PathBuf,
@@ -463,7 +466,7 @@ impl Master {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(20));
         }
-        let session = Session::resume_mux(ctl.clone().into_boxed_path(), None);
+        let session = Arc::new(Session::resume_mux(ctl.clone().into_boxed_path(), None));
         Ok(Master {
             session,
             child: StdMutex::new(child),
@@ -525,7 +528,8 @@ enum State {
 struct Inner {
     params: SshParams,
     state: Mutex<State>,
-    channels: Semaphore,
+    channels: Arc<Semaphore>,
+    sessions: Sessions,
     whoami: OnceCell<RemoteUser>,
     /// Set by an interrupt: no new channel opens. A channel being opened holds it for reading
     /// until the remote command has started, so the sweep that follows sees it.
@@ -577,7 +581,8 @@ impl SshConnection {
         let inner = Arc::new(Inner {
             params,
             state: Mutex::new(State::Idle),
-            channels: Semaphore::new(MAX_CHANNELS),
+            channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
+            sessions: Sessions::default(),
             whoami: OnceCell::new(),
             closing: RwLock::new(false),
             became: StdMutex::new(Vec::new()),
@@ -616,6 +621,11 @@ impl SshConnection {
     ) -> Result<ExecOutput, ConnError> {
         let m = self.inner.master().await?;
         self.inner.raw(&m, line, stdin).await
+    }
+
+    /// The pids (on the host) of the persistent sessions' shells now running.
+    pub async fn session_pids(&self) -> Vec<u32> {
+        self.inner.sessions.pids().await
     }
 
     /// The local pid of the running master, if one runs.
@@ -686,6 +696,7 @@ impl Inner {
 
     async fn close(&self) {
         let old = std::mem::replace(&mut *self.state.lock().await, State::Closed);
+        self.sessions.clear();
         if let State::Up(m) = old {
             m.shutdown().await;
         }
@@ -862,9 +873,9 @@ impl Inner {
             let who = self
                 .whoami
                 .get_or_try_init(|| async {
-                    let line = ssh_script::command_line(ssh_script::WHOAMI_SCRIPT, None)
-                        .map_err(quote_err)?;
-                    let out = self.raw(&m, &line, None).await?;
+                    let out = self
+                        .call(&m, "/bin/sh", ssh_script::WHOAMI_SCRIPT, None, None)
+                        .await?;
                     RemoteUser::parse(&String::from_utf8_lossy(&out.stdout)).ok_or_else(|| {
                         ConnError::Failed(format!(
                             "cannot tell the login user on {}: {}",
@@ -882,9 +893,9 @@ impl Inner {
                 }
             }
         }
-        let line = ssh_script::command_line_in(shell, script, as_user.map(|(u, m, _)| (u, m)))
-            .map_err(quote_err)?;
-        let out = self.raw(&m, &line, stdin).await?;
+        let out = self
+            .call(&m, shell, script, as_user.map(|(u, m, _)| (u, m)), stdin)
+            .await?;
         if let Some((user, _, who)) = as_user {
             let err = String::from_utf8_lossy(&out.stderr);
             if out.rc != 0
@@ -898,6 +909,66 @@ impl Inner {
             }
         }
         Ok(out)
+    }
+
+    /// `shell -c script` as `as_user`: in that user's persistent session, else on a channel of
+    /// its own.
+    async fn call(
+        &self,
+        m: &Arc<Master>,
+        shell: &str,
+        script: &str,
+        as_user: Option<(&str, BecomeMethod)>,
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, ConnError> {
+        let wrapped;
+        let body = if shell == "/bin/sh" {
+            script
+        } else {
+            wrapped = format!(
+                "exec {}",
+                ssh_script::command_line_in(shell, script, None).map_err(quote_err)?
+            );
+            &wrapped
+        };
+        let via = Via {
+            master: &m.session,
+            channels: &self.channels,
+            closing: &self.closing,
+            label: &self.params.host,
+            ready_within: self.params.connect_timeout.max(Duration::from_secs(10)),
+        };
+        match self.sessions.run(&via, as_user, body, stdin).await {
+            Served::Done(out) => {
+                // A command killed by a signal may be the host going down (its sessions are
+                // killed with it): the loop can still answer for a moment. A new channel tells.
+                if out.rc > 128 && !self.alive(m).await {
+                    return Err(self.lost(&m.exited().unwrap_or_else(|| "no answer".into())));
+                }
+                return Ok(out);
+            }
+            Served::Interrupted => return Err(interrupted()),
+            Served::Lost(why) => return Err(self.session_lost(m, &why).await),
+            Served::Fallback => {}
+        }
+        let line = ssh_script::command_line_in(shell, script, as_user).map_err(quote_err)?;
+        self.raw(m, &line, stdin).await
+    }
+
+    /// The error of a session that ended during an operation: the host is gone, or the
+    /// session was.
+    async fn session_lost(&self, m: &Master, why: &str) -> ConnError {
+        for _ in 0..20 {
+            if let Some(gone) = m.exited() {
+                return self.lost(&gone);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if self.alive(m).await {
+            ConnError::Failed(format!("{}: {why}", self.params.label()))
+        } else {
+            self.lost(&m.exited().unwrap_or_else(|| "no answer".into()))
+        }
     }
 
     /// Run a file script and turn a non-zero exit into its message.
@@ -988,12 +1059,6 @@ impl Connection for SshConnection {
     async fn close(&self) {
         self.inner.close().await;
     }
-}
-
-/// sshd refused to open one more session on the connection (`MaxSessions` reached for a moment).
-fn is_channel_refused(e: &openssh::Error) -> bool {
-    let text = format!("{e} {e:?}");
-    text.contains("Session open refused") || text.contains("open failed")
 }
 
 #[cfg(test)]

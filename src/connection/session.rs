@@ -1,0 +1,540 @@
+//! The persistent remote session: one long-lived POSIX `sh` per (host, become user) that runs
+//! framed requests read from its stdin and writes framed replies on its stdout, so an SSH
+//! connection pays the login shell (and its rc files) once, not once per operation.
+//!
+//! # Protocol
+//!
+//! The command line is always `/bin/sh -c LOOP` ([`LOOP`] holds no task text), wrapped for
+//! become as any other command. The client first sends one line, a random hex nonce; the loop
+//! answers `\ncastellan-session-ready NONCE PID\n` (PID: the loop's own process). Whatever a
+//! login shell's rc file printed comes before that line and is skipped. Then, per request:
+//!
+//! ```text
+//! client:  N M NONCE\n        N = bytes of SCRIPT + NONCE, M = bytes of INPUT
+//!          SCRIPT NONCE       the script (no NUL), then the nonce again
+//!          INPUT              exactly M bytes: the script's stdin (write content and its digest)
+//! loop:    castellan-start NONCE\n                      the whole script arrived; it runs now
+//!          castellan-reply NONCE RC OUT ERR\n           exit code, stdout and stderr lengths
+//!          OUT bytes of stdout, ERR bytes of stderr
+//! ```
+//!
+//! The loop reads the header with `read` (a shell reads a pipe a byte at a time) and the script
+//! with `head -c` (GNU coreutils reads no further than asked; the nonce at the end keeps a
+//! command substitution from eating trailing newlines), and checks the nonce at its end:
+//! a stream cut short never runs a partial script (the loop exits instead). The script runs as
+//! `/bin/sh -c SCRIPT` in a process of its own (its own `$$`, the login umask, none of the loop's
+//! variables), exactly the command line a channel of its own would run: a file script's text (paths,
+//! never content) shows in `ps` as it always did, and a command's text does not, since commands
+//! send the fixed [`super::stdin_script::BOOTSTRAP`] with the text framed in their input. A command
+//! killed by a signal exits 128 + the signal's number, as in any shell. Its stdin is `/dev/null`, or
+//! a pipe from `head -c M` drained to the end after the script exits, so no script can read (or
+//! leave unread) bytes of the session's own stream. Its stdout and stderr go to files in a
+//! private `mktemp -d` directory (umask 077, emptied after each reply, removed when the loop
+//! ends), so binary output (NUL bytes, no trailing newline) comes back exact.
+//!
+//! `castellan-start` tells the client whether a lost session ran the request: a session that
+//! ends before it ran nothing, and the request can be sent again on a new session.
+use std::time::Duration;
+
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
+};
+
+use super::quote::QuoteError;
+use super::ExecOutput;
+
+/// First word of the line the loop prints once it is ready.
+pub const READY_TAG: &str = "castellan-session-ready";
+/// First word of the line the loop prints when a request's script starts.
+pub const START_TAG: &str = "castellan-start";
+/// First word of a reply's header line.
+pub const REPLY_TAG: &str = "castellan-reply";
+/// Most bytes of login-shell output skipped before the ready line.
+pub const MAX_JUNK: usize = 1 << 20;
+
+/// The remote loop (see the module documentation). `castellan-session-loop` in the first line
+/// names it in `ps`.
+pub const LOOP: &str = r#": castellan-session-loop
+__castellan_u=$(umask)
+umask 077
+__castellan_t=$(mktemp -d "${TMPDIR:-/tmp}/castellan-session.XXXXXX") || exit 1
+trap 'rm -rf -- "$__castellan_t"' EXIT
+trap 'exit 1' HUP INT TERM PIPE
+IFS= read -r __castellan_h || exit 1
+case $__castellan_h in ''|*[!0-9a-f]*) exit 1 ;; esac
+printf '\ncastellan-session-ready %s %s\n' "$__castellan_h" "$$"
+__castellan_run() {
+  ( umask "$__castellan_u"; exec /bin/sh -c "$__castellan_s" )
+}
+while IFS=' ' read -r __castellan_n __castellan_i __castellan_e; do
+  case $__castellan_n:$__castellan_i:$__castellan_e in
+    *[!0-9a-f:]*|:*|*::*|*:) exit 1 ;;
+  esac
+  __castellan_s=$(head -c "$__castellan_n") || exit 1
+  case $__castellan_s in
+    *"$__castellan_e") __castellan_s=${__castellan_s%"$__castellan_e"} ;;
+    *) exit 1 ;;
+  esac
+  printf 'castellan-start %s\n' "$__castellan_e"
+  if [ "$__castellan_i" -gt 0 ]; then
+    head -c "$__castellan_i" | {
+      __castellan_run >"$__castellan_t/o" 2>"$__castellan_t/e"
+      __castellan_r=$?
+      cat >/dev/null
+      exit "$__castellan_r"
+    }
+  else
+    __castellan_run </dev/null >"$__castellan_t/o" 2>"$__castellan_t/e"
+  fi
+  __castellan_r=$?
+  if [ -s "$__castellan_t/o" ] || [ -s "$__castellan_t/e" ]; then
+    __castellan_o=$(stat -c %s -- "$__castellan_t/o" "$__castellan_t/e") || exit 1
+    printf 'castellan-reply %s %s %s %s\n' "$__castellan_e" "$__castellan_r" $__castellan_o
+    cat -- "$__castellan_t/o" "$__castellan_t/e" || exit 1
+    : >"$__castellan_t/o"
+    : >"$__castellan_t/e"
+  else
+    printf 'castellan-reply %s %s 0 0\n' "$__castellan_e" "$__castellan_r"
+  fi
+done
+"#;
+
+/// Why a session cannot serve (any more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionError {
+    /// The session ended or broke before the request's script started: nothing of it ran, it
+    /// may be sent again elsewhere.
+    NotRun(String),
+    /// The session ended or broke after the script started: it may have run, in part.
+    Lost(String),
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::NotRun(m) => write!(f, "{m}"),
+            SessionError::Lost(m) => write!(f, "{m} (the operation may have run in part)"),
+        }
+    }
+}
+
+/// 16 hex digits from the system's random generator (a clock-based fallback if it fails).
+pub fn nonce() -> String {
+    let mut b = [0u8; 8];
+    if aws_lc_rs::rand::fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b = ((t as u64) ^ u64::from(std::process::id()).rotate_left(32)).to_be_bytes();
+    }
+    hex::encode(b)
+}
+
+/// One request's bytes and its nonce. A script cannot hold a NUL byte (no shell can).
+pub fn request(script: &str, input: Option<&[u8]>) -> Result<(Vec<u8>, String), QuoteError> {
+    if let Some(offset) = script.bytes().position(|b| b == 0) {
+        return Err(QuoteError { offset });
+    }
+    let nonce = nonce();
+    let input = input.unwrap_or_default();
+    let n = script.len() + nonce.len();
+    let mut out = format!("{n} {} {nonce}\n", input.len()).into_bytes();
+    out.reserve(n + input.len());
+    out.extend_from_slice(script.as_bytes());
+    out.extend_from_slice(nonce.as_bytes());
+    out.extend_from_slice(input);
+    Ok((out, nonce))
+}
+
+/// Read one `\n`-terminated line of at most `max` bytes (without the newline); None at end of
+/// stream.
+async fn line<R: AsyncBufRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    let n = (&mut *r)
+        .take(max as u64 + 1)
+        .read_until(b'\n', &mut buf)
+        .await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            if buf.len() > max {
+                "line too long"
+            } else {
+                "stream ended inside a line"
+            },
+        ));
+    }
+    buf.pop();
+    Ok(Some(buf))
+}
+
+/// Skip the login shell's output up to the ready line for `nonce`; the loop's pid.
+pub async fn await_ready<R: AsyncBufRead + Unpin>(r: &mut R, nonce: &str) -> Result<u32, String> {
+    let want = format!("{READY_TAG} {nonce} ");
+    let mut skipped = 0usize;
+    loop {
+        let mut buf = Vec::new();
+        let n = (&mut *r)
+            .take(4096)
+            .read_until(b'\n', &mut buf)
+            .await
+            .map_err(|e| format!("reading the session's greeting: {e}"))?;
+        if n == 0 {
+            return Err("the remote shell ended before it was ready".into());
+        }
+        skipped += n;
+        let text = String::from_utf8_lossy(&buf);
+        if let Some(rest) = text.strip_prefix(want.as_str()) {
+            return rest
+                .trim_end_matches('\n')
+                .parse()
+                .map_err(|_| format!("bad greeting from the remote shell: {text:?}"));
+        }
+        if skipped > MAX_JUNK {
+            return Err(
+                "the login shell printed more than 1 MiB before the session started".into(),
+            );
+        }
+    }
+}
+
+/// Send one request and wait until its script starts; the nonce [`finish`] needs. Any error
+/// leaves the session unusable.
+pub async fn send<W, R>(
+    w: &mut W,
+    r: &mut R,
+    script: &str,
+    input: Option<&[u8]>,
+) -> Result<String, SessionError>
+where
+    W: AsyncWrite + Unpin,
+    R: AsyncBufRead + Unpin,
+{
+    let (bytes, nonce) = request(script, input).map_err(|e| SessionError::NotRun(e.to_string()))?;
+    let not_run = |what: &str, e: std::io::Error| SessionError::NotRun(format!("{what}: {e}"));
+    w.write_all(&bytes)
+        .await
+        .map_err(|e| not_run("sending to the remote shell", e))?;
+    w.flush()
+        .await
+        .map_err(|e| not_run("sending to the remote shell", e))?;
+    drop(bytes);
+    let start = line(r, 256)
+        .await
+        .map_err(|e| not_run("reading from the remote shell", e))?
+        .ok_or_else(|| SessionError::NotRun("the remote shell ended".into()))?;
+    if start != format!("{START_TAG} {nonce}").as_bytes() {
+        return Err(SessionError::NotRun(format!(
+            "protocol error: expected the start of the request, got {:?}",
+            String::from_utf8_lossy(&start)
+        )));
+    }
+    Ok(nonce)
+}
+
+/// Read the reply to the request [`send`] sent with `nonce`.
+pub async fn finish<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    nonce: &str,
+) -> Result<ExecOutput, SessionError> {
+    let lost = SessionError::Lost;
+    let head = line(r, 256)
+        .await
+        .map_err(|e| lost(format!("reading from the remote shell: {e}")))?
+        .ok_or_else(|| lost("the remote shell ended during the operation".into()))?;
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let bad = || lost(format!("protocol error: bad reply header {head:?}"));
+    let w: Vec<&str> = head.split(' ').collect();
+    if w.len() != 5 || w[0] != REPLY_TAG || w[1] != nonce {
+        return Err(bad());
+    }
+    let rc: i32 = w[2].parse().map_err(|_| bad())?;
+    let out_len: usize = w[3].parse().map_err(|_| bad())?;
+    let err_len: usize = w[4].parse().map_err(|_| bad())?;
+    let mut stdout = vec![0u8; out_len];
+    let mut stderr = vec![0u8; err_len];
+    r.read_exact(&mut stdout)
+        .await
+        .map_err(|e| lost(format!("reading the reply: {e}")))?;
+    r.read_exact(&mut stderr)
+        .await
+        .map_err(|e| lost(format!("reading the reply: {e}")))?;
+    Ok(ExecOutput { rc, stdout, stderr })
+}
+
+/// [`send`] then [`finish`].
+pub async fn call<W, R>(
+    w: &mut W,
+    r: &mut R,
+    script: &str,
+    input: Option<&[u8]>,
+) -> Result<ExecOutput, SessionError>
+where
+    W: AsyncWrite + Unpin,
+    R: AsyncBufRead + Unpin,
+{
+    let nonce = send(w, r, script, input).await?;
+    finish(r, &nonce).await
+}
+
+/// Send the greeting and wait (at most `wait`) for the ready line; the loop's pid.
+pub async fn handshake<W, R>(w: &mut W, r: &mut R, wait: Duration) -> Result<u32, String>
+where
+    W: AsyncWrite + Unpin,
+    R: AsyncBufRead + Unpin,
+{
+    let nonce = nonce();
+    let greet = async {
+        w.write_all(format!("{nonce}\n").as_bytes())
+            .await
+            .map_err(|e| format!("sending to the remote shell: {e}"))?;
+        w.flush()
+            .await
+            .map_err(|e| format!("sending to the remote shell: {e}"))?;
+        await_ready(r, &nonce).await
+    };
+    tokio::time::timeout(wait, greet)
+        .await
+        .map_err(|_| format!("the remote shell was not ready within {}s", wait.as_secs()))?
+}
+
+/// Drain a stream into the last `keep` bytes of `buf` (the loop's own stderr: nothing reads it
+/// otherwise, and a full pipe would stall the session).
+pub async fn drain_into<R: AsyncRead + Unpin>(
+    mut r: R,
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    keep: usize,
+) {
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = r.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        let mut b = buf
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        b.extend_from_slice(&chunk[..n]);
+        if b.len() > keep {
+            let cut = b.len() - keep;
+            b.drain(..cut);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::ssh_script;
+    use crate::connection::Attrs;
+    use std::process::Stdio;
+    use tokio::io::BufReader;
+    use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+    struct Local {
+        child: Child,
+        w: ChildStdin,
+        r: BufReader<ChildStdout>,
+        pid: u32,
+    }
+
+    /// The loop under `shell`, started behind a login shell that prints `junk` first.
+    async fn start(shell: &str, junk: &str) -> Local {
+        let line = format!(
+            "printf %s {} ; printf 'rc noise\\n' >&2; exec {shell} -c {}",
+            crate::connection::quote::quote_str(junk).unwrap(),
+            crate::connection::quote::quote_str(LOOP).unwrap()
+        );
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", &line])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut w = child.stdin.take().unwrap();
+        let mut r = BufReader::new(child.stdout.take().unwrap());
+        let pid = handshake(&mut w, &mut r, Duration::from_secs(10))
+            .await
+            .unwrap();
+        Local { child, w, r, pid }
+    }
+
+    impl Local {
+        async fn call(
+            &mut self,
+            script: &str,
+            input: Option<&[u8]>,
+        ) -> Result<ExecOutput, SessionError> {
+            call(&mut self.w, &mut self.r, script, input).await
+        }
+    }
+
+    fn shells() -> Vec<&'static str> {
+        ["/bin/sh", "/bin/bash", "/bin/dash", "/bin/ksh"]
+            .into_iter()
+            .filter(|s| std::path::Path::new(s).exists())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn many_requests_binary_output_exit_codes_and_isolation() {
+        for sh in shells() {
+            let mut s = start(
+                sh,
+                "junk without newline castellan-session-ready 0 1\n\x01x",
+            )
+            .await;
+            assert!(s.pid > 1);
+            for i in 0..100 {
+                let o = s
+                    .call(&format!("printf 'a\\0b%s' {i}; exit {}", i % 7), None)
+                    .await
+                    .unwrap();
+                assert_eq!(o.stdout, format!("a\0b{i}").as_bytes(), "{sh}");
+                assert_eq!(o.rc, i % 7, "{sh}");
+            }
+            // Stderr, no trailing newline, and the loop's variables are not the script's.
+            let o = s
+                .call("printf 'e\\n\\n' >&2; printf '%s' \"${__castellan_t-}${__castellan_s-}\"; cd /; x=1", None)
+                .await
+                .unwrap();
+            assert_eq!(
+                (o.rc, o.stdout.as_slice(), o.stderr.as_slice()),
+                (0, &b""[..], &b"e\n\n"[..]),
+                "{sh}"
+            );
+            // A script that reads stdin sees end of file, and cannot eat the session's stream;
+            // what a script changes (variables, directory) stays in its subshell.
+            let o = s.call("cat; echo \"[$x]\"; pwd", None).await.unwrap();
+            let cwd = std::env::current_dir().unwrap();
+            assert_eq!(
+                o.stdout,
+                format!("[]\n{}\n", cwd.display()).as_bytes(),
+                "{sh}"
+            );
+            // `$$` is the script's own shell: killing it ends the request, not the session.
+            let o = s.call("kill -9 $$", None).await.unwrap();
+            assert_eq!(o.rc, 137, "{sh}");
+            // A syntax error fails the request, not the session.
+            let o = s.call("if then", None).await.unwrap();
+            assert_ne!(o.rc, 0, "{sh}");
+            // Input: read in part only, then exit early: the rest is drained, the next request
+            // is in step.
+            let input: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+            let o = s
+                .call(
+                    "head -c 10 | od -An -tx1 | tr -d ' \\n'; exit 3",
+                    Some(&input),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                (o.rc, o.stdout.as_slice()),
+                (3, &b"00010203040506070809"[..]),
+                "{sh}"
+            );
+            let o = s.call("wc -c | tr -d ' '", Some(&input)).await.unwrap();
+            assert_eq!(o.stdout, b"300000\n", "{sh}");
+            let big = s.call("head -c 1048576 /dev/zero", None).await.unwrap();
+            assert_eq!(big.stdout.len(), 1 << 20);
+            // The umask of the login shell, not the loop's 077.
+            let o = s.call("umask", None).await.unwrap();
+            let here = std::process::Command::new(sh)
+                .args(["-c", "umask"])
+                .output()
+                .unwrap();
+            assert_eq!(o.stdout, here.stdout, "{sh}");
+            drop(s.w);
+            let st = s.child.wait().await.unwrap();
+            assert!(st.success(), "{sh}: {st}");
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_are_exact_and_a_bad_digest_renames_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let ps = p.to_str().unwrap();
+        let mut s = start("/bin/sh", "").await;
+        let attrs = Attrs {
+            mode: Some(0o600),
+            ..Attrs::default()
+        };
+        let mut contents: Vec<Vec<u8>> = vec![b"no newline".to_vec(), vec![0, 0, 1, 0, b'\n', 0]];
+        contents.push((0..=255u8).cycle().take(1 << 20).collect());
+        for c in &contents {
+            let script = ssh_script::write_script(ps, &attrs, false, c.len(), None).unwrap();
+            let o = s
+                .call(&script, Some(&ssh_script::write_input(c)))
+                .await
+                .unwrap();
+            assert_eq!(o.rc, 0, "{}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(&std::fs::read(&p).unwrap(), c);
+        }
+        // The content arrives, its digest does not match: refused, the file is the last one.
+        let c = b"new content".to_vec();
+        let script = ssh_script::write_script(ps, &attrs, false, c.len(), None).unwrap();
+        let mut input = ssh_script::write_input(&c);
+        input[0] ^= 1;
+        let o = s.call(&script, Some(&input)).await.unwrap();
+        assert_eq!(o.rc, 1);
+        assert!(String::from_utf8_lossy(&o.stderr).contains("SHA-256 mismatch"));
+        assert_eq!(&std::fs::read(&p).unwrap(), contents.last().unwrap());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "a temp file was left");
+        // And the session goes on.
+        let o = s.call("echo ok", None).await.unwrap();
+        assert_eq!(o.stdout, b"ok\n");
+    }
+
+    #[tokio::test]
+    async fn a_killed_loop_or_a_cut_stream_is_an_error_and_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = dir.path().join("ran");
+        let mut s = start("/bin/sh", "").await;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let _ = s.child.wait().await;
+        let e = s
+            .call(&format!("touch {}", flag.display()), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SessionError::NotRun(_)), "{e:?}");
+        assert!(!flag.exists());
+
+        // A request cut short: the loop exits without running it.
+        let mut s = start("/bin/sh", "").await;
+        let (bytes, _) = request(&format!("touch {}", flag.display()), None).unwrap();
+        s.w.write_all(&bytes[..bytes.len() - 3]).await.unwrap();
+        drop(s.w);
+        let st = s.child.wait().await.unwrap();
+        assert!(!st.success());
+        assert!(!flag.exists());
+        let mut rest = Vec::new();
+        s.r.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    }
+
+    #[tokio::test]
+    async fn a_script_killed_mid_request_is_lost_not_not_run() {
+        let mut s = start("/bin/sh", "").await;
+        let e = s.call(&format!("kill -9 {}; sleep 0.2", s.pid), None).await;
+        // The loop is killed while the script runs: no reply.
+        assert!(matches!(e, Err(SessionError::Lost(_))), "{e:?}");
+    }
+
+    #[test]
+    fn requests_refuse_nul_and_carry_lengths() {
+        assert_eq!(request("a\0", None).unwrap_err().offset, 1);
+        let (b, n) = request("echo", Some(b"xyz")).unwrap();
+        let text = String::from_utf8_lossy(&b).into_owned();
+        assert_eq!(text, format!("20 3 {n}\necho{n}xyz"));
+    }
+}
