@@ -464,8 +464,13 @@ impl Lowering {
     fn call_expr(&mut self, callee: &Expr, args: &Args, pos: usize) -> Result<V, JinjaError> {
         match &callee.kind {
             ExprKind::Name(f) => {
-                let a = self.args(args)?;
-                Ok(V::Complex(Self::call(&norm_name(f), &a)))
+                let name = norm_name(f);
+                let mut a = self.args(args)?;
+                if matches!(name.as_str(), "lookup" | "query" | "q") {
+                    // Lookups read the template's variables (`vars`, `role_path`, ...).
+                    a.push("__ctx=__tera_context".into());
+                }
+                Ok(V::Complex(Self::call(&name, &a)))
             }
             ExprKind::Attr(obj, m) => {
                 if let (ExprKind::Name(n), Some(_)) = (&obj.kind, self.loops.last()) {

@@ -76,6 +76,10 @@ pub fn jx_str(v: &Value, b: &Bound) -> Result<Value> {
     if let Some(d) = undefined::description(v) {
         return Err(err(b.name, undefined::message(d)));
     }
+    // Ansible's finalize: a None printed in text is nothing (inside a list it stays `None`).
+    if v.is_null() {
+        return Ok(Value::String(String::new()));
+    }
     Ok(Value::String(pystr::str(v)))
 }
 
