@@ -194,7 +194,16 @@ impl Templar {
     /// Evaluate a bare boolean expression (`when:`), Ansible style.
     pub fn eval_cond(&self, expr: &str, ctx: &Context) -> Result<bool, String> {
         let out = self.render_str(&cond_template(expr), ctx)?;
-        Ok(out == "true")
+        match out.as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            // ansible-core 2.19 refuses a conditional whose value is a list or dict.
+            kind => Err(format!(
+                "conditional `{}` was derived from a value of type '{kind}': conditionals must \
+                 have a boolean result",
+                expr.trim()
+            )),
+        }
     }
 }
 
@@ -306,7 +315,11 @@ fn cond_template(expr: &str) -> String {
         .and_then(|s| s.strip_suffix("}}"))
         .filter(|s| !s.contains("{{"))
         .unwrap_or(e);
-    format!("{{% if {inner} %}}true{{% else %}}false{{% endif %}}")
+    format!(
+        "{{% set __jx_cond = {inner} %}}{{% if __jx_cond is mapping %}}dict\
+         {{% elif __jx_cond is sequence and __jx_cond is not string %}}list\
+         {{% elif __jx_cond %}}true{{% else %}}false{{% endif %}}"
+    )
 }
 
 /// `{{ expr }}` alone becomes a template that prints the value as JSON.
