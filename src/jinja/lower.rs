@@ -535,6 +535,27 @@ impl Lowering {
             };
             return Ok(V::Complex(format!("__jx_default(a0={e}, a1={d}, a2={b})")));
         }
+        if self.guard > 0 {
+            // Under `default`/`defined`, an undefined operand flows through the filter to the
+            // guard (Ansible: `(x.missing | first).y | default('n/a')` is 'n/a').
+            let o = self.guarded_path(operand)?;
+            let guard = std::mem::take(&mut self.guard);
+            let list = self.args(args);
+            self.guard = guard;
+            let list = list?;
+            let call = if list.is_empty() {
+                format!("{o} | {name}")
+            } else {
+                format!("{o} | {}", Self::call(&name, &list))
+            };
+            let t = self.temp();
+            self.out.push_str(&format!("{{% if {o} is undefined %}}"));
+            self.set(&t, &o);
+            self.out.push_str("{% else %}");
+            self.set(&t, &call);
+            self.out.push_str("{% endif %}");
+            return Ok(V::Path(t));
+        }
         let a = self.atom(operand)?;
         let list = self.args(args)?;
         Ok(V::Complex(if list.is_empty() {
@@ -596,8 +617,9 @@ impl Lowering {
             }
             let r = self.atom(rhs)?;
             let c = match op {
-                CmpOp::Eq => format!("{lhs} == {r}"),
-                CmpOp::Ne => format!("{lhs} != {r}"),
+                // Python equality (1 == 1.0 == True), and an undefined operand is an error.
+                CmpOp::Eq => format!("__jx_cmp(a0={lhs}, a1={r}, op=\"==\")"),
+                CmpOp::Ne => format!("__jx_cmp(a0={lhs}, a1={r}, op=\"!=\")"),
                 CmpOp::In => format!("{lhs} in {r}"),
                 CmpOp::NotIn => format!("{lhs} not in {r}"),
                 CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {

@@ -425,3 +425,33 @@ fn conditionals_must_be_boolean_and_results_defined() {
         .unwrap_err();
     assert!(e.contains("nope"), "{e}");
 }
+#[test]
+fn undefined_flows_through_filters_to_default() {
+    assert_eq!(
+        v("(d['nope']['results'] | selectattr('item', 'equalto', 'x') | first).elb.name | default('N/A')"),
+        json!("N/A")
+    );
+    assert_eq!(
+        v("(d.b | dict2items | first).key | default('N/A')"),
+        json!("c")
+    );
+    assert!(cond("(d.nope | first) is not defined"));
+    // Outside a guard it is an error still; so is joining undefined items.
+    assert!(Templar::new()
+        .render_str("{{ d.nope | first }}", &ctx())
+        .is_err());
+    assert!(Templar::new()
+        .render_str("{{ ['a', 'zz'] | map('extract', d) | join(',') }}", &ctx())
+        .is_err());
+    // A test on a missing attribute: the whole selection is undefined (ansible-core 2.19).
+    assert_eq!(
+        v("users | selectattr('nope', 'equalto', 1) | default([]) | list"),
+        json!([])
+    );
+    assert!(Templar::new()
+        .render_string_value(
+            "{{ users | selectattr('nope', 'equalto', 1) | list }}",
+            &ctx()
+        )
+        .is_err());
+}

@@ -162,22 +162,10 @@ fn compare(b: &Bound, v: Tested, want: &[std::cmp::Ordering]) -> Result<bool> {
     let o = pyval::cmp(val(b, v)?, &b.val(0)).map_err(|e| err(b.name, e))?;
     Ok(want.contains(&o))
 }
-/// `==` as Jinja2's Undefined answers it: an undefined value equals only another undefined one
-/// (`selectattr('missing', 'equalto', x)` drops the item instead of failing).
-fn undefined_eq(v: Tested, b: &Bound) -> Option<bool> {
-    let missing = |x: Option<&Value>| x.is_none_or(undefined::is_undefined);
-    missing(v).then(|| missing(b.get(0)))
-}
 pub fn eq_(v: Tested, b: &Bound) -> Result<bool> {
-    if let Some(r) = undefined_eq(v, b) {
-        return Ok(r);
-    }
     Ok(eq(val(b, v)?, &b.val(0)))
 }
 pub fn ne(v: Tested, b: &Bound) -> Result<bool> {
-    if let Some(r) = undefined_eq(v, b) {
-        return Ok(!r);
-    }
     Ok(!eq(val(b, v)?, &b.val(0)))
 }
 pub fn lt(v: Tested, b: &Bound) -> Result<bool> {
