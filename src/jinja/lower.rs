@@ -508,10 +508,6 @@ impl Lowering {
                 .or_else(|| kw("default_value"))
                 .or_else(|| kw("value"));
             let boolean = args.pos.get(1).or_else(|| kw("boolean"));
-            let d = match dflt {
-                Some(d) => self.atom(d)?,
-                None => "\"\"".to_string(),
-            };
             self.guard += 1;
             let v = self.val(operand);
             self.guard -= 1;
@@ -527,13 +523,32 @@ impl Lowering {
                     self.set(&t, &format!("{p} | default(value=__jx_undef(a0={what}))"));
                     t
                 }
+                V::Lit(l) => {
+                    let t = self.temp();
+                    self.set(&t, &l);
+                    t
+                }
                 other => self.bind(other),
             };
             let b = match boolean {
                 Some(b) => self.atom(b)?,
                 None => "false".into(),
             };
-            return Ok(V::Complex(format!("__jx_default(a0={e}, a1={d}, a2={b})")));
+            // The default is evaluated only when it is used (an error inside it, such as a
+            // method of the wrong type, does not matter when the value is defined: Ansible
+            // 2.19 gives the value).
+            let t = self.temp();
+            self.out
+                .push_str(&format!("{{% if {e} is undefined or {b} %}}"));
+            let d = match dflt {
+                Some(d) => self.atom(d)?,
+                None => "\"\"".to_string(),
+            };
+            self.set(&t, &format!("__jx_default(a0={e}, a1={d}, a2={b})"));
+            self.out.push_str("{% else %}");
+            self.set(&t, &e);
+            self.out.push_str("{% endif %}");
+            return Ok(V::Path(t));
         }
         if self.guard > 0 {
             // Under `default`/`defined`, an undefined operand flows through the filter to the
