@@ -455,3 +455,19 @@ fn undefined_flows_through_filters_to_default() {
         )
         .is_err());
 }
+
+#[test]
+fn jinja2_header_line_sets_lstrip_blocks_in_template_files() {
+    let t = Templar::new();
+    let src = "#jinja2: trim_blocks:True, lstrip_blocks:True\n[x]\n  {% for n in names %}\n  k={{ n }}\n    {# note #}\n  {% endfor %}\n  {%+ if t %}on{% endif %}\n";
+    assert_eq!(
+        t.render_template_file(src, &ctx()).unwrap(),
+        "[x]\n  k=a\n  k=b\n  on"
+    );
+    // Without the header: the indentation before block tags stays (Ansible's default).
+    let plain = "[x]\n  {% for n in names %}\n  k={{ n }}\n  {% endfor %}\n";
+    assert_eq!(
+        t.render_template_file(plain, &ctx()).unwrap(),
+        "[x]\n    k=a\n    k=b\n  "
+    );
+}
