@@ -4,6 +4,7 @@
 //! anything; `and`, `or`, inline `if` and chained comparisons stay lazy (`{% if %}` blocks).
 use super::ast::{Args, BinOp, CmpOp, Expr, ExprKind, For, Node};
 use super::JinjaError;
+use crate::template_filters::signatures;
 
 /// What a lowered expression is, in tera.
 #[derive(Debug, Clone)]
@@ -391,11 +392,29 @@ impl Lowering {
                 let p = self.path(operand);
                 self.guard -= usize::from(guarded);
                 let p = p?;
+                let name = norm_name(name);
                 let mut list = Vec::new();
-                for a in args.pos.iter().chain(args.kw.iter().map(|(_, v)| v)) {
+                for a in &args.pos {
                     list.push(self.atom(a)?);
                 }
-                let name = norm_name(name);
+                // tera's tests take positional arguments only: keywords go to their place in
+                // the Python signature (missing ones in between as None).
+                if !args.kw.is_empty() {
+                    let params = signatures::test(&name).map_or(&[][..], |s| s.params);
+                    let place = |k: &str| params.iter().position(|p| *p == k);
+                    let mut slots: Vec<Option<String>> = list.drain(..).map(Some).collect();
+                    for (k, a) in &args.kw {
+                        let at = place(k).unwrap_or(slots.len().max(params.len()));
+                        if slots.len() <= at {
+                            slots.resize(at + 1, None);
+                        }
+                        slots[at] = Some(self.atom(a)?);
+                    }
+                    list = slots
+                        .into_iter()
+                        .map(|s| s.unwrap_or_else(|| "__jx_none()".into()))
+                        .collect();
+                }
                 let not = if *negated { "not " } else { "" };
                 if list.is_empty() {
                     V::Complex(format!("{p} is {not}{name}"))

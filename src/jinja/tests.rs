@@ -471,3 +471,11 @@ fn jinja2_header_line_sets_lstrip_blocks_in_template_files() {
         "[x]\n    k=a\n    k=b\n  "
     );
 }
+
+#[test]
+fn test_keywords_go_to_their_python_place() {
+    assert!(cond("'1.2' is version('1.10', operator='lt')"));
+    assert!(cond("'1.2' is version(operator='ge', version='1.1')"));
+    assert!(cond("'1.2.3' is version('1.2.3', version_type='loose')"));
+    assert!(!cond("'1.2' is version('1.10', operator='gt')"));
+}
