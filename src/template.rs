@@ -194,7 +194,16 @@ impl Templar {
     /// Evaluate a bare boolean expression (`when:`), Ansible style.
     pub fn eval_cond(&self, expr: &str, ctx: &Context) -> Result<bool, String> {
         let out = self.render_str(&cond_template(expr), ctx)?;
-        Ok(out == "true")
+        match out.as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            // ansible-core 2.19 refuses a conditional whose value is a list or dict.
+            kind => Err(format!(
+                "conditional `{}` was derived from a value of type '{kind}': conditionals must \
+                 have a boolean result",
+                expr.trim()
+            )),
+        }
     }
 }
 
@@ -306,7 +315,31 @@ fn cond_template(expr: &str) -> String {
         .and_then(|s| s.strip_suffix("}}"))
         .filter(|s| !s.contains("{{"))
         .unwrap_or(e);
-    format!("{{% if {inner} %}}true{{% else %}}false{{% endif %}}")
+    format!(
+        "{{% set __jx_cond = {inner} %}}{{% if __jx_cond is mapping %}}dict\
+         {{% elif __jx_cond is sequence and __jx_cond is not string %}}list\
+         {{% elif __jx_cond %}}true{{% else %}}false{{% endif %}}"
+    )
+}
+
+/// A template file's `#jinja2:` first line (Ansible's per-template Jinja2 options, e.g.
+/// `#jinja2: trim_blocks:True, lstrip_blocks:True`): the source with that line turned into a
+/// comment, and whether it asks for `lstrip_blocks`.
+fn jinja_header(src: &str) -> Option<(String, bool)> {
+    let rest = src.strip_prefix("#jinja2:")?;
+    let line_end = rest.find('\n').unwrap_or(rest.len());
+    let options = rest[..line_end].trim_end_matches('\r');
+    if options.contains("#}") {
+        return None;
+    }
+    let lstrip = options.split(',').any(|kv| {
+        let mut it = kv.splitn(2, ':');
+        let key = it.next().unwrap_or("").trim();
+        let value = it.next().unwrap_or("").trim().trim_matches(['"', '\'']);
+        key == "lstrip_blocks" && value.eq_ignore_ascii_case("true")
+    });
+    let comment = format!("{{#jinja2:{options}#}}");
+    Some((format!("{comment}{}", &rest[options.len()..]), lstrip))
 }
 
 /// `{{ expr }}` alone becomes a template that prints the value as JSON.
@@ -330,8 +363,16 @@ fn build(src: &str, flavor: Flavor) -> Result<Compiled, String> {
     jinja::runtime::register(&mut tera);
     template_filters::lookups::set_template_renderer(render_template_lookup);
     template_filters::register(&mut tera);
+    // A template file's first line may set Jinja2 options (`#jinja2: lstrip_blocks: True`); it
+    // becomes a comment (same lines, so positions hold) that trim_blocks removes with its line
+    // break.
+    let header = (flavor == Flavor::File)
+        .then(|| jinja_header(src))
+        .flatten();
+    let lstrip_blocks = header.as_ref().is_some_and(|(_, lstrip)| *lstrip);
+    let src = header.as_ref().map_or(src, |(s, _)| s.as_str());
     // Ansible's templating sets trim_blocks everywhere, not only in template files.
-    let parsed = match jinja::template::parse(src, true) {
+    let parsed = match jinja::template::parse_with(src, true, lstrip_blocks) {
         Ok(nodes) => nodes,
         Err(jerr) => {
             let tera_src = match flavor {
@@ -565,7 +606,8 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("templates")).unwrap();
         std::fs::write(dir.path().join("templates/t.j2"), "port={{ port }}").unwrap();
         let c = ctx(json!({"playbook_dir": dir.path().to_string_lossy(), "port": 5432}));
-        let src = r#"{{ lookup(a0="template", a1="t.j2", __ctx=__tera_context) }}"#;
+        // The lowering hands the template's variables to the lookup (`__ctx`).
+        let src = "{{ lookup('template', 't.j2') }}";
         assert_eq!(Templar::new().render_str(src, &c).unwrap(), "port=5432");
     }
 

@@ -4,6 +4,7 @@
 //! anything; `and`, `or`, inline `if` and chained comparisons stay lazy (`{% if %}` blocks).
 use super::ast::{Args, BinOp, CmpOp, Expr, ExprKind, For, Node};
 use super::JinjaError;
+use crate::template_filters::signatures;
 
 /// What a lowered expression is, in tera.
 #[derive(Debug, Clone)]
@@ -391,11 +392,29 @@ impl Lowering {
                 let p = self.path(operand);
                 self.guard -= usize::from(guarded);
                 let p = p?;
+                let name = norm_name(name);
                 let mut list = Vec::new();
-                for a in args.pos.iter().chain(args.kw.iter().map(|(_, v)| v)) {
+                for a in &args.pos {
                     list.push(self.atom(a)?);
                 }
-                let name = norm_name(name);
+                // tera's tests take positional arguments only: keywords go to their place in
+                // the Python signature (missing ones in between as None).
+                if !args.kw.is_empty() {
+                    let params = signatures::test(&name).map_or(&[][..], |s| s.params);
+                    let place = |k: &str| params.iter().position(|p| *p == k);
+                    let mut slots: Vec<Option<String>> = list.drain(..).map(Some).collect();
+                    for (k, a) in &args.kw {
+                        let at = place(k).unwrap_or(slots.len().max(params.len()));
+                        if slots.len() <= at {
+                            slots.resize(at + 1, None);
+                        }
+                        slots[at] = Some(self.atom(a)?);
+                    }
+                    list = slots
+                        .into_iter()
+                        .map(|s| s.unwrap_or_else(|| "__jx_none()".into()))
+                        .collect();
+                }
                 let not = if *negated { "not " } else { "" };
                 if list.is_empty() {
                     V::Complex(format!("{p} is {not}{name}"))
@@ -464,8 +483,13 @@ impl Lowering {
     fn call_expr(&mut self, callee: &Expr, args: &Args, pos: usize) -> Result<V, JinjaError> {
         match &callee.kind {
             ExprKind::Name(f) => {
-                let a = self.args(args)?;
-                Ok(V::Complex(Self::call(&norm_name(f), &a)))
+                let name = norm_name(f);
+                let mut a = self.args(args)?;
+                if matches!(name.as_str(), "lookup" | "query" | "q") {
+                    // Lookups read the template's variables (`vars`, `role_path`, ...).
+                    a.push("__ctx=__tera_context".into());
+                }
+                Ok(V::Complex(Self::call(&name, &a)))
             }
             ExprKind::Attr(obj, m) => {
                 if let (ExprKind::Name(n), Some(_)) = (&obj.kind, self.loops.last()) {
@@ -503,10 +527,6 @@ impl Lowering {
                 .or_else(|| kw("default_value"))
                 .or_else(|| kw("value"));
             let boolean = args.pos.get(1).or_else(|| kw("boolean"));
-            let d = match dflt {
-                Some(d) => self.atom(d)?,
-                None => "\"\"".to_string(),
-            };
             self.guard += 1;
             let v = self.val(operand);
             self.guard -= 1;
@@ -522,13 +542,53 @@ impl Lowering {
                     self.set(&t, &format!("{p} | default(value=__jx_undef(a0={what}))"));
                     t
                 }
+                V::Lit(l) => {
+                    let t = self.temp();
+                    self.set(&t, &l);
+                    t
+                }
                 other => self.bind(other),
             };
             let b = match boolean {
                 Some(b) => self.atom(b)?,
                 None => "false".into(),
             };
-            return Ok(V::Complex(format!("__jx_default(a0={e}, a1={d}, a2={b})")));
+            // The default is evaluated only when it is used (an error inside it, such as a
+            // method of the wrong type, does not matter when the value is defined: Ansible
+            // 2.19 gives the value).
+            let t = self.temp();
+            self.out
+                .push_str(&format!("{{% if {e} is undefined or {b} %}}"));
+            let d = match dflt {
+                Some(d) => self.atom(d)?,
+                None => "\"\"".to_string(),
+            };
+            self.set(&t, &format!("__jx_default(a0={e}, a1={d}, a2={b})"));
+            self.out.push_str("{% else %}");
+            self.set(&t, &e);
+            self.out.push_str("{% endif %}");
+            return Ok(V::Path(t));
+        }
+        if self.guard > 0 {
+            // Under `default`/`defined`, an undefined operand flows through the filter to the
+            // guard (Ansible: `(x.missing | first).y | default('n/a')` is 'n/a').
+            let o = self.guarded_path(operand)?;
+            let guard = std::mem::take(&mut self.guard);
+            let list = self.args(args);
+            self.guard = guard;
+            let list = list?;
+            let call = if list.is_empty() {
+                format!("{o} | {name}")
+            } else {
+                format!("{o} | {}", Self::call(&name, &list))
+            };
+            let t = self.temp();
+            self.out.push_str(&format!("{{% if {o} is undefined %}}"));
+            self.set(&t, &o);
+            self.out.push_str("{% else %}");
+            self.set(&t, &call);
+            self.out.push_str("{% endif %}");
+            return Ok(V::Path(t));
         }
         let a = self.atom(operand)?;
         let list = self.args(args)?;
@@ -591,8 +651,9 @@ impl Lowering {
             }
             let r = self.atom(rhs)?;
             let c = match op {
-                CmpOp::Eq => format!("{lhs} == {r}"),
-                CmpOp::Ne => format!("{lhs} != {r}"),
+                // Python equality (1 == 1.0 == True), and an undefined operand is an error.
+                CmpOp::Eq => format!("__jx_cmp(a0={lhs}, a1={r}, op=\"==\")"),
+                CmpOp::Ne => format!("__jx_cmp(a0={lhs}, a1={r}, op=\"!=\")"),
                 CmpOp::In => format!("{lhs} in {r}"),
                 CmpOp::NotIn => format!("{lhs} not in {r}"),
                 CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => {

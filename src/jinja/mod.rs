@@ -7,7 +7,6 @@
 pub mod ast;
 pub mod check;
 pub mod expr;
-pub mod known;
 pub mod lexer;
 pub mod lower;
 pub mod names;

@@ -13,8 +13,9 @@ enum Item {
     Tag(Vec<Token>, usize),
 }
 
-/// Split a template into items, applying whitespace control.
-fn items(src: &str, trim_blocks: bool) -> Result<Vec<Item>, JinjaError> {
+/// Split a template into items, applying whitespace control (`lstrip_blocks`: spaces and tabs
+/// between the start of a line and a block or comment tag go).
+fn items(src: &str, trim_blocks: bool, lstrip_blocks: bool) -> Result<Vec<Item>, JinjaError> {
     let b = src.as_bytes();
     let mut out: Vec<Item> = Vec::new();
     let (mut i, mut text_start) = (0usize, 0usize);
@@ -41,7 +42,21 @@ fn items(src: &str, trim_blocks: bool) -> Result<Vec<Item>, JinjaError> {
         let kind = b[i + 1];
         let lstrip = b.get(i + 2) == Some(&b'-');
         let body = i + 2 + usize::from(matches!(b.get(i + 2), Some(b'-' | b'+')));
-        push_text(&mut out, &src[text_start..i], &mut strip_next, lstrip);
+        let mut text_end = i;
+        if lstrip_blocks && kind != b'{' && !matches!(b.get(i + 2), Some(b'+' | b'-')) {
+            let line_start = src[..i].rfind('\n').map_or(0, |n| n + 1);
+            if line_start >= text_start
+                && src[line_start..i].bytes().all(|c| c == b' ' || c == b'\t')
+            {
+                text_end = line_start;
+            }
+        }
+        push_text(
+            &mut out,
+            &src[text_start..text_end],
+            &mut strip_next,
+            lstrip,
+        );
         let after;
         let mut trim_here = false;
         match kind {
@@ -129,7 +144,16 @@ fn find_endraw(
 
 /// Parse a whole template.
 pub fn parse(src: &str, trim_blocks: bool) -> Result<Vec<Node>, JinjaError> {
-    let items = items(src, trim_blocks)?;
+    parse_with(src, trim_blocks, false)
+}
+
+/// Parse a whole template with Jinja2's `lstrip_blocks` too.
+pub fn parse_with(
+    src: &str,
+    trim_blocks: bool,
+    lstrip_blocks: bool,
+) -> Result<Vec<Node>, JinjaError> {
+    let items = items(src, trim_blocks, lstrip_blocks)?;
     let mut b = Builder { items, i: 0 };
     let (nodes, end) = b.block(&[])?;
     if let Some((word, pos)) = end {

@@ -303,7 +303,7 @@ fn undefined_flows_to_default_and_defined() {
     let e = Templar::new()
         .render_str("{{ xs[9] }}", &ctx())
         .unwrap_err();
-    assert!(e.contains("has no item 9"), "{e}");
+    assert!(e.contains("has no element 9"), "{e}");
     // A no-break space is white space, as in Python.
     assert_eq!(v("n\u{a0}+ 1"), json!(6));
 }
@@ -343,4 +343,139 @@ fn loop_neighbours_and_depth() {
         r("{% for x in xs %}{{ loop.previtem | default('-') }}{{ loop.nextitem | default('-') }}{{ loop.depth }};{% endfor %}"),
         "-21;131;2-1;"
     );
+}
+
+#[test]
+fn calls_are_checked_against_the_library_signatures() {
+    let e = err("{{ s | replace('a') }}");
+    assert!(
+        e.contains("filter `replace` is missing its required argument `new`") && e.contains("1:8"),
+        "{e}"
+    );
+    let e = err("{{ s | upper(1) }}");
+    assert!(
+        e.contains("filter `upper` takes at most 0 positional arguments (1 given)"),
+        "{e}"
+    );
+    let e = err("{{ names | join(sepp=',') }}");
+    assert!(
+        e.contains("filter `join` has no parameter `sepp`") && e.contains("did you mean `sep`"),
+        "{e}"
+    );
+    let e = err("{% if s is version() %}{% endif %}");
+    assert!(
+        e.contains("test `version` is missing its required argument"),
+        "{e}"
+    );
+    let e = err("{{ lookup('evn', 'HOME') }}");
+    assert!(
+        e.contains("unknown lookup plugin `evn`") && e.contains("did you mean `env`"),
+        "{e}"
+    );
+    let e = err("{{ lookup('env', 'HOME', defualt='x') }}");
+    assert!(
+        e.contains("lookup plugin `env` has no parameter `defualt`"),
+        "{e}"
+    );
+    // The lowering's own helpers are not names a template may call.
+    let e = err("{{ __jx_add(a0=1, a1=2) }}");
+    assert!(e.contains("unknown function `__jx_add`"), "{e}");
+    // Old keyword names and lookup options stay accepted.
+    assert_eq!(r("{{ names | join(sep='+') }}"), "a+b");
+    assert_eq!(r("{{ s | replace(from='b', to='-') }}"), "a-c");
+    assert_eq!(
+        r("{{ lookup('env', 'NO_SUCH_VAR_H16D', default='dflt') }}"),
+        "dflt"
+    );
+    assert_eq!(
+        v("query('vars', 'key', wantlist=true)"),
+        json!(["a"]),
+        "lookups see the template's variables"
+    );
+}
+
+#[test]
+fn backslashes_and_none_in_text() {
+    // The escaping the repo's roles do (roles/cap, roles/cast_imaging_client), in Jinja2 syntax.
+    let c = Context::from_value(json!({"u": "a\\b\"c'd$e`f"})).unwrap();
+    let out = Templar::new()
+        .render_str(
+            "{{ u | replace('\\\\', '\\\\\\\\') | replace('\"', '\\\\\"') | replace(\"'\", \"\\\\'\") | replace('$', '\\\\$') | replace('`', '\\\\`') }}",
+            &c,
+        )
+        .unwrap();
+    assert_eq!(out, "a\\\\b\\\"c\\'d\\$e\\`f");
+    // Ansible's finalize: None prints as nothing in text, as `None` inside a list.
+    assert_eq!(r("x{{ none }}y{{ [none] }}"), "x y[None]".replace(' ', ""));
+    assert_eq!(v("2 ** 0"), json!(1));
+    assert_eq!(v("2 ** -1"), json!(0.5));
+}
+
+#[test]
+fn conditionals_must_be_boolean_and_results_defined() {
+    let t = Templar::new();
+    let e = t.eval_cond("xs | select('odd')", &ctx()).unwrap_err();
+    assert!(e.contains("type 'list'"), "{e}");
+    assert!(t.eval_cond("d", &ctx()).is_err());
+    assert!(t.eval_cond("xs | length > 2", &ctx()).unwrap());
+    assert!(!t.eval_cond("empty", &ctx()).unwrap());
+    // A result that still holds an undefined value is refused (Ansible's finalize).
+    let e = t
+        .render_string_value("{{ users | map(attribute='nope') | list }}", &ctx())
+        .unwrap_err();
+    assert!(e.contains("nope"), "{e}");
+}
+#[test]
+fn undefined_flows_through_filters_to_default() {
+    assert_eq!(
+        v("(d['nope']['results'] | selectattr('item', 'equalto', 'x') | first).elb.name | default('N/A')"),
+        json!("N/A")
+    );
+    assert_eq!(
+        v("(d.b | dict2items | first).key | default('N/A')"),
+        json!("c")
+    );
+    assert!(cond("(d.nope | first) is not defined"));
+    // Outside a guard it is an error still; so is joining undefined items.
+    assert!(Templar::new()
+        .render_str("{{ d.nope | first }}", &ctx())
+        .is_err());
+    assert!(Templar::new()
+        .render_str("{{ ['a', 'zz'] | map('extract', d) | join(',') }}", &ctx())
+        .is_err());
+    // A test on a missing attribute: the whole selection is undefined (ansible-core 2.19).
+    assert_eq!(
+        v("users | selectattr('nope', 'equalto', 1) | default([]) | list"),
+        json!([])
+    );
+    assert!(Templar::new()
+        .render_string_value(
+            "{{ users | selectattr('nope', 'equalto', 1) | list }}",
+            &ctx()
+        )
+        .is_err());
+}
+
+#[test]
+fn jinja2_header_line_sets_lstrip_blocks_in_template_files() {
+    let t = Templar::new();
+    let src = "#jinja2: trim_blocks:True, lstrip_blocks:True\n[x]\n  {% for n in names %}\n  k={{ n }}\n    {# note #}\n  {% endfor %}\n  {%+ if t %}on{% endif %}\n";
+    assert_eq!(
+        t.render_template_file(src, &ctx()).unwrap(),
+        "[x]\n  k=a\n  k=b\n  on"
+    );
+    // Without the header: the indentation before block tags stays (Ansible's default).
+    let plain = "[x]\n  {% for n in names %}\n  k={{ n }}\n  {% endfor %}\n";
+    assert_eq!(
+        t.render_template_file(plain, &ctx()).unwrap(),
+        "[x]\n    k=a\n    k=b\n  "
+    );
+}
+
+#[test]
+fn test_keywords_go_to_their_python_place() {
+    assert!(cond("'1.2' is version('1.10', operator='lt')"));
+    assert!(cond("'1.2' is version(operator='ge', version='1.1')"));
+    assert!(cond("'1.2.3' is version('1.2.3', version_type='loose')"));
+    assert!(!cond("'1.2' is version('1.10', operator='gt')"));
 }

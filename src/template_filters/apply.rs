@@ -83,6 +83,19 @@ fn select_impl(v: &Value, b: &Bound, attr: bool, keep: bool) -> Result<Value> {
             Some(a) => pyval::path(&x, a).cloned(),
             None => Some(x.clone()),
         };
+        let tests_definition = rest
+            .first()
+            .and_then(Value::as_str)
+            .is_some_and(|t| matches!(short(t), "defined" | "undefined"));
+        if probe.is_none() && !rest.is_empty() && !tests_definition {
+            // ansible-core 2.19: testing a missing attribute makes the whole result undefined
+            // (an error where it is used, the default under `| default(...)`).
+            return Ok(undefined::undefined(format!(
+                "object of type '{}' has no attribute '{}'",
+                pyval::type_name(&x),
+                attribute.as_deref().unwrap_or_default()
+            )));
+        }
         let ok = match rest.split_first() {
             None => probe.as_ref().is_some_and(pyval::truthy),
             Some((t, targs)) => {

@@ -219,12 +219,13 @@ pub fn from_yaml_all(v: &Value, b: &Bound) -> Result<Value> {
 
 fn digest(b: &Bound, kind: &str, data: &[u8]) -> Result<String> {
     Ok(match kind {
+        "md5" => hex::encode(<md5::Md5 as md5::Digest>::digest(data)),
         "sha1" => hex::encode(sha1::Sha1::digest(data)),
         "sha224" => hex::encode(sha2::Sha224::digest(data)),
         "sha256" => hex::encode(sha2::Sha256::digest(data)),
         "sha384" => hex::encode(sha2::Sha384::digest(data)),
         "sha512" => hex::encode(sha2::Sha512::digest(data)),
-        other => return Err(err(b.name, format!("hash type '{other}' is not supported by castellan (sha1, sha224, sha256, sha384, sha512)"))),
+        other => return Err(err(b.name, format!("hash type '{other}' is not supported by castellan (md5, sha1, sha224, sha256, sha384, sha512)"))),
     })
 }
 
@@ -235,6 +236,9 @@ pub fn hash(v: &Value, b: &Bound) -> Result<Value> {
         &b.str_or(0, "sha1")?,
         text(v).as_bytes(),
     )?))
+}
+pub fn md5(v: &Value, b: &Bound) -> Result<Value> {
+    Ok(Value::String(digest(b, "md5", text(v).as_bytes())?))
 }
 pub fn sha1(v: &Value, b: &Bound) -> Result<Value> {
     Ok(Value::String(digest(b, "sha1", text(v).as_bytes())?))

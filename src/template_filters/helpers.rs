@@ -117,10 +117,14 @@ pub fn jx_cmp(b: &Bound) -> Result<Value> {
     Ok(Value::Bool(r))
 }
 
-/// `obj[key]`: negative indexes count from the end; a missing key is the undefined sentinel.
+/// `obj[key]`: negative indexes count from the end; a missing key is the undefined sentinel, and
+/// so is any item of an undefined object (Ansible's undefined chains: `x.y[k] is defined` is
+/// false when `x` has no `y`; using the result elsewhere is still an error).
 pub fn jx_getitem(b: &Bound) -> Result<Value> {
     let obj = b.val(0);
-    undefined::refuse(&obj)?;
+    if undefined::is_undefined(&obj) {
+        return Ok(obj);
+    }
     let key = b.val(1);
     undefined::refuse(&key)?;
     Ok(getitem(&obj, &key))

@@ -87,13 +87,16 @@ pub fn reverse(v: &Value, b: &Bound) -> Result<Value> {
 pub fn join(v: &Value, b: &Bound) -> Result<Value> {
     let sep = b.str_or(0, "")?;
     let attribute = b.get(1).and_then(Value::as_str);
-    let parts: Vec<String> = items(b, v)?
-        .iter()
-        .map(|x| match attribute {
+    let xs = items(b, v)?;
+    let mut parts: Vec<String> = Vec::with_capacity(xs.len());
+    for x in &xs {
+        // str() of an undefined item is an error, as in Jinja2.
+        undefined::refuse(x)?;
+        parts.push(match attribute {
             Some(a) => attr(x, a).map(pystr::str).unwrap_or_default(),
             None => pystr::str(x),
-        })
-        .collect();
+        });
+    }
     Ok(Value::String(parts.join(&sep)))
 }
 

@@ -73,8 +73,13 @@ pub fn jx_default(v: &Value, b: &Bound) -> Result<Value> {
 
 /// The output filter `__jx_str` (contract item 7): Python `str()`; undefined is an error.
 pub fn jx_str(v: &Value, b: &Bound) -> Result<Value> {
-    if let Some(d) = undefined::description(v) {
+    // Ansible's finalize refuses a result that holds an undefined value, even nested.
+    if let Some(d) = undefined::find(v) {
         return Err(err(b.name, undefined::message(d)));
+    }
+    // Ansible's finalize: a None printed in text is nothing (inside a list it stays `None`).
+    if v.is_null() {
+        return Ok(Value::String(String::new()));
     }
     Ok(Value::String(pystr::str(v)))
 }

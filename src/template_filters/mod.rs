@@ -90,6 +90,7 @@ pub static FILTERS: &[(&str, FilterFn)] = &[
     ("mandatory", logic::mandatory),
     ("map", apply::map),
     ("max", lists::max),
+    ("md5", encoding::md5),
     ("min", lists::min),
     ("normpath", paths::normpath_filter),
     ("path_join", paths::path_join),

@@ -149,6 +149,7 @@ pub static FILTERS: &[Sig] = &[
     s("mandatory", &["msg"], 0),
     v("map", &[], 0),
     s("max", &["case_sensitive", "attribute"], 0),
+    s("md5", &[], 0),
     s("min", &["case_sensitive", "attribute"], 0),
     s("normpath", &[], 0),
     s("path_join", &[], 0),

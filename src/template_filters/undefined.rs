@@ -25,6 +25,19 @@ pub fn description(v: &Value) -> Option<&str> {
     }
 }
 
+/// The first undefined value anywhere inside `v` (list items, dict values), as its description:
+/// Ansible refuses to finalize a result that still holds one.
+pub fn find(v: &Value) -> Option<&str> {
+    if let Some(d) = description(v) {
+        return Some(d);
+    }
+    match v {
+        Value::Array(a) => a.iter().find_map(find),
+        Value::Object(m) => m.values().find_map(find),
+        _ => None,
+    }
+}
+
 /// Jinja2's message for using an undefined value: `'x' is undefined`, or the description itself
 /// when it is already a sentence (`'dict object' has no attribute 'y'`).
 pub fn message(desc: &str) -> String {
@@ -53,6 +66,8 @@ mod tests {
         assert!(is_undefined(&u));
         assert_eq!(description(&u), Some("x"));
         assert!(!is_undefined(&serde_json::json!({"a": 1})));
+        assert_eq!(find(&serde_json::json!([1, {"k": u.clone()}])), Some("x"));
+        assert_eq!(find(&serde_json::json!([1, {"k": 2}])), None);
         assert_eq!(refuse(&u).unwrap_err().to_string(), "'x' is undefined");
         assert_eq!(
             message("'dict object' has no attribute 'y'"),
