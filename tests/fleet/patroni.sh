@@ -65,7 +65,24 @@ pid_of_cmdline() {
 }
 
 etcd_pid() { pid_of_cmdline "$1" etcd "--data-dir=$ETCD_DIR"; }
-patroni_pid() { pid_of_cmdline "$1" patroni "$FLEET_DIR/hosts/db$2/patroni.yml"; }
+# patroni_pid VAR K: dbK's Patroni, or "". The pid start_member recorded counts while it is still
+# on its way to Patroni (setsid, setpriv and env exec one another, each with the config in argv):
+# under load a scan by name alone missed a member that had not yet exec'd Patroni.
+patroni_pid() {
+    local _cfg=$FLEET_DIR/hosts/db$2/patroni.yml _p="" _a
+    local -a _argv
+    { read -r _p <"$FLEET_DIR/hosts/db$2/patroni.pid"; } 2>/dev/null || _p=""
+    if [[ $_p =~ ^[0-9]+$ ]] && fleet_alive "$_p" &&
+        { mapfile -d '' -t _argv <"/proc/$_p/cmdline"; } 2>/dev/null; then
+        for _a in "${_argv[@]}"; do
+            if [[ $_a == "$_cfg" ]]; then
+                printf -v "$1" '%s' "$_p"
+                return 0
+            fi
+        done
+    fi
+    pid_of_cmdline "$1" patroni "$_cfg"
+}
 
 # postmaster_pid VAR K: the running postmaster of dbK's data directory, or "".
 postmaster_pid() {
@@ -216,6 +233,8 @@ start_member() {
     setsid setpriv --reuid=postgres --regid=postgres --init-groups -- \
         env -i PATH=/usr/bin:/bin HOME="$dir" LC_ALL=C.UTF-8 \
         "$PATRONI_VENV/bin/patroni" "$cfg" </dev/null >>"$dir/patroni.log" 2>&1 9>&- 8>&- &
+    # Not a process group leader, so setsid execs rather than forks: $! becomes Patroni itself.
+    echo "$!" >"$dir/patroni.pid"
     echo "db$k started"
 }
 
