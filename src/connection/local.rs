@@ -11,7 +11,8 @@ use sha2::Digest;
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    Attrs, ConnError, Connection, ExecOutput, ExecRequest, FileKind, FileState, Op, OpOutput, Want,
+    Attrs, ConnError, Connection, ExecOutput, ExecRequest, Fetched, FileKind, FileState, Op,
+    OpOutput, Want,
 };
 
 #[derive(Debug, Default)]
@@ -65,6 +66,24 @@ pub fn lookup_gid(name: &str) -> Result<u32, ConnError> {
             "chgrp failed: failed to look up group {name}"
         ))),
     }
+}
+
+/// `path` with its directories' symbolic links resolved, when that can be told: absolute, a
+/// final component that is a name (not a link, `.` or `..`) in a directory that exists.
+fn canonical(path: &str) -> Option<String> {
+    let p = Path::new(path);
+    if !p.is_absolute() || path.ends_with('/') {
+        return None;
+    }
+    let name = match p.components().next_back()? {
+        std::path::Component::Normal(n) => n,
+        _ => return None,
+    };
+    if fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
+        return None;
+    }
+    let dir = fs::canonicalize(p.parent()?).ok()?;
+    Some(dir.join(name).to_string_lossy().into_owned())
 }
 
 pub fn stat_path(path: &str, want: Want) -> Result<FileState, ConnError> {
@@ -512,6 +531,31 @@ impl Connection for LocalConnection {
         let script = super::ssh_script::stat_script(path, want).map_err(quote_err)?;
         let out = run_script_as(user, &format!("stat {path}"), script, None).await?;
         super::ssh_script::parse_stat(&out.stdout, want).map_err(ConnError::Failed)
+    }
+
+    /// One by one through system calls, each with its canonical path (what the batch script
+    /// tells on a remote host: see [`super::stat_batch`]).
+    async fn stat_many(
+        &self,
+        reqs: &[(String, Want)],
+        become_user: Option<&str>,
+    ) -> Result<Vec<Result<Fetched, ConnError>>, ConnError> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for (path, want) in reqs {
+            out.push(
+                self.stat(path, *want, become_user)
+                    .await
+                    .map(|state| Fetched {
+                        state,
+                        real: canonical(path),
+                    }),
+            );
+        }
+        Ok(out)
+    }
+
+    fn batches_reads(&self) -> bool {
+        true
     }
 
     /// As another user (`become_user`), file changes are made by that user (with that user's

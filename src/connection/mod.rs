@@ -10,18 +10,21 @@ pub mod children;
 pub mod local;
 pub mod op;
 pub mod powershell;
+pub mod prefetch;
 pub mod pwsh_quote;
 pub mod quote;
 pub mod session;
 pub mod ssh;
 pub mod ssh_script;
 pub mod ssh_session;
+pub mod stat_batch;
 pub mod stdin_script;
 pub mod windows;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+pub use stat_batch::Fetched;
 pub use op::{Attrs, Backup, ExecOutput, ExecRequest, FileKind, FileState, Op, OpOutput, Want};
 
 /// Is this host reached through the local connection?
@@ -61,6 +64,37 @@ pub trait Connection: Send + Sync {
         want: Want,
         become_user: Option<&str>,
     ) -> Result<FileState, ConnError>;
+    /// Read several paths' states, one result per path in order. The default asks one by one;
+    /// a connection that can do it in one round trip says so in [`Connection::batches_reads`].
+    /// The outer error is the host lost; a path that could not be read is its own error.
+    async fn stat_many(
+        &self,
+        reqs: &[(String, Want)],
+        become_user: Option<&str>,
+    ) -> Result<Vec<Result<Fetched, ConnError>>, ConnError> {
+        let mut out = Vec::with_capacity(reqs.len());
+        for (path, want) in reqs {
+            out.push(match self.stat(path, *want, become_user).await {
+                Ok(state) => Ok(Fetched { state, real: None }),
+                Err(ConnError::Unreachable(m)) => return Err(ConnError::Unreachable(m)),
+                Err(e) => Err(e),
+            });
+        }
+        Ok(out)
+    }
+    /// [`Connection::stat_many`] costs one round trip (worth reading ahead with).
+    fn batches_reads(&self) -> bool {
+        false
+    }
+    /// Read `reqs` ahead, for the stats that later tasks will ask ([`prefetch`]). Nothing by
+    /// default.
+    async fn prefetch(
+        &self,
+        _reqs: &[(String, Want)],
+        _become_user: Option<&str>,
+    ) -> Result<(), ConnError> {
+        Ok(())
+    }
     /// Apply one change, atomically where the change is a file write.
     async fn apply(&self, op: &Op, become_user: Option<&str>) -> Result<OpOutput, ConnError>;
     /// Close the connection; further calls fail.

@@ -30,8 +30,10 @@ use tokio::sync::{Mutex, OnceCell, RwLock, Semaphore};
 use super::ssh_session::{is_channel_refused, Served, Sessions, Via};
 
 use super::ssh_script::{self, BecomeMethod, RemoteUser};
-use super::stdin_script;
-use super::{ConnError, Connection, ExecOutput, ExecRequest, FileState, Op, OpOutput, Want};
+use super::{stat_batch, stdin_script};
+use super::{
+    ConnError, Connection, ExecOutput, ExecRequest, Fetched, FileState, Op, OpOutput, Want,
+};
 
 /// Concurrent channels (commands) per host: below sshd's default `MaxSessions 10`.
 pub const MAX_CHANNELS: usize = 8;
@@ -1025,6 +1027,37 @@ impl Connection for SshConnection {
             )
             .await?;
         ssh_script::parse_stat(&out.stdout, want).map_err(ConnError::Failed)
+    }
+
+    async fn stat_many(
+        &self,
+        reqs: &[(String, Want)],
+        become_user: Option<&str>,
+    ) -> Result<Vec<Result<Fetched, ConnError>>, ConnError> {
+        if reqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let b = stat_batch::boundary().map_err(ConnError::Failed)?;
+        let out = self
+            .inner
+            .run_ok(
+                &format!("stat {} paths", reqs.len()),
+                stat_batch::stat_many_script(reqs, &b),
+                become_user,
+                None,
+            )
+            .await?;
+        let wants: Vec<Want> = reqs.iter().map(|r| r.1).collect();
+        let parsed = stat_batch::parse_stat_many(&out.stdout, &wants, &b).map_err(ConnError::Failed)?;
+        Ok(parsed
+            .into_iter()
+            .zip(reqs)
+            .map(|(r, (path, _))| r.map_err(|e| ConnError::Failed(format!("stat {path}: {e}"))))
+            .collect())
+    }
+
+    fn batches_reads(&self) -> bool {
+        true
     }
 
     async fn apply(&self, op: &Op, become_user: Option<&str>) -> Result<OpOutput, ConnError> {

@@ -1,0 +1,435 @@
+//! Reading ahead: a connection that keeps the states read by [`Connection::prefetch`] (one round
+//! trip for the paths a play's later tasks will stat) and answers a later [`Connection::stat`] of
+//! the same path, as the same user, asking no more than was read, from them, once.
+//!
+//! What was read ahead is dropped as soon as it may be stale:
+//! - a command run on any host (an [`Op::Exec`], [`Connection::exec`]) or the engine's
+//!   [`Epoch::bump`] (a task that waits for something else to act) drops everything read before
+//!   it, on every host: a command may change any file (a restart rewrites `postmaster.pid`,
+//!   `patronictl` rewrites every member's configuration);
+//! - a file change on this host drops what was read of that path and below it, by the path as
+//!   written and by its canonical path (directory symlinks resolved, as the host told at read
+//!   time), and whatever was read through a final symbolic link; a change to a path whose
+//!   canonical form is not known drops everything of this host; a change of attributes drops
+//!   everything of this host (hard links share them).
+//! - a state is used once: a second stat of the path (a retry, a poll) goes to the host.
+//!
+//! Without [`Connection::batches_reads`] on the connection inside, reading ahead does nothing.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::{
+    ConnError, Connection, ExecOutput, ExecRequest, Fetched, FileState, Op, OpOutput, Want,
+};
+
+/// A counter shared by every connection of a run: a command anywhere makes every earlier
+/// read-ahead stale.
+#[derive(Debug, Default, Clone)]
+pub struct Epoch(Arc<AtomicU64>);
+
+impl Epoch {
+    pub fn now(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct Entry {
+    path: String,
+    become_user: Option<String>,
+    want: Want,
+    state: FileState,
+    real: Option<String>,
+    epoch: u64,
+}
+
+#[derive(Default)]
+struct Cache {
+    entries: Vec<Entry>,
+    /// Canonical paths told by the host (kept after their entry is used), with their epoch.
+    real_of: HashMap<String, (String, u64)>,
+    hits: u64,
+}
+
+pub struct Prefetching {
+    inner: Arc<dyn Connection>,
+    epoch: Epoch,
+    cache: Mutex<Cache>,
+}
+
+/// `have` answers a stat that wants `want`.
+fn covers(have: Want, want: Want) -> bool {
+    have.follow == want.follow
+        && (have.content || !want.content)
+        && (have.checksum || !want.checksum)
+}
+
+/// `p` is `dir` or below it.
+fn at_or_under(p: &str, dir: &str) -> bool {
+    p == dir
+        || (p.len() > dir.len()
+            && p.starts_with(dir)
+            && (dir.ends_with('/') || p.as_bytes()[dir.len()] == b'/'))
+}
+
+impl Prefetching {
+    pub fn new(inner: Arc<dyn Connection>, epoch: Epoch) -> Self {
+        Prefetching {
+            inner,
+            epoch,
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many stats were answered from what was read ahead (for tests and `-v`).
+    pub fn hits(&self) -> u64 {
+        self.cache().hits
+    }
+
+    fn take(&self, path: &str, want: Want, become_user: Option<&str>) -> Option<FileState> {
+        let now = self.epoch.now();
+        let mut c = self.cache();
+        c.entries.retain(|e| e.epoch == now);
+        let i = c.entries.iter().position(|e| {
+            e.path == path && e.become_user.as_deref() == become_user && covers(e.want, want)
+        })?;
+        let mut st = c.entries.swap_remove(i).state;
+        c.hits += 1;
+        if !want.content {
+            st.content = None;
+        }
+        Some(st)
+    }
+
+    /// A file change at `path` is about to be made: drop what it may make stale.
+    fn invalidate(&self, op: &Op) {
+        let now = self.epoch.now();
+        let mut c = self.cache();
+        let (path, all) = match op {
+            Op::Exec(_) => {
+                drop(c);
+                self.epoch.bump();
+                return;
+            }
+            Op::SetAttrs { path, .. } => (path, true),
+            Op::Write { path, .. }
+            | Op::Mkdir { path, .. }
+            | Op::Remove { path }
+            | Op::Symlink { path, .. }
+            | Op::Touch { path, .. } => (path, false),
+        };
+        let real = c
+            .real_of
+            .get(path.as_str())
+            .filter(|(_, e)| *e == now)
+            .map(|(r, _)| r.clone());
+        match real {
+            Some(rq) if !all => c.entries.retain(|e| {
+                let stale = at_or_under(&e.path, path)
+                    || e.real.as_deref().is_none_or(|r| at_or_under(r, &rq));
+                !stale
+            }),
+            _ => c.entries.clear(),
+        }
+        if matches!(op, Op::Remove { .. } | Op::Symlink { .. }) {
+            // Directories may have become links, or gone: canonical forms are unknown again.
+            c.real_of.clear();
+        }
+    }
+}
+
+#[async_trait]
+impl Connection for Prefetching {
+    async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError> {
+        self.epoch.bump();
+        self.inner.exec(req).await
+    }
+
+    async fn query(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError> {
+        self.inner.query(req).await
+    }
+
+    async fn stat(
+        &self,
+        path: &str,
+        want: Want,
+        become_user: Option<&str>,
+    ) -> Result<FileState, ConnError> {
+        if let Some(st) = self.take(path, want, become_user) {
+            return Ok(st);
+        }
+        self.inner.stat(path, want, become_user).await
+    }
+
+    async fn stat_many(
+        &self,
+        reqs: &[(String, Want)],
+        become_user: Option<&str>,
+    ) -> Result<Vec<Result<Fetched, ConnError>>, ConnError> {
+        self.inner.stat_many(reqs, become_user).await
+    }
+
+    fn batches_reads(&self) -> bool {
+        self.inner.batches_reads()
+    }
+
+    async fn prefetch(
+        &self,
+        reqs: &[(String, Want)],
+        become_user: Option<&str>,
+    ) -> Result<(), ConnError> {
+        if !self.inner.batches_reads() {
+            return Ok(());
+        }
+        let epoch = self.epoch.now();
+        let todo: Vec<(String, Want)> = {
+            let c = self.cache();
+            let mut todo: Vec<(String, Want)> = Vec::new();
+            for (p, w) in reqs {
+                let have = c.entries.iter().any(|e| {
+                    e.epoch == epoch
+                        && &e.path == p
+                        && e.become_user.as_deref() == become_user
+                        && covers(e.want, *w)
+                });
+                if !have && !todo.iter().any(|(tp, tw)| tp == p && covers(*tw, *w)) {
+                    todo.push((p.clone(), *w));
+                }
+            }
+            todo
+        };
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let got = self.inner.stat_many(&todo, become_user).await?;
+        let mut c = self.cache();
+        for ((path, want), r) in todo.into_iter().zip(got) {
+            // A path that could not be read is read again by its task, which reports the error.
+            let Ok(f) = r else { continue };
+            if let Some(real) = &f.real {
+                c.real_of.insert(path.clone(), (real.clone(), epoch));
+            }
+            c.entries.push(Entry {
+                path,
+                become_user: become_user.map(str::to_string),
+                want,
+                state: f.state,
+                real: f.real,
+                epoch,
+            });
+        }
+        Ok(())
+    }
+
+    async fn apply(&self, op: &Op, become_user: Option<&str>) -> Result<OpOutput, ConnError> {
+        self.invalidate(op);
+        self.inner.apply(op, become_user).await
+    }
+
+    async fn close(&self) {
+        self.cache().entries.clear();
+        self.inner.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::local::LocalConnection;
+    use crate::connection::Attrs;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    fn conn() -> (Prefetching, Epoch) {
+        let e = Epoch::default();
+        (
+            Prefetching::new(Arc::new(LocalConnection::new()), e.clone()),
+            e,
+        )
+    }
+
+    const TEXT: Want = Want {
+        content: true,
+        checksum: false,
+        follow: true,
+    };
+
+    fn write(path: &str, data: &[u8]) -> Op {
+        Op::Write {
+            path: path.into(),
+            content: Arc::new(data.to_vec()),
+            attrs: Attrs::default(),
+            backup: false,
+            follow: true,
+        }
+    }
+
+    fn s(p: &std::path::Path) -> String {
+        p.display().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_state_read_ahead_answers_one_stat_then_the_host_does() {
+        let t = tempfile::tempdir().unwrap();
+        let f = s(&t.path().join("a.conf"));
+        fs::write(&f, "one\n").unwrap();
+        let (c, _) = conn();
+        c.prefetch(&[(f.clone(), TEXT)], None).await.unwrap();
+        // Changed behind castellan's back: the read-ahead still answers (that is reading ahead)...
+        fs::write(&f, "two\n").unwrap();
+        let st = c.stat(&f, TEXT, None).await.unwrap();
+        assert_eq!(st.content.as_deref(), Some(&b"one\n"[..]));
+        assert_eq!(c.hits(), 1);
+        // ...once: the next stat (a retry, a poll) reads the host.
+        let st = c.stat(&f, TEXT, None).await.unwrap();
+        assert_eq!(st.content.as_deref(), Some(&b"two\n"[..]));
+        assert_eq!(c.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stat_asking_more_or_as_another_user_goes_to_the_host() {
+        let t = tempfile::tempdir().unwrap();
+        let f = s(&t.path().join("a"));
+        fs::write(&f, "x").unwrap();
+        let (c, _) = conn();
+        c.prefetch(&[(f.clone(), Want::default())], None).await.unwrap();
+        let st = c.stat(&f, TEXT, None).await.unwrap();
+        assert_eq!(st.content.as_deref(), Some(&b"x"[..]));
+        assert_eq!(c.hits(), 0, "metadata only cannot answer a content read");
+        c.prefetch(&[(f.clone(), TEXT)], None).await.unwrap();
+        c.stat(&f, TEXT, Some("nobody")).await.ok();
+        assert_eq!(c.hits(), 0, "another become user reads for itself");
+        let st = c
+            .stat(
+                &f,
+                Want {
+                    follow: true,
+                    ..Want::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(c.hits(), 1);
+        assert_eq!(st.content, None, "no more than asked");
+    }
+
+    #[tokio::test]
+    async fn a_command_on_any_host_drops_every_read_ahead() {
+        let t = tempfile::tempdir().unwrap();
+        let f = s(&t.path().join("a"));
+        fs::write(&f, "x").unwrap();
+        let e = Epoch::default();
+        let a = Prefetching::new(Arc::new(LocalConnection::new()), e.clone());
+        let b = Prefetching::new(Arc::new(LocalConnection::new()), e.clone());
+        a.prefetch(&[(f.clone(), TEXT)], None).await.unwrap();
+        b.apply(
+            &Op::Exec(ExecRequest {
+                argv: vec!["true".into()],
+                ..ExecRequest::default()
+            }),
+            None,
+        )
+        .await
+        .unwrap();
+        a.stat(&f, TEXT, None).await.unwrap();
+        assert_eq!(a.hits(), 0);
+        a.prefetch(&[(f.clone(), TEXT)], None).await.unwrap();
+        e.bump();
+        a.stat(&f, TEXT, None).await.unwrap();
+        assert_eq!(a.hits(), 0, "the engine's bump (a wait) drops it too");
+    }
+
+    #[tokio::test]
+    async fn a_write_drops_its_path_by_any_name_and_keeps_the_others() {
+        let t = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(t.path()).unwrap();
+        fs::create_dir(root.join("real")).unwrap();
+        symlink(root.join("real"), root.join("alias")).unwrap();
+        let f = s(&root.join("real/a.conf"));
+        let via = s(&root.join("alias/a.conf"));
+        let other = s(&root.join("real/b.conf"));
+        fs::write(&f, "a").unwrap();
+        fs::write(&other, "b").unwrap();
+        let (c, _) = conn();
+        c.prefetch(&[(via.clone(), TEXT), (other.clone(), TEXT)], None)
+            .await
+            .unwrap();
+        // Written by its canonical name: the read through the directory alias is stale.
+        c.prefetch(&[(f.clone(), TEXT)], None).await.unwrap();
+        c.apply(&write(&f, b"A"), None).await.unwrap();
+        let st = c.stat(&via, TEXT, None).await.unwrap();
+        assert_eq!(st.content.as_deref(), Some(&b"A"[..]));
+        assert_eq!(c.hits(), 0);
+        c.stat(&other, TEXT, None).await.unwrap();
+        assert_eq!(c.hits(), 1, "another file's read-ahead stays");
+    }
+
+    #[tokio::test]
+    async fn a_change_to_a_path_of_unknown_form_or_to_attributes_drops_everything() {
+        let t = tempfile::tempdir().unwrap();
+        let f = s(&t.path().join("a"));
+        let g = s(&t.path().join("g"));
+        fs::write(&f, "a").unwrap();
+        fs::write(&g, "g").unwrap();
+        let (c, _) = conn();
+        c.prefetch(&[(f.clone(), TEXT)], None).await.unwrap();
+        // `g` was never read: its canonical form is unknown.
+        c.apply(&write(&g, b"G"), None).await.unwrap();
+        c.stat(&f, TEXT, None).await.unwrap();
+        assert_eq!(c.hits(), 0);
+        c.prefetch(&[(f.clone(), TEXT), (g.clone(), TEXT)], None)
+            .await
+            .unwrap();
+        c.apply(
+            &Op::SetAttrs {
+                path: g.clone(),
+                attrs: Attrs {
+                    mode: Some(0o600),
+                    ..Attrs::default()
+                },
+                follow: true,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        c.stat(&f, TEXT, None).await.unwrap();
+        assert_eq!(c.hits(), 0);
+    }
+
+    #[tokio::test]
+    async fn removing_a_directory_drops_what_was_read_below_it() {
+        let t = tempfile::tempdir().unwrap();
+        let d = s(&t.path().join("d"));
+        fs::create_dir(&d).unwrap();
+        let f = format!("{d}/f");
+        fs::write(&f, "x").unwrap();
+        let (c, _) = conn();
+        c.prefetch(&[(d.clone(), Want::default()), (f.clone(), TEXT)], None)
+            .await
+            .unwrap();
+        c.apply(&Op::Remove { path: d.clone() }, None).await.unwrap();
+        let st = c.stat(&f, TEXT, None).await.unwrap();
+        assert!(!st.exists());
+        assert_eq!(c.hits(), 0);
+    }
+
+    #[test]
+    fn under_means_a_path_component_boundary() {
+        assert!(at_or_under("/etc/a", "/etc"));
+        assert!(at_or_under("/etc", "/etc"));
+        assert!(at_or_under("/etc/a", "/"));
+        assert!(!at_or_under("/etcx", "/etc"));
+    }
+}
