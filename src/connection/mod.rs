@@ -24,8 +24,8 @@ pub mod windows;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-pub use stat_batch::Fetched;
 pub use op::{Attrs, Backup, ExecOutput, ExecRequest, FileKind, FileState, Op, OpOutput, Want};
+pub use stat_batch::Fetched;
 
 /// Is this host reached through the local connection?
 pub fn is_local(name: &str, vars: &Map<String, Value>) -> bool {

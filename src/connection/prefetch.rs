@@ -1,6 +1,7 @@
 //! Reading ahead: a connection that keeps the states read by [`Connection::prefetch`] (one round
-//! trip for the paths a play's later tasks will stat) and answers a later [`Connection::stat`] of
-//! the same path, as the same user, asking no more than was read, from them, once.
+//! trip for the paths a play's later tasks will stat) and answers later [`Connection::stat`]s of
+//! the same path, as the same user, asking no more than was read, from them (four `lineinfile`
+//! tasks on one file that none of them changes read it once).
 //!
 //! What was read ahead is dropped as soon as it may be stale:
 //! - a command run on any host (an [`Op::Exec`], [`Connection::exec`]) or the engine's
@@ -12,7 +13,9 @@
 //!   time), and whatever was read through a final symbolic link; a change to a path whose
 //!   canonical form is not known drops everything of this host; a change of attributes drops
 //!   everything of this host (hard links share them).
-//! - a state is used once: a second stat of the path (a retry, a poll) goes to the host.
+//!
+//! The engine bumps the epoch around a task that waits (`wait_for`) and before each retry of an
+//! `until` loop: a poll reads the host.
 //!
 //! Without [`Connection::batches_reads`] on the connection inside, reading ahead does nothing.
 use std::collections::HashMap;
@@ -103,7 +106,7 @@ impl Prefetching {
         let i = c.entries.iter().position(|e| {
             e.path == path && e.become_user.as_deref() == become_user && covers(e.want, want)
         })?;
-        let mut st = c.entries.swap_remove(i).state;
+        let mut st = c.entries[i].state.clone();
         c.hits += 1;
         if !want.content {
             st.content = None;
@@ -279,21 +282,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_state_read_ahead_answers_one_stat_then_the_host_does() {
+    async fn a_state_read_ahead_answers_stats_until_the_epoch_moves() {
         let t = tempfile::tempdir().unwrap();
         let f = s(&t.path().join("a.conf"));
         fs::write(&f, "one\n").unwrap();
-        let (c, _) = conn();
+        let (c, e) = conn();
         c.prefetch(&[(f.clone(), TEXT)], None).await.unwrap();
-        // Changed behind castellan's back: the read-ahead still answers (that is reading ahead)...
+        // Changed behind castellan's back: the read-ahead still answers (that is reading ahead),
+        // for every task that reads it...
         fs::write(&f, "two\n").unwrap();
-        let st = c.stat(&f, TEXT, None).await.unwrap();
-        assert_eq!(st.content.as_deref(), Some(&b"one\n"[..]));
-        assert_eq!(c.hits(), 1);
-        // ...once: the next stat (a retry, a poll) reads the host.
+        for _ in 0..3 {
+            let st = c.stat(&f, TEXT, None).await.unwrap();
+            assert_eq!(st.content.as_deref(), Some(&b"one\n"[..]));
+        }
+        assert_eq!(c.hits(), 3);
+        // ...until the engine says something else may have acted (a retry, a wait).
+        e.bump();
         let st = c.stat(&f, TEXT, None).await.unwrap();
         assert_eq!(st.content.as_deref(), Some(&b"two\n"[..]));
-        assert_eq!(c.hits(), 1);
+        assert_eq!(c.hits(), 3);
     }
 
     #[tokio::test]
@@ -302,7 +309,9 @@ mod tests {
         let f = s(&t.path().join("a"));
         fs::write(&f, "x").unwrap();
         let (c, _) = conn();
-        c.prefetch(&[(f.clone(), Want::default())], None).await.unwrap();
+        c.prefetch(&[(f.clone(), Want::default())], None)
+            .await
+            .unwrap();
         let st = c.stat(&f, TEXT, None).await.unwrap();
         assert_eq!(st.content.as_deref(), Some(&b"x"[..]));
         assert_eq!(c.hits(), 0, "metadata only cannot answer a content read");
@@ -419,7 +428,9 @@ mod tests {
         c.prefetch(&[(d.clone(), Want::default()), (f.clone(), TEXT)], None)
             .await
             .unwrap();
-        c.apply(&Op::Remove { path: d.clone() }, None).await.unwrap();
+        c.apply(&Op::Remove { path: d.clone() }, None)
+            .await
+            .unwrap();
         let st = c.stat(&f, TEXT, None).await.unwrap();
         assert!(!st.exists());
         assert_eq!(c.hits(), 0);

@@ -1048,7 +1048,8 @@ impl Connection for SshConnection {
             )
             .await?;
         let wants: Vec<Want> = reqs.iter().map(|r| r.1).collect();
-        let parsed = stat_batch::parse_stat_many(&out.stdout, &wants, &b).map_err(ConnError::Failed)?;
+        let parsed =
+            stat_batch::parse_stat_many(&out.stdout, &wants, &b).map_err(ConnError::Failed)?;
         Ok(parsed
             .into_iter()
             .zip(reqs)

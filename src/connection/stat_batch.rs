@@ -119,8 +119,16 @@ mod tests {
     use std::process::Command;
 
     fn run(script: &str) -> Vec<u8> {
-        let out = Command::new("/bin/sh").arg("-c").arg(script).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 
@@ -144,7 +152,10 @@ mod tests {
         let reqs = vec![
             (via_alias.display().to_string(), content),
             (root.join("missing").display().to_string(), Want::default()),
-            (root.join("link.conf").display().to_string(), Want::default()),
+            (
+                root.join("link.conf").display().to_string(),
+                Want::default(),
+            ),
             (real.display().to_string(), Want::default()),
             ("relative/path".to_string(), Want::default()),
             (
@@ -170,7 +181,10 @@ mod tests {
         assert_eq!(m.real, Some(root.join("missing").display().to_string()));
         let l = got[2].as_ref().unwrap();
         assert_eq!(l.state.kind, FileKind::Link);
-        assert_eq!(l.real, None, "a final link has no canonical path of its own");
+        assert_eq!(
+            l.real, None,
+            "a final link has no canonical path of its own"
+        );
         assert_eq!(got[3].as_ref().unwrap().state.kind, FileKind::Directory);
         assert_eq!(got[3].as_ref().unwrap().real.as_deref(), real.to_str());
         assert_eq!(got[4].as_ref().unwrap().real, None);

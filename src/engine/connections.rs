@@ -12,6 +12,7 @@ use tokio::sync::{Mutex, Notify, OnceCell};
 
 use crate::connection::local::LocalConnection;
 use crate::connection::powershell::Flavour;
+use crate::connection::prefetch::{Epoch, Prefetching};
 use crate::connection::ssh::{SshConnection, SshParams};
 use crate::connection::windows::WindowsConnection;
 use crate::connection::{is_local, ConnError, Connection};
@@ -69,16 +70,23 @@ pub struct Pool {
     /// Signalled when a connection is closed (room for a waiting host).
     freed: Notify,
     local: Arc<dyn Connection>,
+    /// Shared by every connection: a command anywhere makes what was read ahead stale.
+    epoch: Epoch,
     pub accept_new_host_keys: bool,
     max_connections: usize,
 }
 
 impl Default for Pool {
     fn default() -> Self {
+        let epoch = Epoch::default();
         Pool {
             open: Mutex::default(),
             freed: Notify::new(),
-            local: Arc::new(LocalConnection::new()),
+            local: Arc::new(Prefetching::new(
+                Arc::new(LocalConnection::new()),
+                epoch.clone(),
+            )),
+            epoch,
             accept_new_host_keys: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
@@ -96,10 +104,16 @@ impl Pool {
     /// A pool whose control node is reached through `local` instead of the plain
     /// [`LocalConnection`] (tests wrap the real one to record what a run does).
     pub fn with_local(accept_new_host_keys: bool, local: Arc<dyn Connection>) -> Self {
+        let pool = Pool::new(accept_new_host_keys);
         Pool {
-            local,
-            ..Pool::new(accept_new_host_keys)
+            local: Arc::new(Prefetching::new(local, pool.epoch.clone())),
+            ..pool
         }
+    }
+
+    /// The run's read-ahead epoch ([`crate::connection::prefetch`]).
+    pub fn epoch(&self) -> &Epoch {
+        &self.epoch
     }
 
     /// At most `n` (at least 1) remote connections open at once.
@@ -241,10 +255,11 @@ impl Pool {
         // `ansible_shell_type: powershell|cmd`: a Windows host, PowerShell scripts on the same SSH.
         let windows = Flavour::from_vars(vars).map_err(ConnError::Unreachable)?;
         let conn = SshConnection::connect(params).await?;
-        Ok(match windows {
+        let conn: Arc<dyn Connection> = match windows {
             Some(flavour) => Arc::new(WindowsConnection::new(conn, flavour)),
             None => Arc::new(conn),
-        })
+        };
+        Ok(Arc::new(Prefetching::new(conn, self.epoch.clone())))
     }
 
     /// Close every connection (SSH masters and their control sockets).

@@ -57,14 +57,14 @@ impl Runner<'_> {
                 Err(ConnError::Failed(m)) => return finish(task, host, ItemRun::failed(m)),
             }
         };
-        let become_on = task
-            .become_
-            .or(pc.play.become_)
-            .or_else(|| {
-                vars.get("ansible_become")
-                    .map(crate::template_filters::truthy)
-            })
-            .unwrap_or(false);
+        if !delegated && !module.runs_on_control_node() {
+            self.read_ahead(pc, task, host, active, &conn).await;
+        }
+        if module.waits() {
+            // Something else acts meanwhile: what was read ahead may be stale.
+            self.pool.epoch().bump();
+        }
+        let become_on = become_on(pc, task, &vars);
         let mut search_dirs: Vec<PathBuf> =
             task.scope.role.iter().map(|r| r.path.clone()).collect();
         search_dirs.push(pc.playbook_dir.to_path_buf());
@@ -96,6 +96,9 @@ impl Runner<'_> {
                 Err(e) => return finish(task, host, ItemRun::failed(e)),
             },
         };
+        if module.waits() {
+            self.pool.epoch().bump();
+        }
         if delegated {
             out.result.delegated = Some("localhost".into());
         }
@@ -108,4 +111,19 @@ impl Runner<'_> {
             .or(pc.play.check_mode)
             .unwrap_or(self.opts.check)
     }
+}
+
+/// `become` is on for `task`: its own, the play's, or `ansible_become`.
+pub(super) fn become_on(
+    pc: &PlayCtx<'_>,
+    task: &Task,
+    vars: &serde_json::Map<String, Value>,
+) -> bool {
+    task.become_
+        .or(pc.play.become_)
+        .or_else(|| {
+            vars.get("ansible_become")
+                .map(crate::template_filters::truthy)
+        })
+        .unwrap_or(false)
 }

@@ -6,10 +6,11 @@ use tera::Context;
 
 use super::host_task::HostTask;
 use super::results::ItemRun;
-use super::Runner;
+use super::{PlayCtx, Runner};
 use crate::modules::args::normalize;
-use crate::modules::{Args, HostReader, ModuleCtx};
+use crate::modules::{Args, HostReader, Module, ModuleCtx};
 use crate::playbook::keywords::OMIT;
+use crate::playbook::Task;
 
 /// What one run calls the module with.
 pub(super) struct Call {
@@ -33,33 +34,53 @@ impl Runner<'_> {
     /// The arguments rendered (expression arguments, like assert's `that`, stay as written),
     /// `omit` dropped, normalized and validated.
     fn render_args(&self, ht: &HostTask<'_>, ctx: &Context) -> Result<Args, String> {
-        let expr_args = ht.module.expression_args();
+        self.render_args_of(ht.task, ht.module, ht.args, ctx)
+    }
+
+    /// [`Self::render_args`] of any module task (reading ahead renders later tasks' too).
+    pub(super) fn render_args_of(
+        &self,
+        task: &Task,
+        module: &dyn Module,
+        args: &Args,
+        ctx: &Context,
+    ) -> Result<Args, String> {
+        let expr_args = module.expression_args();
         let mut rendered = Map::new();
-        for (k, v) in &ht.args.map {
+        for (k, v) in &args.map {
             let v = if expr_args.contains(&k.as_str()) {
                 v.clone()
             } else {
                 self.templar
                     .render_value(v, ctx)
-                    .map_err(|e| format!("{}: argument `{k}`: {e}", ht.task.loc))?
+                    .map_err(|e| format!("{}: argument `{k}`: {e}", task.loc))?
             };
             rendered.insert(k.clone(), drop_omitted(v));
         }
         rendered.retain(|_, v| v.as_str() != Some(OMIT));
-        let args =
-            normalize(ht.module.name(), ht.module.args(), &rendered, false).map_err(|e| e.msg)?;
-        ht.module.validate(&args)?;
+        let args = normalize(module.name(), module.args(), &rendered, false).map_err(|e| e.msg)?;
+        module.validate(&args)?;
         Ok(args)
     }
 
     /// The user to become, when `become` is on: the task's (rendered: it may read the item),
     /// the play's, `ansible_become_user`, or root.
     fn become_user(&self, ht: &HostTask<'_>, ctx: &Context) -> Option<String> {
-        if !ht.become_on {
+        self.become_user_of(ht.pc, ht.task, ht.become_on, ctx)
+    }
+
+    /// [`Self::become_user`] of any task.
+    pub(super) fn become_user_of(
+        &self,
+        pc: &PlayCtx<'_>,
+        task: &Task,
+        become_on: bool,
+        ctx: &Context,
+    ) -> Option<String> {
+        if !become_on {
             return None;
         }
-        let user = ht
-            .task
+        let user = task
             .become_user
             .as_ref()
             .map(|u| {
@@ -67,7 +88,7 @@ impl Runner<'_> {
                     .render_str(u, ctx)
                     .unwrap_or_else(|_| u.clone())
             })
-            .or_else(|| ht.pc.play.become_user.clone())
+            .or_else(|| pc.play.become_user.clone())
             .or_else(|| {
                 ctx.get("ansible_become_user")
                     .and_then(Value::as_str)

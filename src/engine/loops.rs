@@ -75,7 +75,7 @@ impl Runner<'_> {
 
 /// The variables of item `i` of `list`: the task's, the loop variable, the index variable and
 /// `ansible_loop`.
-fn item_vars(
+pub(super) fn item_vars(
     task: &Task,
     vars: &Map<String, Value>,
     list: &[Value],

@@ -18,6 +18,7 @@ mod loops;
 mod notify;
 pub mod pending;
 mod play;
+mod read_ahead;
 mod results;
 mod retry;
 pub mod tags;
@@ -95,6 +96,8 @@ pub struct PlayCtx<'p> {
     pub aborted: bool,
     /// What each host still owes (handlers, backups), written the moment it changes.
     pub book: &'p pending::Book,
+    /// The hosts of the batch already read ahead for ([`read_ahead`]).
+    pub read_ahead: read_ahead::ReadAheadDone,
 }
 
 impl<'a> Runner<'a> {

@@ -115,6 +115,7 @@ impl Runner<'_> {
                 batch: batch.clone(),
                 aborted: false,
                 book: &book,
+                read_ahead: Default::default(),
             };
             for (i, section) in [&play.pre_tasks, &play.tasks, &play.post_tasks]
                 .into_iter()

@@ -74,6 +74,8 @@ impl Runner<'_> {
             {
                 return give_up(run, "interrupted while waiting to retry".into());
             }
+            // A retry waits for something else to change the host: nothing read ahead holds.
+            self.pool.epoch().bump();
         }
     }
 }

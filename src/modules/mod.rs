@@ -106,6 +106,19 @@ pub trait Module: Send + Sync {
     fn shows_result(&self) -> bool {
         false
     }
+    /// The paths [`Module::plan`] will stat on the host, with what it will ask, told from the
+    /// arguments alone (pure): the engine reads them ahead, with the other tasks' of the play,
+    /// in one round trip (`connection::prefetch`). A path listed and not asked costs a wasted
+    /// read; one asked and not listed costs its own round trip. Modules that poll (`wait_for`)
+    /// list nothing.
+    fn reads(&self, _args: &Args) -> Vec<(String, crate::connection::Want)> {
+        Vec::new()
+    }
+    /// The module waits for something else to act (`wait_for`): what was read ahead before it
+    /// may be stale after it.
+    fn waits(&self) -> bool {
+        false
+    }
     /// Read the state (host, control node) and say what to change. Never changes anything.
     async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError>;
 }

@@ -243,6 +243,20 @@ pub fn file_result(
     m
 }
 
+/// What an editor reads of its file: the content, through a link.
+pub const TEXT: Want = Want {
+    content: true,
+    checksum: false,
+    follow: true,
+};
+
+/// [`crate::modules::Module::reads`] of a module that reads the text of its `path` argument.
+pub fn text_reads(args: &Args) -> Vec<(String, Want)> {
+    args.str("path")
+        .map(|p| vec![(p.to_string(), TEXT)])
+        .unwrap_or_default()
+}
+
 /// Whether an editor writes through a symbolic link at its path: Ansible's lineinfile and
 /// blockinfile always write to the realpath (they have no `follow`); community.general's
 /// ini_file has `follow`, default no (the link is replaced by a regular file).
@@ -260,16 +274,7 @@ pub async fn read_text(
     ctx: &ModuleCtx<'_>,
     path: &str,
 ) -> Result<(FileState, Option<String>), ModuleError> {
-    let st = read(
-        ctx,
-        path,
-        Want {
-            content: true,
-            checksum: false,
-            follow: true,
-        },
-    )
-    .await?;
+    let st = read(ctx, path, TEXT).await?;
     if st.kind == crate::connection::FileKind::Directory {
         return Err(ModuleError::failed(format!("Path {path} is a directory !")));
     }
@@ -340,6 +345,10 @@ macro_rules! editor_module {
 
             fn args(&self) -> Option<&'static [crate::modules::Arg]> {
                 Some($spec)
+            }
+
+            fn reads(&self, args: &crate::modules::Args) -> Vec<(String, crate::connection::Want)> {
+                super::common::text_reads(args)
             }
 
             async fn plan(

@@ -39,6 +39,15 @@ pub fn resolve_dest(dest: &str, src: Option<&str>) -> Result<String, String> {
     }
 }
 
+/// What copy and template read of `dest` first: checksums, through a link with `follow`.
+pub fn dest_want(args: &Args) -> Want {
+    Want {
+        checksum: true,
+        follow: args.bool("follow", false),
+        content: false,
+    }
+}
+
 /// Plan writing `data` to `dest` with the usual copy semantics (`force`, `backup`, attributes,
 /// `follow`: default no, a symbolic link at `dest` is replaced, as Ansible's copy and template).
 /// When `dest` turns out to be a directory and the content came from a file (`src_name`), the
@@ -52,11 +61,7 @@ pub async fn plan_content(
 ) -> Result<Plan, ModuleError> {
     let spec = AttrSpec::from_args(args)?;
     let follow = args.bool("follow", false);
-    let want = Want {
-        checksum: true,
-        follow,
-        content: false,
-    };
+    let want = dest_want(args);
     let mut dest = dest.to_string();
     let mut st = common::read(ctx, &dest, want).await?;
     if !follow && st.kind == FileKind::Link {
@@ -131,6 +136,23 @@ impl Module for Copy {
 
     fn args(&self) -> Option<&'static [Arg]> {
         Some(ARGS)
+    }
+
+    fn reads(&self, args: &Args) -> Vec<(String, Want)> {
+        let Some(dest) = args.str("dest") else {
+            return Vec::new();
+        };
+        let src = args.str("src");
+        let mut out = Vec::new();
+        if args.bool("remote_src", false) {
+            if let Some(s) = src {
+                out.push((s.to_string(), common::TEXT));
+            }
+        }
+        if let Ok(dest) = resolve_dest(dest, src) {
+            out.push((dest, dest_want(args)));
+        }
+        out
     }
 
     fn validate(&self, args: &Args) -> Result<(), String> {

@@ -217,6 +217,10 @@ impl crate::modules::Module for EnvFile {
         Some(MODULE_ARGS)
     }
 
+    fn reads(&self, args: &Args) -> Vec<(String, crate::connection::Want)> {
+        crate::modules::files::common::text_reads(args)
+    }
+
     /// Key names and literal values are checked at load time even when other values are
     /// templates (`CSS_SSL_CERT: "{{ cast_ssl_dir }}/client.crt"`).
     fn validates_templated_args(&self) -> bool {

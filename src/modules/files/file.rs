@@ -35,6 +35,22 @@ fn kind_name(k: FileKind) -> &'static str {
     }
 }
 
+/// The path as the module works on it: without a trailing slash (`/` stays `/`).
+fn target(path: &str) -> String {
+    match path.trim_end_matches('/') {
+        "" => "/".to_string(),
+        p => p.to_string(),
+    }
+}
+
+/// What the module reads of the path first: metadata, through a link unless `follow: no`.
+fn first_want(args: &Args) -> Want {
+    Want {
+        follow: args.bool("follow", true),
+        ..Want::default()
+    }
+}
+
 #[async_trait]
 impl Module for File {
     fn name(&self) -> &'static str {
@@ -43,6 +59,12 @@ impl Module for File {
 
     fn args(&self) -> Option<&'static [Arg]> {
         Some(ARGS)
+    }
+
+    fn reads(&self, args: &Args) -> Vec<(String, Want)> {
+        args.str("path")
+            .map(|p| vec![(target(p), first_want(args))])
+            .unwrap_or_default()
     }
 
     fn validate(&self, args: &Args) -> Result<(), String> {
@@ -61,23 +83,10 @@ impl Module for File {
     }
 
     async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
-        let path = args.req("path")?.trim_end_matches('/').to_string();
-        let path = if path.is_empty() {
-            "/".to_string()
-        } else {
-            path
-        };
+        let path = target(&args.req("path")?);
         let spec = AttrSpec::from_args(args)?;
         let follow = args.bool("follow", true);
-        let st = common::read(
-            ctx,
-            &path,
-            Want {
-                follow,
-                ..Want::default()
-            },
-        )
-        .await?;
+        let st = common::read(ctx, &path, first_want(args)).await?;
         let state = args.str("state").map(str::to_string).unwrap_or_else(|| {
             if st.exists() {
                 kind_name(st.kind).to_string()

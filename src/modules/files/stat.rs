@@ -21,6 +21,15 @@ const ARGS: &[Arg] = &[
     Arg::new("get_attributes", Kind::Bool),
 ];
 
+/// What the stat module reads.
+fn want(args: &Args) -> Want {
+    Want {
+        checksum: args.bool("get_checksum", true),
+        follow: args.bool("follow", false),
+        content: false,
+    }
+}
+
 #[async_trait]
 impl Module for Stat {
     fn name(&self) -> &'static str {
@@ -31,19 +40,15 @@ impl Module for Stat {
         Some(ARGS)
     }
 
+    fn reads(&self, args: &Args) -> Vec<(String, Want)> {
+        args.str("path")
+            .map(|p| vec![(p.to_string(), want(args))])
+            .unwrap_or_default()
+    }
+
     async fn plan(&self, ctx: &ModuleCtx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         let path = args.req("path")?;
-        let checksum = args.bool("get_checksum", true);
-        let st = common::read(
-            ctx,
-            &path,
-            Want {
-                checksum,
-                follow: args.bool("follow", false),
-                content: false,
-            },
-        )
-        .await?;
+        let st = common::read(ctx, &path, want(args)).await?;
         let mut s = Map::new();
         s.insert("exists".into(), json!(st.exists()));
         if st.exists() {
@@ -79,7 +84,7 @@ impl Module for Stat {
                 s.insert("lnk_source".into(), json!(t));
                 s.insert("lnk_target".into(), json!(t));
             }
-            if st.kind == FileKind::File && checksum {
+            if st.kind == FileKind::File && want(args).checksum {
                 let sum = if args.str("checksum_algorithm") == Some("sha256") {
                     st.sha256.clone()
                 } else {

@@ -2,7 +2,7 @@
 use async_trait::async_trait;
 
 use super::common;
-use super::copy::{plan_content, resolve_dest};
+use super::copy::{dest_want, plan_content, resolve_dest};
 use crate::modules::args::FILE_ATTRS;
 use crate::modules::{Arg, Args, Kind, Module, ModuleCtx, ModuleError, Plan};
 
@@ -31,6 +31,13 @@ impl Module for Template {
 
     fn args(&self) -> Option<&'static [Arg]> {
         Some(ARGS)
+    }
+
+    fn reads(&self, args: &Args) -> Vec<(String, crate::connection::Want)> {
+        args.str("dest")
+            .and_then(|d| resolve_dest(d, None).ok())
+            .map(|d| vec![(d, dest_want(args))])
+            .unwrap_or_default()
     }
 
     fn check_files(

@@ -23,8 +23,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::connection::{FileKind, FileState, Want};
-use crate::modules::files::common::{attrs_only, file_result, plan_write, read, AttrSpec};
+use crate::connection::{FileKind, FileState};
+use crate::modules::files::common::{attrs_only, file_result, plan_write, read, AttrSpec, TEXT};
 use crate::modules::{Arg, Args, Kind, ModuleCtx, ModuleError, Plan};
 use crate::postgres::conf::{context_of, ConfFile};
 
@@ -121,16 +121,7 @@ pub(crate) async fn read_text(
     ctx: &ModuleCtx<'_>,
     path: &str,
 ) -> Result<(FileState, Option<String>), ModuleError> {
-    let st = read(
-        ctx,
-        path,
-        Want {
-            content: true,
-            checksum: false,
-            follow: true,
-        },
-    )
-    .await?;
+    let st = read(ctx, path, TEXT).await?;
     if st.kind == FileKind::Directory {
         return Err(ModuleError::failed(format!("{path} is a directory")));
     }
@@ -222,6 +213,10 @@ impl crate::modules::Module for PgConf {
 
     fn args(&self) -> Option<&'static [Arg]> {
         Some(MODULE_ARGS)
+    }
+
+    fn reads(&self, args: &Args) -> Vec<(String, crate::connection::Want)> {
+        crate::modules::files::common::text_reads(args)
     }
 
     fn validate(&self, args: &Args) -> Result<(), String> {

@@ -127,6 +127,10 @@ impl crate::modules::Module for PgHba {
         Some(MODULE_ARGS)
     }
 
+    fn reads(&self, args: &Args) -> Vec<(String, crate::connection::Want)> {
+        crate::modules::files::common::text_reads(args)
+    }
+
     fn validate(&self, args: &Args) -> Result<(), String> {
         let templated = args
             .map

@@ -87,6 +87,10 @@ impl Module for WaitFor {
         "wait_for"
     }
 
+    fn waits(&self) -> bool {
+        true
+    }
+
     fn args(&self) -> Option<&'static [Arg]> {
         Some(ARGS)
     }
