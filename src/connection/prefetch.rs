@@ -58,9 +58,14 @@ struct Cache {
     /// Canonical paths told by the host (kept after their entry is used), with their epoch.
     real_of: HashMap<String, (String, u64)>,
     hits: u64,
+    /// Paths read ahead, and in how many requests.
+    fetched: u64,
+    requests: u64,
 }
 
 pub struct Prefetching {
+    /// The host, for the summary printed at `-v` when the connection closes.
+    label: String,
     inner: Arc<dyn Connection>,
     epoch: Epoch,
     cache: Mutex<Cache>,
@@ -82,8 +87,9 @@ fn at_or_under(p: &str, dir: &str) -> bool {
 }
 
 impl Prefetching {
-    pub fn new(inner: Arc<dyn Connection>, epoch: Epoch) -> Self {
+    pub fn new(label: &str, inner: Arc<dyn Connection>, epoch: Epoch) -> Self {
         Prefetching {
+            label: label.to_string(),
             inner,
             epoch,
             cache: Mutex::new(Cache::default()),
@@ -216,6 +222,8 @@ impl Connection for Prefetching {
         }
         let got = self.inner.stat_many(&todo, become_user).await?;
         let mut c = self.cache();
+        c.requests += 1;
+        c.fetched += todo.len() as u64;
         for ((path, want), r) in todo.into_iter().zip(got) {
             // A path that could not be read is read again by its task, which reports the error.
             let Ok(f) = r else { continue };
@@ -240,7 +248,19 @@ impl Connection for Prefetching {
     }
 
     async fn close(&self) {
-        self.cache().entries.clear();
+        let summary = {
+            let mut c = self.cache();
+            c.entries.clear();
+            (c.requests > 0).then(|| {
+                format!(
+                    "read ahead {} paths in {} requests; {} stats answered from them",
+                    c.fetched, c.requests, c.hits
+                )
+            })
+        };
+        if let Some(s) = summary {
+            super::ssh_session::note(&self.label, &s);
+        }
         self.inner.close().await;
     }
 }
@@ -256,7 +276,7 @@ mod tests {
     fn conn() -> (Prefetching, Epoch) {
         let e = Epoch::default();
         (
-            Prefetching::new(Arc::new(LocalConnection::new()), e.clone()),
+            Prefetching::new("t", Arc::new(LocalConnection::new()), e.clone()),
             e,
         )
     }
@@ -339,8 +359,8 @@ mod tests {
         let f = s(&t.path().join("a"));
         fs::write(&f, "x").unwrap();
         let e = Epoch::default();
-        let a = Prefetching::new(Arc::new(LocalConnection::new()), e.clone());
-        let b = Prefetching::new(Arc::new(LocalConnection::new()), e.clone());
+        let a = Prefetching::new("t", Arc::new(LocalConnection::new()), e.clone());
+        let b = Prefetching::new("t", Arc::new(LocalConnection::new()), e.clone());
         a.prefetch(&[(f.clone(), TEXT)], None).await.unwrap();
         b.apply(
             &Op::Exec(ExecRequest {

@@ -46,7 +46,8 @@ pub fn set_verbosity(v: u8) {
     VERBOSITY.store(v, Ordering::Relaxed);
 }
 
-fn note(label: &str, msg: &str) {
+/// Print `label: msg` at `-v` and above.
+pub fn note(label: &str, msg: &str) {
     if VERBOSITY.load(Ordering::Relaxed) >= 1 {
         eprintln!("castellan: {label}: {msg}");
     }

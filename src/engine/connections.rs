@@ -83,6 +83,7 @@ impl Default for Pool {
             open: Mutex::default(),
             freed: Notify::new(),
             local: Arc::new(Prefetching::new(
+                "localhost",
                 Arc::new(LocalConnection::new()),
                 epoch.clone(),
             )),
@@ -106,7 +107,7 @@ impl Pool {
     pub fn with_local(accept_new_host_keys: bool, local: Arc<dyn Connection>) -> Self {
         let pool = Pool::new(accept_new_host_keys);
         Pool {
-            local: Arc::new(Prefetching::new(local, pool.epoch.clone())),
+            local: Arc::new(Prefetching::new("localhost", local, pool.epoch.clone())),
             ..pool
         }
     }
@@ -259,7 +260,7 @@ impl Pool {
             Some(flavour) => Arc::new(WindowsConnection::new(conn, flavour)),
             None => Arc::new(conn),
         };
-        Ok(Arc::new(Prefetching::new(conn, self.epoch.clone())))
+        Ok(Arc::new(Prefetching::new(name, conn, self.epoch.clone())))
     }
 
     /// Close every connection (SSH masters and their control sockets).

@@ -4,7 +4,7 @@
 //! 11 faults_files, 12 secret_leak, 13 faults_signals, 14 malformed_corpus/ssh_known_hosts_untouched,
 //! 15 unreachable_read, 17 cast_imaging, 18 patroni_tls (tests/fleet/patroni.sh), 19 pem_models,
 //! 20 vault, 21 packages_services_fleet, 22 cap_upgrade, 23 certs_status, 24 rotation,
-//! 31 ssh_session, 32 max_connections.
+//! 31 ssh_session, 32 max_connections, 33 read_ahead.
 #![allow(dead_code)]
 use std::fs;
 use std::path::{Path, PathBuf};
