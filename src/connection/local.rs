@@ -578,6 +578,7 @@ impl Connection for LocalConnection {
             let res = run_script_as(user, &op.describe(), job.script, job.stdin).await?;
             if matches!(op, Op::Write { .. }) {
                 out.backup_file = super::ssh_script::backup_made(&res.stdout);
+                out.written = super::ssh_script::written_state(&res.stdout);
             }
             return Ok(out);
         }
@@ -588,7 +589,14 @@ impl Connection for LocalConnection {
                 attrs,
                 backup,
                 follow,
-            } => out.backup_file = write_atomic(path, content, attrs, *backup, *follow)?,
+            } => {
+                out.backup_file = write_atomic(path, content, attrs, *backup, *follow)?;
+                let after = Want {
+                    follow: true,
+                    ..Want::default()
+                };
+                out.written = stat_path(path, after).ok();
+            }
             Op::SetAttrs {
                 path,
                 attrs,

@@ -84,6 +84,9 @@ pub struct Backup {
 pub struct OpOutput {
     pub backup_file: Option<String>,
     pub exec: Option<ExecOutput>,
+    /// After a [`Op::Write`]: the written file's state as the host told it right after the
+    /// rename, without content (where the connection can tell it).
+    pub written: Option<FileState>,
 }
 
 /// A command to run: either an argv (no shell) or a shell script. Connections send the text

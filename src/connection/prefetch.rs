@@ -25,7 +25,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{
-    ConnError, Connection, ExecOutput, ExecRequest, Fetched, FileState, Op, OpOutput, Want,
+    ConnError, Connection, ExecOutput, ExecRequest, Fetched, FileKind, FileState, Op, OpOutput,
+    Want,
 };
 
 /// A counter shared by every connection of a run: a command anywhere makes every earlier
@@ -66,6 +67,8 @@ struct Cache {
 pub struct Prefetching {
     /// The host, for the summary printed at `-v` when the connection closes.
     label: String,
+    /// Keep what a write wrote (see [`Prefetching::control_node`]).
+    keep_writes: bool,
     inner: Arc<dyn Connection>,
     epoch: Epoch,
     cache: Mutex<Cache>,
@@ -90,6 +93,7 @@ impl Prefetching {
     pub fn new(label: &str, inner: Arc<dyn Connection>, epoch: Epoch) -> Self {
         Prefetching {
             label: label.to_string(),
+            keep_writes: true,
             inner,
             epoch,
             cache: Mutex::new(Cache::default()),
@@ -98,6 +102,71 @@ impl Prefetching {
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The control node's connection: it reads nothing ahead and keeps no write (the engine's
+    /// own code changes files there too, outside any connection); it only takes part in the
+    /// epoch (a local command may change a host).
+    pub fn control_node(label: &str, inner: Arc<dyn Connection>, epoch: Epoch) -> Self {
+        Prefetching {
+            keep_writes: false,
+            ..Prefetching::new(label, inner, epoch)
+        }
+    }
+
+    /// A write went through: what it wrote answers the next reads of the path (four
+    /// `lineinfile` tasks on one file read it once), unless a command ran meanwhile.
+    fn keep_written(
+        &self,
+        path: &str,
+        content: &[u8],
+        follow: bool,
+        written: &FileState,
+        become_user: Option<&str>,
+        epoch: u64,
+    ) {
+        use sha1::Digest as _;
+        if self.epoch.now() != epoch || written.kind != FileKind::File {
+            return;
+        }
+        let mut state = written.clone();
+        state.size = content.len() as u64;
+        state.sha256 = Some(hex::encode(sha2::Sha256::digest(content)));
+        state.sha1 = Some(hex::encode(sha1::Sha1::digest(content)));
+        state.content = Some(content.to_vec());
+        let mut c = self.cache();
+        let real = c
+            .real_of
+            .get(path)
+            .filter(|(_, e)| *e == epoch)
+            .map(|(r, _)| r.clone());
+        let full = Want {
+            content: true,
+            checksum: true,
+            follow: true,
+        };
+        // Not followed, the path is now the regular file itself: both kinds of stat see it.
+        let wants: &[Want] = if follow {
+            &[full]
+        } else {
+            &[
+                full,
+                Want {
+                    follow: false,
+                    ..full
+                },
+            ]
+        };
+        for want in wants {
+            c.entries.push(Entry {
+                path: path.to_string(),
+                become_user: become_user.map(str::to_string),
+                want: *want,
+                state: state.clone(),
+                real: real.clone(),
+                epoch,
+            });
+        }
     }
 
     /// How many stats were answered from what was read ahead (for tests and `-v`).
@@ -244,7 +313,22 @@ impl Connection for Prefetching {
 
     async fn apply(&self, op: &Op, become_user: Option<&str>) -> Result<OpOutput, ConnError> {
         self.invalidate(op);
-        self.inner.apply(op, become_user).await
+        let epoch = self.epoch.now();
+        let out = self.inner.apply(op, become_user).await?;
+        if let (
+            true,
+            Op::Write {
+                path,
+                content,
+                follow,
+                ..
+            },
+            Some(written),
+        ) = (self.keep_writes, op, &out.written)
+        {
+            self.keep_written(path, content, *follow, written, become_user, epoch);
+        }
+        Ok(out)
     }
 
     async fn close(&self) {
@@ -454,6 +538,42 @@ mod tests {
         let st = c.stat(&f, TEXT, None).await.unwrap();
         assert!(!st.exists());
         assert_eq!(c.hits(), 0);
+    }
+
+    #[tokio::test]
+    async fn what_a_write_wrote_answers_the_next_read_until_a_command_runs() {
+        let t = tempfile::tempdir().unwrap();
+        let f = s(&t.path().join("pg.conf"));
+        fs::write(&f, "a\n").unwrap();
+        let (c, _) = conn();
+        c.prefetch(&[(f.clone(), TEXT)], None).await.unwrap();
+        c.apply(&write(&f, b"a\nb\n"), None).await.unwrap();
+        let st = c.stat(&f, TEXT, None).await.unwrap();
+        assert_eq!(st.content.as_deref(), Some(&b"a\nb\n"[..]));
+        assert_eq!(st.size, 4);
+        assert_eq!(c.hits(), 1, "the write's own state answered");
+        let disk = c.inner.stat(&f, TEXT, None).await.unwrap();
+        assert_eq!(st.mode, disk.mode);
+        assert_eq!(st.owner, disk.owner);
+        assert_eq!(st.mtime, disk.mtime);
+        c.apply(
+            &Op::Exec(ExecRequest {
+                shell: Some(format!("echo c >> '{f}'")),
+                ..ExecRequest::default()
+            }),
+            None,
+        )
+        .await
+        .unwrap();
+        let st = c.stat(&f, TEXT, None).await.unwrap();
+        assert_eq!(st.content.as_deref(), Some(&b"a\nb\nc\n"[..]));
+        assert_eq!(c.hits(), 1);
+        // The control node's connection keeps nothing.
+        let e = Epoch::default();
+        let local = Prefetching::control_node("localhost", Arc::new(LocalConnection::new()), e);
+        local.apply(&write(&f, b"x"), None).await.unwrap();
+        local.stat(&f, TEXT, None).await.unwrap();
+        assert_eq!(local.hits(), 0);
     }
 
     #[test]

@@ -1086,6 +1086,7 @@ impl Connection for SshConnection {
             .await?;
         if matches!(op, Op::Write { .. }) {
             res.backup_file = ssh_script::backup_made(&out.stdout);
+            res.written = ssh_script::written_state(&out.stdout);
         }
         Ok(res)
     }

@@ -18,6 +18,8 @@ use super::{Attrs, ExecRequest, FileKind, FileState, Op, Want};
 
 /// First word of the header line the stat script prints.
 const STAT_TAG: &str = "castellan-stat";
+/// What `stat -c` prints for the stat header ([`parse_stat`] reads it).
+const STAT_FORMAT: &str = "%f %u %g %s %Y %X %y %x %U %G";
 /// What the write script prints, followed by a space and the name, when it made a backup.
 pub const BACKUP_TAG: &str = "castellan-backup";
 
@@ -144,7 +146,7 @@ pub fn stat_script(path: &str, want: Want) -> Result<String, QuoteError> {
     let mut s = format!(
         r#"LC_ALL=C; export LC_ALL
 p={p}
-h=$(stat {l}-c '%f %u %g %s %Y %X %y %x %U %G' -- "$p" 2>&1) || {{
+h=$(stat {l}-c '{STAT_FORMAT}' -- "$p" 2>&1) || {{
   case $h in *'No such file or directory'*|*'Not a directory'*) printf '{STAT_TAG} missing\n'; exit 0 ;; esac
   printf 'cannot stat %s: %s\n' "$p" "${{h#stat: }}" >&2; exit 1
 }}
@@ -291,19 +293,21 @@ trap 'exit 1' HUP INT TERM PIPE
 e=$(mktemp -- "$d/.$b.castellan-tmp-XXXXXX" 2>&1) || f "cannot write $dest: cannot create a temporary file in $d: ${{e##*: }}"
 tmp=$e
 e=$(head -c {size} 2>&1 >"$tmp") || f "cannot write $dest: ${{e##*: }}"
-n=$(wc -c <"$tmp") || exit 1
-[ "$n" -eq {size} ] || f "cannot write $dest: the content stream ended after $n of {size} bytes (connection lost?); $dest is unchanged"
 IFS= read -r want || :
 h=$(sha256sum <"$tmp") || exit 1
-[ "${{h%% *}}" = "$want" ] || f "cannot write $dest: the content arrived damaged (SHA-256 mismatch); $dest is unchanged"
-if [ -f "$dest" ]; then
+if [ "${{h%% *}}" != "$want" ]; then
+  n=$(wc -c <"$tmp") || exit 1
+  [ "$n" -eq {size} ] || f "cannot write $dest: the content stream ended after $n of {size} bytes (connection lost?); $dest is unchanged"
+  f "cannot write $dest: the content arrived damaged (SHA-256 mismatch); $dest is unchanged"
+fi
+if [ -f "$dest" ] && {{ [ -z "$o" ] || [ -z "$g" ] || [ -z "$m" ]; }}; then
   cur=$(stat -L -c '%u %g %a' -- "$dest") || exit 1
   set -- $cur
   [ -n "$o" ] || o=$1; [ -n "$g" ] || g=$2; [ -n "$m" ] || m=$3
 fi
 [ -n "$m" ] || m=$(printf '%o' $((0666 & ~0$u)))
 ch '' "$tmp"
-cm "$tmp"
+case $m in 600|0600) ;; *) cm "$tmp" ;; esac
 sync -- "$tmp" 2>/dev/null || :
 if [ -n "$s1" ] && {{ [ -e "$dest" ] || [ -L "$dest" ]; }}; then
   if ln -P -- "$dest" "$dest$s1" 2>/dev/null; then bk=$dest$s1
@@ -314,6 +318,7 @@ if [ -n "$s1" ] && {{ [ -e "$dest" ] || [ -L "$dest" ]; }}; then
 fi
 e=$(mv -fT -- "$tmp" "$dest" 2>&1) || {{ [ -z "$bk" ] || rm -f -- "$bk"; f "cannot write $dest: ${{e#mv: }}"; }}
 tmp=
+h=$(stat -c '{STAT_FORMAT}' -- "$dest" 2>/dev/null) && printf '{STAT_TAG} %s\n' "$h"
 [ -z "$bk" ] || printf '{BACKUP_TAG} %s' "$bk"
 sync -- "$d" 2>/dev/null || :
 "#,
@@ -340,8 +345,31 @@ pub fn write_input(content: &[u8]) -> Vec<u8> {
 
 /// The backup [`write_script`] made, from its stdout.
 pub fn backup_made(stdout: &[u8]) -> Option<String> {
-    let name = stdout.strip_prefix(format!("{BACKUP_TAG} ").as_bytes())?;
+    let rest = match stat_line(stdout) {
+        Some(line) => &stdout[line.len() + 1..],
+        None => stdout,
+    };
+    // Last, without a newline: the name may hold any byte but NUL.
+    let name = rest.strip_prefix(format!("{BACKUP_TAG} ").as_bytes())?;
     Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// The stat line the write script prints first (one line: user and group names hold no
+/// newline), without its newline.
+fn stat_line(stdout: &[u8]) -> Option<&[u8]> {
+    if !stdout.starts_with(format!("{STAT_TAG} ").as_bytes()) {
+        return None;
+    }
+    let nl = stdout.iter().position(|&b| b == b'\n')?;
+    Some(&stdout[..nl])
+}
+
+/// The state of the file [`write_script`] wrote, from the stat line it prints after the rename
+/// (`None` when it could not stat it). Without the content: the caller has it.
+pub fn written_state(stdout: &[u8]) -> Option<FileState> {
+    let mut header = stat_line(stdout)?.to_vec();
+    header.push(b'\n');
+    parse_stat(&header, Want::default()).ok()
 }
 
 /// A file operation as one script and its stdin.
@@ -696,7 +724,12 @@ mod tests {
         };
         let (rc, out, err) = write(&p, &attrs, false, None, &secret);
         assert_eq!(rc, 0, "{err}");
-        assert!(out.is_empty());
+        assert_eq!(backup_made(&out), None);
+        // What it wrote, as the host tells it after the rename.
+        let w = written_state(&out).unwrap();
+        assert_eq!(w.kind, FileKind::File);
+        assert_eq!(w.mode, 0o600);
+        assert_eq!(w.size, secret.len() as u64);
         assert_eq!(fs::read(&p).unwrap(), secret);
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
         // Mode kept; backup made (the old inode, under Ansible's name).

@@ -82,7 +82,7 @@ impl Default for Pool {
         Pool {
             open: Mutex::default(),
             freed: Notify::new(),
-            local: Arc::new(Prefetching::new(
+            local: Arc::new(Prefetching::control_node(
                 "localhost",
                 Arc::new(LocalConnection::new()),
                 epoch.clone(),
@@ -107,7 +107,11 @@ impl Pool {
     pub fn with_local(accept_new_host_keys: bool, local: Arc<dyn Connection>) -> Self {
         let pool = Pool::new(accept_new_host_keys);
         Pool {
-            local: Arc::new(Prefetching::new("localhost", local, pool.epoch.clone())),
+            local: Arc::new(Prefetching::control_node(
+                "localhost",
+                local,
+                pool.epoch.clone(),
+            )),
             ..pool
         }
     }
