@@ -1047,9 +1047,8 @@ impl Connection for SshConnection {
                 None,
             )
             .await?;
-        let wants: Vec<Want> = reqs.iter().map(|r| r.1).collect();
         let parsed =
-            stat_batch::parse_stat_many(&out.stdout, &wants, &b).map_err(ConnError::Failed)?;
+            stat_batch::parse_stat_many(&out.stdout, reqs, &b).map_err(ConnError::Failed)?;
         Ok(parsed
             .into_iter()
             .zip(reqs)

@@ -17,9 +17,9 @@ use super::quote::{quote_str, QuoteError};
 use super::{Attrs, ExecRequest, FileKind, FileState, Op, Want};
 
 /// First word of the header line the stat script prints.
-const STAT_TAG: &str = "castellan-stat";
+pub(super) const STAT_TAG: &str = "castellan-stat";
 /// What `stat -c` prints for the stat header ([`parse_stat`] reads it).
-const STAT_FORMAT: &str = "%f %u %g %s %Y %X %y %x %U %G";
+pub(super) const STAT_FIELDS: &str = "%f %u %g %s %Y %X %y %x %U %G";
 /// What the write script prints, followed by a space and the name, when it made a backup.
 pub const BACKUP_TAG: &str = "castellan-backup";
 
@@ -146,7 +146,7 @@ pub fn stat_script(path: &str, want: Want) -> Result<String, QuoteError> {
     let mut s = format!(
         r#"LC_ALL=C; export LC_ALL
 p={p}
-h=$(stat {l}-c '{STAT_FORMAT}' -- "$p" 2>&1) || {{
+h=$(stat {l}-c '{STAT_FIELDS}' -- "$p" 2>&1) || {{
   case $h in *'No such file or directory'*|*'Not a directory'*) printf '{STAT_TAG} missing\n'; exit 0 ;; esac
   printf 'cannot stat %s: %s\n' "$p" "${{h#stat: }}" >&2; exit 1
 }}
@@ -318,7 +318,7 @@ if [ -n "$s1" ] && {{ [ -e "$dest" ] || [ -L "$dest" ]; }}; then
 fi
 e=$(mv -fT -- "$tmp" "$dest" 2>&1) || {{ [ -z "$bk" ] || rm -f -- "$bk"; f "cannot write $dest: ${{e#mv: }}"; }}
 tmp=
-h=$(stat -c '{STAT_FORMAT}' -- "$dest" 2>/dev/null) && printf '{STAT_TAG} %s\n' "$h"
+h=$(stat -c '{STAT_FIELDS}' -- "$dest" 2>/dev/null) && printf '{STAT_TAG} %s\n' "$h"
 [ -z "$bk" ] || printf '{BACKUP_TAG} %s' "$bk"
 sync -- "$d" 2>/dev/null || :
 "#,

@@ -1,16 +1,21 @@
-//! Several stats in one round trip: the script that runs [`stat_script`] for each path in a
-//! subshell of its own, and the parser that splits the reply. Used to read ahead the paths a play's
+//! Several stats in one round trip, in a few processes (see [`stat_many_script`]), and the
+//! parser that splits the reply. Used to read ahead the paths a play's
 //! later tasks will read ([`super::prefetch`]).
 //!
-//! Framing: after each path's output the script prints a line
-//! `\n<boundary> <index> <exit code> <length> <canonical path>`; the boundary is 32 random hex
+//! Framing: three sections first (the shared `stat` records, NUL-separated, of paths read as
+//! they are and through links; the checksums), each ended by a `\n<boundary> TAG` line; then after
+//! each path's output (content, a link's target, or the one-path script's whole output) a line
+//! `\n<boundary> <index> <exit code> <p|s> <length> <canonical path>` (`p`: the metadata is in
+//! the shared records; `s`: the output is the one-path script's); the boundary is 32 random hex
 //! digits chosen per request, so no file content can forge it. The canonical path (the path with
 //! every directory symlink resolved, by the shell builtins `cd -P` and `pwd -P`: no extra process)
 //! is empty when it cannot be told: a relative path, a final component that is itself a symbolic
 //! link, `.` or `..`, or a directory that does not exist.
+use std::collections::HashMap;
+
 use super::quote::{quote_str, QuoteError};
-use super::ssh_script::{parse_stat, stat_script};
-use super::{FileState, Want};
+use super::ssh_script::{parse_stat, stat_script, STAT_FIELDS, STAT_TAG};
+use super::{FileKind, FileState, Want};
 
 /// One path's answer: its state, and its canonical path when the host could tell it.
 #[derive(Debug, Clone)]
@@ -27,14 +32,85 @@ pub fn boundary() -> Result<String, String> {
 }
 
 /// The script that stats `reqs` in order (see the module's documentation for the framing).
+///
+/// Few processes, whatever the number of paths: the paths that exist (told by the shell's `test`)
+/// are stat'ed by one `stat` per kind (through links or not), their checksums by one `sha256sum`
+/// and one `sha1sum`; a path's content costs a `cat`, a link's target a `readlink`. A path that
+/// does not exist (or cannot be looked at) runs the one-path [`stat_script`], which tells
+/// "missing" from an error exactly as a single stat does.
 pub fn stat_many_script(reqs: &[(String, Want)], boundary: &str) -> Result<String, QuoteError> {
-    let mut s = String::from("LC_ALL=C; export LC_ALL\n");
+    let b = boundary;
+    let q: Vec<String> = reqs
+        .iter()
+        .map(|(p, _)| quote_str(p))
+        .collect::<Result<_, _>>()?;
+    let mut s = format!("LC_ALL=C; export LC_ALL\nF='{STAT_FIELDS} %n\\0'\n");
+    for (i, (_, want)) in reqs.iter().enumerate() {
+        let test = if want.follow {
+            format!("[ -e {p} ]", p = q[i])
+        } else {
+            format!("[ -e {p} ] || [ -L {p} ]", p = q[i])
+        };
+        s.push_str(&format!("x{i}=0; if {test}; then x{i}=1; fi\n"));
+    }
+    let group = |s: &mut String, pick: &dyn Fn(&Want) -> bool, extra: &str| {
+        s.push_str("set --\n");
+        for (i, (_, want)) in reqs.iter().enumerate() {
+            if pick(want) {
+                s.push_str(&format!(
+                    "[ $x{i} = 0 ]{extra} || set -- \"$@\" {p}\n",
+                    p = q[i]
+                ));
+            }
+        }
+    };
+    group(&mut s, &|w| !w.follow, "");
+    s.push_str("[ $# -eq 0 ] || stat --printf \"$F\" -- \"$@\" 2>/dev/null\n");
+    s.push_str(&format!("printf '\\n%s m\\n' {b}\n"));
+    group(&mut s, &|w| w.follow, "");
+    s.push_str("[ $# -eq 0 ] || stat -L --printf \"$F\" -- \"$@\" 2>/dev/null\n");
+    s.push_str(&format!("printf '\\n%s M\\n' {b}\n"));
+    // Checksums of the regular files that want them without their content.
+    s.push_str("set --\n");
+    for (i, (_, want)) in reqs.iter().enumerate() {
+        if want.checksum && !want.content {
+            let file = if want.follow {
+                format!("[ -f {p} ]", p = q[i])
+            } else {
+                format!("[ -f {p} ] && [ ! -L {p} ]", p = q[i])
+            };
+            s.push_str(&format!(
+                "if [ $x{i} = 1 ] && {file}; then set -- \"$@\" {p}; fi\n",
+                p = q[i]
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "[ $# -eq 0 ] || {{ sha256sum -- \"$@\"; printf '%s s\\n' {b}; sha1sum -- \"$@\"; }} 2>/dev/null\n"
+    ));
+    s.push_str(&format!("printf '\\n%s C\\n' {b}\n"));
     for (i, (path, want)) in reqs.iter().enumerate() {
+        let p = &q[i];
+        let mut present = String::new();
+        if !want.follow {
+            present.push_str(&format!("  if [ -L {p} ]; then readlink -- {p}; el"));
+        } else {
+            present.push_str("  ");
+        }
+        if want.content {
+            present.push_str(&format!("if [ -f {p} ]; then cat -- {p}; fi\n"));
+        } else {
+            present.push_str("if :; then :; fi\n");
+        }
         let one = stat_script(path, *want)?;
         s.push_str(&format!(
-            r#"(
+            r#"if [ $x{i} = 1 ]; then
+{present}  r=$? k=p
+else
+  (
 {one}) 2>&1
-r=$?
+  r=$? k=s
+fi
 p={p}
 d=
 case $p in
@@ -45,9 +121,8 @@ case $p in
        fi ;;
     esac ;;
 esac
-printf '\n%s %d %d %d %s\n' {boundary} {i} "$r" "${{#d}}" "$d"
-"#,
-            p = quote_str(path)?
+printf '\n%s %d %d %s %d %s\n' {b} {i} "$r" "$k" "${{#d}}" "$d"
+"#
         ));
     }
     Ok(s)
@@ -57,51 +132,157 @@ fn bad(msg: &str) -> String {
     format!("unexpected output from the remote stat-many script: {msg}")
 }
 
-/// Parse the reply of [`stat_many_script`] for `wants` (one per path, in order). The outer error
-/// is a reply that does not frame; a path that could not be read is an inner error with the
-/// host's message.
+/// The `stat --printf` records of one section: name -> the 14 fields [`parse_stat`] reads.
+fn records(section: &[u8]) -> HashMap<&[u8], &[u8]> {
+    let mut m = HashMap::new();
+    for rec in section.split(|&b| b == 0) {
+        // 14 fields separated by single spaces (the two times hold two spaces each), then the name.
+        let mut spaces = 0;
+        if let Some(k) = rec.iter().position(|&b| {
+            spaces += usize::from(b == b' ');
+            spaces == 14
+        }) {
+            m.insert(&rec[k + 1..], &rec[..k]);
+        }
+    }
+    m
+}
+
+/// `sha256sum`/`sha1sum` lines: name -> hex digest (GNU escapes a name holding `\` or a newline
+/// and marks the line with a leading `\`).
+fn digests(section: &[u8], len: usize) -> HashMap<Vec<u8>, String> {
+    let mut m = HashMap::new();
+    for line in section.split(|&b| b == b'\n') {
+        let (escaped, line) = match line.strip_prefix(b"\\") {
+            Some(l) => (true, l),
+            None => (false, line),
+        };
+        if line.len() < len + 2 || !line[..len].iter().all(u8::is_ascii_hexdigit) {
+            continue;
+        }
+        let name = &line[len + 2..];
+        let name = if escaped {
+            let mut out = Vec::with_capacity(name.len());
+            let mut it = name.iter();
+            while let Some(&c) = it.next() {
+                match (c, it.as_slice().first()) {
+                    (b'\\', Some(b'\\')) => {
+                        out.push(b'\\');
+                        it.next();
+                    }
+                    (b'\\', Some(b'n')) => {
+                        out.push(b'\n');
+                        it.next();
+                    }
+                    _ => out.push(c),
+                }
+            }
+            out
+        } else {
+            name.to_vec()
+        };
+        m.insert(name, String::from_utf8_lossy(&line[..len]).into_owned());
+    }
+    m
+}
+
+/// Parse the reply of [`stat_many_script`] for `reqs` (in order). The outer error is a reply
+/// that does not frame; a path that could not be read is an inner error with the host's message.
 pub fn parse_stat_many(
     out: &[u8],
-    wants: &[Want],
+    reqs: &[(String, Want)],
     boundary: &str,
 ) -> Result<Vec<Result<Fetched, String>>, String> {
-    let mut res = Vec::with_capacity(wants.len());
-    let mut pos = 0;
-    for (i, want) in wants.iter().enumerate() {
+    let cut = |from: usize, tag: &str| -> Result<(usize, usize), String> {
+        let m = format!("\n{boundary} {tag}\n");
+        find(&out[from..], m.as_bytes())
+            .map(|k| (from + k, from + k + m.len()))
+            .ok_or_else(|| bad(&format!("no `{tag}` section")))
+    };
+    let (m_end, m_next) = cut(0, "m")?;
+    let (f_end, f_next) = cut(m_next, "M")?;
+    let (c_end, mut pos) = cut(f_next, "C")?;
+    let plain = records(&out[..m_end]);
+    let followed = records(&out[m_next..f_end]);
+    let sums = &out[f_next..c_end];
+    let s_mark = format!("{boundary} s\n");
+    let (s256, s1) = match find(sums, s_mark.as_bytes()) {
+        Some(k) => (
+            digests(&sums[..k], 64),
+            digests(&sums[k + s_mark.len()..], 40),
+        ),
+        None => (HashMap::new(), HashMap::new()),
+    };
+    let mut res = Vec::with_capacity(reqs.len());
+    for (i, (path, want)) in reqs.iter().enumerate() {
         let marker = format!("\n{boundary} {i} ");
         let at = find(&out[pos..], marker.as_bytes())
             .map(|k| pos + k)
             .ok_or_else(|| bad(&format!("no end marker for path {i}")))?;
         let item = &out[pos..at];
-        let mut cur = at + marker.len();
-        let mut field = || -> Result<i64, String> {
-            let sp = out[cur..]
-                .iter()
-                .position(|&b| b == b' ')
-                .ok_or_else(|| bad("truncated marker"))?;
-            let n = std::str::from_utf8(&out[cur..cur + sp])
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok())
-                .ok_or_else(|| bad("marker field is not a number"))?;
-            cur += sp + 1;
-            Ok(n)
+        let line_end = out[at + marker.len()..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|k| at + marker.len() + k)
+            .ok_or_else(|| bad("truncated marker"))?;
+        // rc, kind, length, then the canonical path (which may hold spaces and newlines).
+        let head = std::str::from_utf8(&out[at + marker.len()..line_end])
+            .map_err(|_| bad("marker is not UTF-8"))?;
+        let mut w = head.splitn(4, ' ');
+        let (rc, kind, len) = match (w.next(), w.next(), w.next()) {
+            (Some(r), Some(k), Some(l)) => (
+                r.parse::<i64>().map_err(|_| bad("exit code"))?,
+                k,
+                l.parse::<usize>().map_err(|_| bad("length"))?,
+            ),
+            _ => return Err(bad("marker fields")),
         };
-        let rc = field()?;
-        let len = usize::try_from(field()?).map_err(|_| bad("negative length"))?;
-        let real_end = cur + len;
+        // The canonical path starts after "rc kind len " and may hold newlines: by its length.
+        let skip: usize = head.splitn(4, ' ').take(3).map(|x| x.len() + 1).sum();
+        let real_start = at + marker.len() + skip;
+        let real_end = real_start + len;
         if out.get(real_end) != Some(&b'\n') {
             return Err(bad("canonical path does not end the marker"));
         }
-        let real = std::str::from_utf8(&out[cur..real_end])
+        let real = std::str::from_utf8(&out[real_start..real_end])
             .ok()
             .filter(|r| !r.is_empty())
             .map(str::to_string);
         pos = real_end + 1;
-        res.push(if rc == 0 {
-            parse_stat(item, *want).map(|state| Fetched { state, real })
-        } else {
-            Err(String::from_utf8_lossy(item).trim().to_string())
-        });
+        let r = match (rc, kind) {
+            (0, "s") => parse_stat(item, *want),
+            (0, "p") => {
+                let recs = if want.follow { &followed } else { &plain };
+                match recs.get(path.as_bytes()) {
+                    None => Err(format!("cannot stat {path}: it went away while being read")),
+                    Some(fields) => {
+                        let mut text = format!("{STAT_TAG} ").into_bytes();
+                        text.extend_from_slice(fields);
+                        text.push(b'\n');
+                        text.extend_from_slice(item);
+                        let only_meta = Want {
+                            checksum: want.checksum && want.content,
+                            ..*want
+                        };
+                        parse_stat(&text, only_meta).and_then(|mut st| {
+                            if want.checksum && !want.content && st.kind == FileKind::File {
+                                let key = path.as_bytes().to_vec();
+                                match (s256.get(&key), s1.get(&key)) {
+                                    (Some(a), Some(b)) => {
+                                        st.sha256 = Some(a.clone());
+                                        st.sha1 = Some(b.clone());
+                                    }
+                                    _ => return Err(format!("cannot checksum {path}")),
+                                }
+                            }
+                            Ok(st)
+                        })
+                    }
+                }
+            }
+            _ => Err(String::from_utf8_lossy(item).trim().to_string()),
+        };
+        res.push(r.map(|state| Fetched { state, real }));
     }
     Ok(res)
 }
@@ -117,6 +298,10 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::symlink;
     use std::process::Command;
+
+    fn find_all(hay: &[u8], needle: &[u8]) -> usize {
+        hay.windows(needle.len()).filter(|w| *w == needle).count()
+    }
 
     fn run(script: &str) -> Vec<u8> {
         let out = Command::new("/bin/sh")
@@ -165,8 +350,7 @@ mod tests {
         ];
         let b = boundary().unwrap();
         let out = run(&stat_many_script(&reqs, &b).unwrap());
-        let wants: Vec<Want> = reqs.iter().map(|r| r.1).collect();
-        let got = parse_stat_many(&out, &wants, &b).unwrap();
+        let got = parse_stat_many(&out, &reqs, &b).unwrap();
         assert_eq!(got.len(), 6);
         let a = got[0].as_ref().unwrap();
         assert_eq!(a.state.kind, FileKind::File);
@@ -212,7 +396,7 @@ mod tests {
         ];
         let b = boundary().unwrap();
         let out = run(&stat_many_script(&reqs, &b).unwrap());
-        let got = parse_stat_many(&out, &[reqs[0].1, reqs[1].1], &b).unwrap();
+        let got = parse_stat_many(&out, &reqs, &b).unwrap();
         let e = got[0].as_ref().unwrap_err();
         assert!(e.contains("cannot stat"), "{e}");
         assert_eq!(got[1].as_ref().unwrap().state.size, 2);
@@ -221,13 +405,105 @@ mod tests {
     #[test]
     fn a_reply_cut_short_is_an_error_not_a_guess() {
         let b = "00ff";
-        let wants = [Want::default(), Want::default()];
-        let one = b"castellan-stat missing\n\n00ff 0 0 0 \n";
-        assert!(parse_stat_many(one, &wants, b).is_err());
-        let bad_len = b"castellan-stat missing\n\n00ff 0 0 9 /x\n";
-        assert!(parse_stat_many(bad_len, &wants[..1], b).is_err());
-        let ok = parse_stat_many(one, &wants[..1], b).unwrap();
+        let reqs = vec![
+            ("/x".to_string(), Want::default()),
+            ("/y".to_string(), Want::default()),
+        ];
+        let head = "\n00ff m\n\n00ff M\n\n00ff C\n";
+        let one = format!("{head}castellan-stat missing\n\n00ff 0 0 s 0 \n");
+        assert!(parse_stat_many(one.as_bytes(), &reqs, b).is_err());
+        let bad_len = format!("{head}castellan-stat missing\n\n00ff 0 0 s 9 /x\n");
+        assert!(parse_stat_many(bad_len.as_bytes(), &reqs[..1], b).is_err());
+        assert!(parse_stat_many(b"castellan-stat missing\n", &reqs[..1], b).is_err());
+        let ok = parse_stat_many(one.as_bytes(), &reqs[..1], b).unwrap();
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].as_ref().unwrap().real, None);
+        assert_eq!(ok[0].as_ref().unwrap().state.kind, FileKind::Missing);
+    }
+
+    #[test]
+    fn checksums_links_and_odd_names_match_the_one_path_script() {
+        use crate::connection::ssh_script::parse_stat;
+        let t = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(t.path()).unwrap();
+        let odd = root.join("a\\b\nc d.key");
+        fs::write(&odd, b"secret\n").unwrap();
+        let plain = root.join("plain.crt");
+        fs::write(&plain, b"cert\n").unwrap();
+        symlink(&plain, root.join("ln")).unwrap();
+        symlink(root.join("nowhere"), root.join("dangling")).unwrap();
+        let sum = Want {
+            checksum: true,
+            ..Want::default()
+        };
+        let all = [
+            Want::default(),
+            sum,
+            Want {
+                follow: true,
+                ..sum
+            },
+            Want {
+                content: true,
+                follow: true,
+                checksum: true,
+            },
+            Want {
+                content: true,
+                ..Want::default()
+            },
+        ];
+        let mut reqs = Vec::new();
+        for p in [
+            &odd,
+            &plain,
+            &root.join("ln"),
+            &root.join("dangling"),
+            &root.join("none"),
+        ] {
+            for w in all {
+                reqs.push((p.display().to_string(), w));
+            }
+        }
+        let b = boundary().unwrap();
+        let out = run(&stat_many_script(&reqs, &b).unwrap());
+        let got = parse_stat_many(&out, &reqs, &b).unwrap();
+        // Only the paths that are not there ran the one-path script (5 wants of "none", and the
+        // 2 that follow the dangling link): the others came from the shared stat.
+        assert_eq!(find_all(&out, b"castellan-stat "), 7);
+        for ((path, want), g) in reqs.iter().zip(&got) {
+            let single = run(&stat_script(path, *want).unwrap());
+            let one = parse_stat(&single, *want).unwrap();
+            let g = &g.as_ref().unwrap().state;
+            let what = format!("{path:?} {want:?}");
+            assert_eq!(g.kind, one.kind, "{what}");
+            assert_eq!(g.mode, one.mode, "{what}");
+            assert_eq!(g.size, one.size, "{what}");
+            assert_eq!(g.owner, one.owner, "{what}");
+            assert_eq!(g.mtime, one.mtime, "{what}");
+            assert_eq!(g.link_target, one.link_target, "{what}");
+            assert_eq!(g.sha256, one.sha256, "{what}");
+            assert_eq!(g.sha1, one.sha1, "{what}");
+            assert_eq!(g.content, one.content, "{what}");
+        }
+    }
+
+    #[test]
+    fn the_script_runs_few_processes_whatever_the_number_of_paths() {
+        let reqs: Vec<(String, Want)> = (0..20)
+            .map(|i| {
+                (
+                    format!("/etc/p{i}"),
+                    Want {
+                        checksum: true,
+                        ..Want::default()
+                    },
+                )
+            })
+            .collect();
+        let s = stat_many_script(&reqs, "00").unwrap();
+        assert_eq!(s.matches("stat --printf").count(), 1);
+        assert_eq!(s.matches("stat -L --printf").count(), 1);
+        assert_eq!(s.matches("sha256sum -- \"$@\"").count(), 1);
     }
 }
