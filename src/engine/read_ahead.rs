@@ -1,4 +1,4 @@
-//! Reading ahead (issue 15): when a host first gets its connection in a play's batch, the paths
+//! Reading ahead (issue 15): when a host first gets a connection in a play's batch, the paths
 //! that this and the play's later module tasks will stat on it are read in one round trip per
 //! become user ([`crate::connection::prefetch`] answers the tasks' stats from them, and drops
 //! what a change or a command may have made stale).
@@ -8,7 +8,7 @@
 //! `when` is false now, is left out). What the engine reads ahead is only ever a guess made
 //! early: a task's own stat of a path that was not read ahead, or was read differently, goes to
 //! the host as before.
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -80,8 +80,11 @@ impl Runner<'_> {
             return;
         }
         {
+            // Once per connection: a host whose connection was closed to make room under
+            // --max-connections reads ahead again on its new one.
+            let id = Arc::as_ptr(conn).cast::<()>() as usize;
             let mut done = pc.read_ahead.lock().unwrap_or_else(|e| e.into_inner());
-            if !done.insert(host.to_string()) {
+            if done.insert(host.to_string(), id) == Some(id) {
                 return;
             }
         }
@@ -177,5 +180,5 @@ fn read_ahead_off() -> bool {
         == Some(false)
 }
 
-/// The hosts already read ahead for, in a batch.
-pub(super) type ReadAheadDone = std::sync::Mutex<HashSet<String>>;
+/// The hosts already read ahead for in a batch, with the connection it was read on.
+pub(super) type ReadAheadDone = std::sync::Mutex<HashMap<String, usize>>;
