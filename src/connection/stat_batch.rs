@@ -5,8 +5,8 @@
 //! Framing: three sections first (the shared `stat` records, NUL-separated, of paths read as
 //! they are and through links; the checksums), each ended by a `\n<boundary> TAG` line; then after
 //! each path's output (content, a link's target, or the one-path script's whole output) a line
-//! `\n<boundary> <index> <exit code> <p|s> <length> <canonical path>` (`p`: the metadata is in
-//! the shared records; `s`: the output is the one-path script's); the boundary is 32 random hex
+//! `\n<boundary> <index> <exit code> <p|m|s> <length> <canonical path>` (`p`: the metadata is in
+//! the shared records; `m`: certainly missing; `s`: the output is the one-path script's); the boundary is 32 random hex
 //! digits chosen per request, so no file content can forge it. The canonical path (the path with
 //! every directory symlink resolved, by the shell builtins `cd -P` and `pwd -P`: no extra process)
 //! is empty when it cannot be told: a relative path, a final component that is itself a symbolic
@@ -36,15 +36,16 @@ pub fn boundary() -> Result<String, String> {
 /// Few processes, whatever the number of paths: the paths that exist (told by the shell's `test`)
 /// are stat'ed by one `stat` per kind (through links or not), their checksums by one `sha256sum`
 /// and one `sha1sum`; a path's content costs a `cat`, a link's target a `readlink`. A path that
-/// does not exist (or cannot be looked at) runs the one-path [`stat_script`], which tells
-/// "missing" from an error exactly as a single stat does.
+/// does not exist in a directory that does costs nothing more ([`MISSING`]); any other path that
+/// cannot be looked at runs the one-path [`stat_script`], which tells "missing" from an error
+/// exactly as a single stat does.
 pub fn stat_many_script(reqs: &[(String, Want)], boundary: &str) -> Result<String, QuoteError> {
     let b = boundary;
     let q: Vec<String> = reqs
         .iter()
         .map(|(p, _)| quote_str(p))
         .collect::<Result<_, _>>()?;
-    let mut s = format!("LC_ALL=C; export LC_ALL\nF='{STAT_FIELDS} %n\\0'\n");
+    let mut s = format!("LC_ALL=C; export LC_ALL\nF='{STAT_FIELDS} %n\\0'\n{MISSING}");
     for (i, (_, want)) in reqs.iter().enumerate() {
         let test = if want.follow {
             format!("[ -e {p} ]", p = q[i])
@@ -106,6 +107,8 @@ pub fn stat_many_script(reqs: &[(String, Want)], boundary: &str) -> Result<Strin
         s.push_str(&format!(
             r#"if [ $x{i} = 1 ]; then
 {present}  r=$? k=p
+elif [ ! -L {p} ] && m {p}; then
+  r=0 k=m
 else
   (
 {one}) 2>&1
@@ -127,6 +130,16 @@ printf '\n%s %d %d %s %d %s\n' {b} {i} "$r" "$k" "${{#d}}" "$d"
     }
     Ok(s)
 }
+
+/// `m PATH`: PATH (which neither exists nor is a link) is certainly missing: an absolute path, not
+/// too long, in a directory that exists and can be searched, so its stat could only fail with
+/// "No such file or directory". Anything else runs the one-path script, which tells exactly.
+const MISSING: &str = r#"m() {
+  case $1 in /*) ;; *) return 1 ;; esac
+  md=${1%/*}; mb=${1##*/}
+  [ ${#1} -lt 4000 ] && [ ${#mb} -le 255 ] && [ -n "$mb" ] && [ -d "${md:-/}" ] && [ -x "${md:-/}" ]
+}
+"#;
 
 fn bad(msg: &str) -> String {
     format!("unexpected output from the remote stat-many script: {msg}")
@@ -250,6 +263,7 @@ pub fn parse_stat_many(
             .map(str::to_string);
         pos = real_end + 1;
         let r = match (rc, kind) {
+            (0, "m") => Ok(FileState::default()),
             (0, "s") => parse_stat(item, *want),
             (0, "p") => {
                 let recs = if want.follow { &followed } else { &plain };
@@ -468,9 +482,9 @@ mod tests {
         let b = boundary().unwrap();
         let out = run(&stat_many_script(&reqs, &b).unwrap());
         let got = parse_stat_many(&out, &reqs, &b).unwrap();
-        // Only the paths that are not there ran the one-path script (5 wants of "none", and the
-        // 2 that follow the dangling link): the others came from the shared stat.
-        assert_eq!(find_all(&out, b"castellan-stat "), 7);
+        // Only the 2 wants that follow the dangling link ran the one-path script: the others came
+        // from the shared stat, or were missing in a directory that exists ("none").
+        assert_eq!(find_all(&out, b"castellan-stat "), 2);
         for ((path, want), g) in reqs.iter().zip(&got) {
             let single = run(&stat_script(path, *want).unwrap());
             let one = parse_stat(&single, *want).unwrap();
