@@ -67,8 +67,9 @@ struct Cache {
 pub struct Prefetching {
     /// The host, for the summary printed at `-v` when the connection closes.
     label: String,
-    /// Keep what a write wrote (see [`Prefetching::control_node`]).
-    keep_writes: bool,
+    /// Read ahead and keep what a write wrote: not on the control node
+    /// ([`Prefetching::control_node`]).
+    remote: bool,
     inner: Arc<dyn Connection>,
     epoch: Epoch,
     cache: Mutex<Cache>,
@@ -93,7 +94,7 @@ impl Prefetching {
     pub fn new(label: &str, inner: Arc<dyn Connection>, epoch: Epoch) -> Self {
         Prefetching {
             label: label.to_string(),
-            keep_writes: true,
+            remote: true,
             inner,
             epoch,
             cache: Mutex::new(Cache::default()),
@@ -109,7 +110,7 @@ impl Prefetching {
     /// epoch (a local command may change a host).
     pub fn control_node(label: &str, inner: Arc<dyn Connection>, epoch: Epoch) -> Self {
         Prefetching {
-            keep_writes: false,
+            remote: false,
             ..Prefetching::new(label, inner, epoch)
         }
     }
@@ -258,7 +259,7 @@ impl Connection for Prefetching {
     }
 
     fn batches_reads(&self) -> bool {
-        self.inner.batches_reads()
+        self.remote && self.inner.batches_reads()
     }
 
     async fn prefetch(
@@ -266,7 +267,7 @@ impl Connection for Prefetching {
         reqs: &[(String, Want)],
         become_user: Option<&str>,
     ) -> Result<(), ConnError> {
-        if !self.inner.batches_reads() {
+        if !self.batches_reads() {
             return Ok(());
         }
         let epoch = self.epoch.now();
@@ -324,7 +325,7 @@ impl Connection for Prefetching {
                 ..
             },
             Some(written),
-        ) = (self.keep_writes, op, &out.written)
+        ) = (self.remote, op, &out.written)
         {
             self.keep_written(path, content, *follow, written, become_user, epoch);
         }
@@ -571,6 +572,11 @@ mod tests {
         // The control node's connection keeps nothing.
         let e = Epoch::default();
         let local = Prefetching::control_node("localhost", Arc::new(LocalConnection::new()), e);
+        assert!(
+            !local.batches_reads(),
+            "the engine reads nothing ahead there"
+        );
+        local.prefetch(&[(f.clone(), TEXT)], None).await.unwrap();
         local.apply(&write(&f, b"x"), None).await.unwrap();
         local.stat(&f, TEXT, None).await.unwrap();
         assert_eq!(local.hits(), 0);

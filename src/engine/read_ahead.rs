@@ -66,8 +66,8 @@ impl Reads {
 }
 
 impl Runner<'_> {
-    /// Read ahead for `host`, once per batch: what `task` and the play's module tasks after it
-    /// will stat.
+    /// Read ahead for `host`, once per connection and batch: what `task` and the play's module
+    /// tasks after it will stat.
     pub(super) async fn read_ahead(
         &self,
         pc: &PlayCtx<'_>,
