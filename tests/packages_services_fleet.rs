@@ -38,7 +38,10 @@ static DPKG: Mutex<()> = Mutex::new(());
 fn run_fleet(tasks: &str, args: &[&str]) -> (i32, Value) {
     let dir = FLEET.dir().join("plays");
     fs::create_dir_all(&dir).unwrap();
-    let play = dir.join(format!("play-{}.yml", std::process::id()));
+    // One file per call: the tests of this binary run in parallel threads of one process.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let play = dir.join(format!("play-{}-{n}.yml", std::process::id()));
     fs::write(&play, format!("- hosts: db1\n  tasks:\n{tasks}")).unwrap();
     castellan(&play, &FLEET.inventory(), args, &[])
 }
