@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use castellan::connection::local::LocalConnection;
 use castellan::connection::ssh::SshConnection;
-use castellan::connection::ssh_script::{write_input, write_script};
+use castellan::connection::ssh_script::{write_script, write_stream};
 use castellan::connection::{Attrs, ConnError, Connection, ExecRequest, Op};
 
 const NET: &str = "11";
@@ -229,9 +229,10 @@ async fn a_short_stream_through_real_ssh_is_never_installed() {
     fs::write(&dest, "OLD KEY\n").unwrap();
     let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     let script = write_script(s(&dest), &Attrs::default(), false, content.len(), None).unwrap();
-    let full = write_input(&content);
+    let full = write_stream(&content);
     // The real remote script, through a real channel, with less than announced on stdin.
-    for cut in [0, 1, 150_000, content.len(), full.len() - 2] {
+    // (The stream: a 17-byte name line, the content, its digest line.)
+    for cut in [0, 1, 17, 17 + 150_000, 17 + content.len(), full.len() - 2] {
         let out = c
             .exec(&ExecRequest {
                 shell: Some(script.clone()),

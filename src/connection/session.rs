@@ -10,27 +10,41 @@
 //! login shell's rc file printed comes before that line and is skipped. Then, per request:
 //!
 //! ```text
-//! client:  N M NONCE\n        N = bytes of SCRIPT + NONCE, M = bytes of INPUT
+//! client:  N M NONCE K\n      N = bytes of SCRIPT + NONCE, M = bytes of INPUT, K = how it runs
 //!          SCRIPT NONCE       the script (no NUL), then the nonce again
 //!          INPUT              exactly M bytes: the script's stdin (write content and its digest)
 //! loop:    castellan-start NONCE\n                      the whole script arrived; it runs now
-//!          castellan-reply NONCE RC OUT ERR\n           exit code, stdout and stderr lengths
+//! K = x:   castellan-reply NONCE RC OUT ERR\n           exit code, stdout and stderr lengths
 //!          OUT bytes of stdout, ERR bytes of stderr
+//! K = i:   STDOUT\ncastellan-end NONCE RC ERR\n         stdout as it comes, then the end line
+//!          ERR bytes of stderr
 //! ```
 //!
 //! The loop reads the header with `read` (a shell reads a pipe a byte at a time) and the script
 //! with `head -c` (GNU coreutils reads no further than asked; the nonce at the end keeps a
 //! command substitution from eating trailing newlines), and checks the nonce at its end:
-//! a stream cut short never runs a partial script (the loop exits instead). The script runs as
-//! `/bin/sh -c SCRIPT` in a process of its own (its own `$$`, the login umask, none of the loop's
-//! variables), exactly the command line a channel of its own would run: a file script's text (paths,
-//! never content) shows in `ps` as it always did, and a command's text does not, since commands
-//! send the fixed [`super::stdin_script::BOOTSTRAP`] with the text framed in their input. A command
-//! killed by a signal exits 128 + the signal's number, as in any shell. Its stdin is `/dev/null`, or
-//! a pipe from `head -c M` drained to the end after the script exits, so no script can read (or
-//! leave unread) bytes of the session's own stream. Its stdout and stderr go to files in a
-//! private `mktemp -d` directory (umask 077, emptied after each reply, removed when the loop
-//! ends), so binary output (NUL bytes, no trailing newline) comes back exact.
+//! a stream cut short never runs a partial script (the loop exits instead).
+//!
+//! Two ways to run it ([`Runs`]):
+//! - `x`, for commands (a `shell`/`command` task's bootstrap, any `executable`): the script runs
+//!   as `/bin/sh -c SCRIPT` in a process of its own (its own `$$`, the login umask, none of the
+//!   loop's variables), exactly the command line a channel of its own would run: a command's
+//!   text does not show in `ps`, since commands send the fixed
+//!   [`super::stdin_script::BOOTSTRAP`] with the text framed in their input. A command killed by
+//!   a signal exits 128 + the signal's number, as in any shell. Its stdout and stderr go to files
+//!   in a private `mktemp -d` directory (umask 077, emptied after each reply, removed when the
+//!   loop ends), so binary output (NUL bytes, no trailing newline) comes back exact, and a daemon
+//!   the command leaves running with those descriptors open cannot write into the stream.
+//! - `i`, for castellan's own file scripts (stat, read, write, mkdir...: they start nothing that
+//!   outlives them): `eval` in a subshell of the loop, with the login umask and the loop's
+//!   variables unset, its stdout straight onto the stream and ended by a line that holds the
+//!   request's nonce (16 random hex digits no script is given), its stderr in the file. No
+//!   `/bin/sh` to start, no file to measure and copy back: about 4 process starts fewer per
+//!   request, the largest share of a small write's cost on the host. `$$` is the loop's.
+//!
+//! Either way, the script's stdin is `/dev/null`, or a pipe from `head -c M` drained to the end
+//! after the script exits, so no script can read (or leave unread) bytes of the session's own
+//! stream.
 //!
 //! `castellan-start` tells the client whether a lost session ran the request: a session that
 //! ends before it ran nothing, and the request can be sent again on a new session.
@@ -47,8 +61,28 @@ use super::ExecOutput;
 pub const READY_TAG: &str = "castellan-session-ready";
 /// First word of the line the loop prints when a request's script starts.
 pub const START_TAG: &str = "castellan-start";
-/// First word of a reply's header line.
+/// First word of a reply's header line (requests run as [`Runs::OwnShell`]).
 pub const REPLY_TAG: &str = "castellan-reply";
+/// First word of the line that ends a reply's stdout (requests run as [`Runs::Subshell`]).
+pub const END_TAG: &str = "castellan-end";
+
+/// How the loop runs a request's script (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// `/bin/sh -c SCRIPT`, its own process, output through files: commands.
+    OwnShell,
+    /// `eval` in a subshell of the loop, stdout streamed: castellan's own file scripts.
+    Subshell,
+}
+
+impl Runs {
+    fn flag(self) -> char {
+        match self {
+            Runs::OwnShell => 'x',
+            Runs::Subshell => 'i',
+        }
+    }
+}
 /// Most bytes of login-shell output skipped before the ready line.
 pub const MAX_JUNK: usize = 1 << 20;
 
@@ -66,16 +100,45 @@ printf '\ncastellan-session-ready %s %s\n' "$__castellan_h" "$$"
 __castellan_run() {
   ( umask "$__castellan_u"; exec /bin/sh -c "$__castellan_s" )
 }
-while IFS=' ' read -r __castellan_n __castellan_i __castellan_e; do
+__castellan_sub() {
+  ( umask "$__castellan_u"
+    unset __castellan_h __castellan_n __castellan_i __castellan_e __castellan_k __castellan_o __castellan_r __castellan_t __castellan_u
+    eval "unset __castellan_s
+$__castellan_s" )
+}
+while IFS=' ' read -r __castellan_n __castellan_i __castellan_e __castellan_k; do
   case $__castellan_n:$__castellan_i:$__castellan_e in
     *[!0-9a-f:]*|:*|*::*|*:) exit 1 ;;
   esac
+  case $__castellan_k in i|x) ;; *) exit 1 ;; esac
   __castellan_s=$(head -c "$__castellan_n") || exit 1
   case $__castellan_s in
     *"$__castellan_e") __castellan_s=${__castellan_s%"$__castellan_e"} ;;
     *) exit 1 ;;
   esac
   printf 'castellan-start %s\n' "$__castellan_e"
+  if [ "$__castellan_k" = i ]; then
+    if [ "$__castellan_i" -gt 0 ]; then
+      head -c "$__castellan_i" | {
+        __castellan_sub 2>"$__castellan_t/e"
+        __castellan_r=$?
+        if IFS= read -r __castellan_o || [ -n "$__castellan_o" ]; then cat >/dev/null; fi
+        exit "$__castellan_r"
+      }
+    else
+      __castellan_sub </dev/null 2>"$__castellan_t/e"
+    fi
+    __castellan_r=$?
+    if [ -s "$__castellan_t/e" ]; then
+      __castellan_o=$(stat -c %s -- "$__castellan_t/e") || exit 1
+      printf '\ncastellan-end %s %s %s\n' "$__castellan_e" "$__castellan_r" "$__castellan_o"
+      cat -- "$__castellan_t/e" || exit 1
+      : >"$__castellan_t/e"
+    else
+      printf '\ncastellan-end %s %s 0\n' "$__castellan_e" "$__castellan_r"
+    fi
+    continue
+  fi
   if [ "$__castellan_i" -gt 0 ]; then
     head -c "$__castellan_i" | {
       __castellan_run >"$__castellan_t/o" 2>"$__castellan_t/e"
@@ -131,14 +194,18 @@ pub fn nonce() -> String {
 }
 
 /// One request's bytes and its nonce. A script cannot hold a NUL byte (no shell can).
-pub fn request(script: &str, input: Option<&[u8]>) -> Result<(Vec<u8>, String), QuoteError> {
+pub fn request(
+    script: &str,
+    input: Option<&[u8]>,
+    runs: Runs,
+) -> Result<(Vec<u8>, String), QuoteError> {
     if let Some(offset) = script.bytes().position(|b| b == 0) {
         return Err(QuoteError { offset });
     }
     let nonce = nonce();
     let input = input.unwrap_or_default();
     let n = script.len() + nonce.len();
-    let mut out = format!("{n} {} {nonce}\n", input.len()).into_bytes();
+    let mut out = format!("{n} {} {nonce} {}\n", input.len(), runs.flag()).into_bytes();
     out.reserve(n + input.len());
     out.extend_from_slice(script.as_bytes());
     out.extend_from_slice(nonce.as_bytes());
@@ -208,12 +275,14 @@ pub async fn send<W, R>(
     r: &mut R,
     script: &str,
     input: Option<&[u8]>,
+    runs: Runs,
 ) -> Result<String, SessionError>
 where
     W: AsyncWrite + Unpin,
     R: AsyncBufRead + Unpin,
 {
-    let (bytes, nonce) = request(script, input).map_err(|e| SessionError::NotRun(e.to_string()))?;
+    let (bytes, nonce) =
+        request(script, input, runs).map_err(|e| SessionError::NotRun(e.to_string()))?;
     let not_run = |what: &str, e: std::io::Error| SessionError::NotRun(format!("{what}: {e}"));
     w.write_all(&bytes)
         .await
@@ -239,8 +308,18 @@ where
 pub async fn finish<R: AsyncBufRead + Unpin>(
     r: &mut R,
     nonce: &str,
+    runs: Runs,
 ) -> Result<ExecOutput, SessionError> {
     let lost = SessionError::Lost;
+    let streamed = match runs {
+        Runs::OwnShell => None,
+        Runs::Subshell => Some(
+            until_marker(r, format!("\n{END_TAG} {nonce} ").as_bytes())
+                .await
+                .map_err(|e| lost(format!("reading from the remote shell: {e}")))?
+                .ok_or_else(|| lost("the remote shell ended during the operation".into()))?,
+        ),
+    };
     let head = line(r, 256)
         .await
         .map_err(|e| lost(format!("reading from the remote shell: {e}")))?
@@ -248,21 +327,54 @@ pub async fn finish<R: AsyncBufRead + Unpin>(
     let head = String::from_utf8_lossy(&head).into_owned();
     let bad = || lost(format!("protocol error: bad reply header {head:?}"));
     let w: Vec<&str> = head.split(' ').collect();
-    if w.len() != 5 || w[0] != REPLY_TAG || w[1] != nonce {
-        return Err(bad());
-    }
-    let rc: i32 = w[2].parse().map_err(|_| bad())?;
-    let out_len: usize = w[3].parse().map_err(|_| bad())?;
-    let err_len: usize = w[4].parse().map_err(|_| bad())?;
-    let mut stdout = vec![0u8; out_len];
+    let (rc, out_len, err_len) = match &streamed {
+        // What follows the marker: `RC ERR`.
+        Some(_) if w.len() == 2 => (w[0], "0", w[1]),
+        None if w.len() == 5 && w[0] == REPLY_TAG && w[1] == nonce => (w[2], w[3], w[4]),
+        _ => return Err(bad()),
+    };
+    let rc: i32 = rc.parse().map_err(|_| bad())?;
+    let out_len: usize = out_len.parse().map_err(|_| bad())?;
+    let err_len: usize = err_len.parse().map_err(|_| bad())?;
+    let mut stdout = streamed.unwrap_or_else(|| vec![0u8; out_len]);
     let mut stderr = vec![0u8; err_len];
-    r.read_exact(&mut stdout)
-        .await
-        .map_err(|e| lost(format!("reading the reply: {e}")))?;
+    if out_len > 0 {
+        r.read_exact(&mut stdout)
+            .await
+            .map_err(|e| lost(format!("reading the reply: {e}")))?;
+    }
     r.read_exact(&mut stderr)
         .await
         .map_err(|e| lost(format!("reading the reply: {e}")))?;
     Ok(ExecOutput { rc, stdout, stderr })
+}
+
+/// Everything up to `marker`, which is consumed and not returned (nothing after it is read);
+/// None when the stream ends first.
+async fn until_marker<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    marker: &[u8],
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let (n, before) = (buf.len(), out.len());
+        out.extend_from_slice(buf);
+        // The marker may have begun in an earlier chunk.
+        let from = before.saturating_sub(marker.len() - 1);
+        match memchr::memmem::find(&out[from..], marker) {
+            Some(at) => {
+                let end = from + at + marker.len();
+                r.consume(end - before);
+                out.truncate(from + at);
+                return Ok(Some(out));
+            }
+            None => r.consume(n),
+        }
+    }
 }
 
 /// [`send`] then [`finish`].
@@ -271,13 +383,14 @@ pub async fn call<W, R>(
     r: &mut R,
     script: &str,
     input: Option<&[u8]>,
+    runs: Runs,
 ) -> Result<ExecOutput, SessionError>
 where
     W: AsyncWrite + Unpin,
     R: AsyncBufRead + Unpin,
 {
-    let nonce = send(w, r, script, input).await?;
-    finish(r, &nonce).await
+    let nonce = send(w, r, script, input, runs).await?;
+    finish(r, &nonce, runs).await
 }
 
 /// Send the greeting and wait (at most `wait`) for the ready line; the loop's pid.
@@ -369,7 +482,15 @@ mod tests {
             script: &str,
             input: Option<&[u8]>,
         ) -> Result<ExecOutput, SessionError> {
-            call(&mut self.w, &mut self.r, script, input).await
+            call(&mut self.w, &mut self.r, script, input, Runs::OwnShell).await
+        }
+
+        async fn sub(
+            &mut self,
+            script: &str,
+            input: Option<&[u8]>,
+        ) -> Result<ExecOutput, SessionError> {
+            call(&mut self.w, &mut self.r, script, input, Runs::Subshell).await
         }
     }
 
@@ -469,7 +590,7 @@ mod tests {
         for c in &contents {
             let script = ssh_script::write_script(ps, &attrs, false, c.len(), None).unwrap();
             let o = s
-                .call(&script, Some(&ssh_script::write_input(c)))
+                .sub(&script, Some(&ssh_script::write_stream(c)))
                 .await
                 .unwrap();
             assert_eq!(o.rc, 0, "{}", String::from_utf8_lossy(&o.stderr));
@@ -478,9 +599,9 @@ mod tests {
         // The content arrives, its digest does not match: refused, the file is the last one.
         let c = b"new content".to_vec();
         let script = ssh_script::write_script(ps, &attrs, false, c.len(), None).unwrap();
-        let mut input = ssh_script::write_input(&c);
-        input[0] ^= 1;
-        let o = s.call(&script, Some(&input)).await.unwrap();
+        let mut input = ssh_script::write_stream(&c);
+        input[17] ^= 1;
+        let o = s.sub(&script, Some(&input)).await.unwrap();
         assert_eq!(o.rc, 1);
         assert!(String::from_utf8_lossy(&o.stderr).contains("SHA-256 mismatch"));
         assert_eq!(&std::fs::read(&p).unwrap(), contents.last().unwrap());
@@ -489,6 +610,108 @@ mod tests {
         // And the session goes on.
         let o = s.call("echo ok", None).await.unwrap();
         assert_eq!(o.stdout, b"ok\n");
+    }
+
+    #[tokio::test]
+    async fn subshell_requests_stream_exact_output_and_stay_in_step() {
+        let dir = tempfile::tempdir().unwrap();
+        for sh in shells() {
+            let mut s = start(sh, "junk\n").await;
+            for i in 0..50 {
+                let o = s
+                    .sub(&format!("printf 'a\\0b%s' {i}; exit {}", i % 7), None)
+                    .await
+                    .unwrap();
+                assert_eq!(o.stdout, format!("a\0b{i}").as_bytes(), "{sh}");
+                assert_eq!(o.rc, i % 7, "{sh}");
+            }
+            // An end line with another nonce, newlines at the end, stderr: all exact.
+            let o = s
+                .sub(
+                    "printf '\\ncastellan-end 0123456789abcdef 0 0\\n\\n\\n'; printf 'e\\n' >&2; false",
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                (o.rc, o.stdout.as_slice(), o.stderr.as_slice()),
+                (
+                    1,
+                    &b"\ncastellan-end 0123456789abcdef 0 0\n\n\n"[..],
+                    &b"e\n"[..]
+                ),
+                "{sh}"
+            );
+            // None of the loop's variables; the login umask; what the script changes stays in
+            // its subshell; a syntax error fails the request, not the session.
+            let o = s
+                .sub(
+                    "echo \"[${__castellan_e-}${__castellan_s-}${__castellan_t-}${__castellan_u-}${__castellan_h-}]\"; umask; x=1; cd /",
+                    None,
+                )
+                .await
+                .unwrap();
+            let here = std::process::Command::new(sh)
+                .args(["-c", "umask"])
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&o.stdout),
+                format!("[]\n{}", String::from_utf8_lossy(&here.stdout)),
+                "{sh}"
+            );
+            let o = s.sub("echo \"[${x-}]\"; pwd", None).await.unwrap();
+            let cwd = std::env::current_dir().unwrap();
+            assert_eq!(o.stdout, format!("[]\n{}\n", cwd.display()).as_bytes());
+            assert_ne!(s.sub("if then", None).await.unwrap().rc, 0, "{sh}");
+            // Input read in part, or not at all (with and without newlines), then exit early:
+            // drained, the next request is in step.
+            let input: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+            let o = s
+                .sub(
+                    "head -c 10 | od -An -tx1 | tr -d ' \\n'; exit 3",
+                    Some(&input),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                (o.rc, o.stdout.as_slice()),
+                (3, &b"00010203040506070809"[..]),
+                "{sh}"
+            );
+            for unread in [&b"no newline at all"[..], b"x\n", b"\n\n\nrest"] {
+                let o = s.sub("exit 4", Some(unread)).await.unwrap();
+                assert_eq!(o.rc, 4, "{sh}");
+            }
+            let o = s.sub("wc -c | tr -d ' '", Some(&input)).await.unwrap();
+            assert_eq!(o.stdout, b"300000\n", "{sh}");
+            let big = s.sub("head -c 3000000 /dev/urandom", None).await.unwrap();
+            assert_eq!(big.stdout.len(), 3_000_000, "{sh}");
+            // Both kinds of request on one session.
+            let f = dir.path().join("f");
+            let o = s
+                .call(&format!("printf x > {}; echo own", f.display()), None)
+                .await
+                .unwrap();
+            assert_eq!(o.stdout, b"own\n");
+            let o = s.sub(&format!("cat {}", f.display()), None).await.unwrap();
+            assert_eq!(o.stdout, b"x");
+            drop(s.w);
+            let st = s.child.wait().await.unwrap();
+            assert!(st.success(), "{sh}: {st}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subshell_reply_cut_short_is_lost() {
+        let mut s = start("/bin/sh", "").await;
+        let e = s
+            .sub(
+                &format!("printf partial; kill -9 {}; sleep 0.2", s.pid),
+                None,
+            )
+            .await;
+        assert!(matches!(e, Err(SessionError::Lost(_))), "{e:?}");
     }
 
     #[tokio::test]
@@ -511,7 +734,8 @@ mod tests {
 
         // A request cut short: the loop exits without running it.
         let mut s = start("/bin/sh", "").await;
-        let (bytes, _) = request(&format!("touch {}", flag.display()), None).unwrap();
+        let (bytes, _) =
+            request(&format!("touch {}", flag.display()), None, Runs::OwnShell).unwrap();
         s.w.write_all(&bytes[..bytes.len() - 3]).await.unwrap();
         drop(s.w);
         let st = s.child.wait().await.unwrap();
@@ -532,9 +756,11 @@ mod tests {
 
     #[test]
     fn requests_refuse_nul_and_carry_lengths() {
-        assert_eq!(request("a\0", None).unwrap_err().offset, 1);
-        let (b, n) = request("echo", Some(b"xyz")).unwrap();
+        assert_eq!(request("a\0", None, Runs::OwnShell).unwrap_err().offset, 1);
+        let (b, n) = request("echo", Some(b"xyz"), Runs::OwnShell).unwrap();
         let text = String::from_utf8_lossy(&b).into_owned();
-        assert_eq!(text, format!("20 3 {n}\necho{n}xyz"));
+        assert_eq!(text, format!("20 3 {n} x\necho{n}xyz"));
+        let (b, n) = request("echo", None, Runs::Subshell).unwrap();
+        assert_eq!(b, format!("20 0 {n} i\necho{n}").as_bytes());
     }
 }

@@ -27,6 +27,7 @@ use openssh::{Session, Stdio};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, OnceCell, RwLock, Semaphore};
 
+use super::session::Runs;
 use super::ssh_session::{is_channel_refused, Served, Sessions, Via};
 
 use super::ssh_script::{self, BecomeMethod, RemoteUser};
@@ -858,7 +859,8 @@ impl Inner {
         become_user: Option<&str>,
         stdin: Option<&[u8]>,
     ) -> Result<ExecOutput, ConnError> {
-        self.run_in("/bin/sh", script, become_user, stdin).await
+        self.run_in("/bin/sh", script, become_user, stdin, Runs::Subshell)
+            .await
     }
 
     /// [`Self::run`] with `shell -c SCRIPT`.
@@ -868,6 +870,7 @@ impl Inner {
         script: &str,
         become_user: Option<&str>,
         stdin: Option<&[u8]>,
+        runs: Runs,
     ) -> Result<ExecOutput, ConnError> {
         let m = self.master().await?;
         let mut as_user = None;
@@ -876,7 +879,14 @@ impl Inner {
                 .whoami
                 .get_or_try_init(|| async {
                     let out = self
-                        .call(&m, "/bin/sh", ssh_script::WHOAMI_SCRIPT, None, None)
+                        .call(
+                            &m,
+                            "/bin/sh",
+                            ssh_script::WHOAMI_SCRIPT,
+                            None,
+                            None,
+                            Runs::Subshell,
+                        )
                         .await?;
                     RemoteUser::parse(&String::from_utf8_lossy(&out.stdout)).ok_or_else(|| {
                         ConnError::Failed(format!(
@@ -896,7 +906,14 @@ impl Inner {
             }
         }
         let out = self
-            .call(&m, shell, script, as_user.map(|(u, m, _)| (u, m)), stdin)
+            .call(
+                &m,
+                shell,
+                script,
+                as_user.map(|(u, m, _)| (u, m)),
+                stdin,
+                runs,
+            )
             .await?;
         if let Some((user, _, who)) = as_user {
             let err = String::from_utf8_lossy(&out.stderr);
@@ -914,7 +931,8 @@ impl Inner {
     }
 
     /// `shell -c script` as `as_user`: in that user's persistent session, else on a channel of
-    /// its own.
+    /// its own. `runs`: how the session runs it; a shell other than `/bin/sh` is always a
+    /// process of its own.
     async fn call(
         &self,
         m: &Arc<Master>,
@@ -922,11 +940,13 @@ impl Inner {
         script: &str,
         as_user: Option<(&str, BecomeMethod)>,
         stdin: Option<&[u8]>,
+        mut runs: Runs,
     ) -> Result<ExecOutput, ConnError> {
         let wrapped;
         let body = if shell == "/bin/sh" {
             script
         } else {
+            runs = Runs::OwnShell;
             wrapped = format!(
                 "exec {}",
                 ssh_script::command_line_in(shell, script, None).map_err(quote_err)?
@@ -940,7 +960,7 @@ impl Inner {
             label: &self.params.host,
             ready_within: self.params.connect_timeout.max(Duration::from_secs(10)),
         };
-        match self.sessions.run(&via, as_user, body, stdin).await {
+        match self.sessions.run(&via, as_user, body, stdin, runs).await {
             Served::Done(out) => {
                 // A command killed by a signal may be the host going down (its sessions are
                 // killed with it): the loop can still answer for a moment. A new channel tells.
@@ -1000,6 +1020,7 @@ impl Inner {
             stdin_script::BOOTSTRAP,
             req.become_user.as_deref(),
             Some(&input),
+            Runs::OwnShell,
         )
         .await
     }

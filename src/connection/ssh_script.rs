@@ -260,17 +260,22 @@ pub fn parse_stat(out: &[u8], want: Want) -> Result<FileState, String> {
     Ok(st)
 }
 
-/// Atomic write. Stdin carries the content, then its SHA-256 in hex on a line of its own (see
-/// [`write_input`]); the script text carries only the expected size, so not even a digest of
-/// secret content shows in the process table. A `mktemp` file (0600, under `umask 077`) in the
-/// destination directory gets exactly `size` bytes (`head -c`); a short stream (connection lost,
-/// sender killed) or a wrong digest fails before anything is renamed, and so does a full disk.
-/// Then chown, chmod, `sync`, the backup (a hard link, see [`super::backup`]), `mv -fT` over the
-/// destination, `sync` of the directory. With `follow`, a symbolic link at `path` is resolved
-/// (`readlink -f`) and its target is written instead. Attributes not given come from the regular
-/// file being replaced (`stat -L`, as Ansible's `atomic_move`), else `0666 & ~umask`. Any
-/// failure removes the temp file (and a backup link made for it) and exits 1 with a message; a
-/// hang-up does too. Prints `castellan-backup NAME` (no newline) when it made the backup.
+/// Atomic write. Stdin carries 16 random hex digits on a line (the temp file's name), the
+/// content, then its SHA-256 in hex on a line of its own (see [`write_stream`]); the script text
+/// carries only the expected size, so not even a digest of secret content shows in the process
+/// table. The temp file `.NAME.castellan-tmp-RANDOM` in the destination directory is created by
+/// the shell with `set -C` after a test that nothing is there (`O_EXCL`; a shell's noclobber
+/// would open an existing FIFO or device: the test refuses any name that exists; 0600 under
+/// `umask 077`; the name is unknown to anyone before it exists, as `mktemp`'s, without a
+/// `mktemp` process) and gets exactly `size` bytes (`head -c`); a short stream
+/// (connection lost, sender killed) or a wrong digest fails before anything is renamed, and so
+/// does a full disk. Then chown, chmod, `sync`, the backup (a hard link, see [`super::backup`]),
+/// `mv -fT` over the destination, `sync` of the directory. With `follow`, a symbolic link at
+/// `path` is resolved (`readlink -f`) and its target is written instead. Attributes not given
+/// come from the regular file being replaced (`stat -L`, as Ansible's `atomic_move`), else
+/// `0666 & ~umask`. Any failure removes the temp file (and a backup link made for it) and exits
+/// 1 with a message; a hang-up does too. Prints `castellan-stat ...` (the new file's state) and
+/// `castellan-backup NAME` (no newline) when it made the backup.
 pub fn write_script(
     path: &str,
     attrs: &Attrs,
@@ -286,12 +291,23 @@ if [ {follow} = 1 ] && [ -L "$dest" ]; then
   dest=${{r%??}}; d=${{dest%/*}}; b=${{dest##*/}}; [ -n "$d" ] || d=/
 fi
 [ -d "$d" ] || f "Destination directory $d does not exist"
-u=$(umask); umask 077
+u=; [ -n "$m" ] || u=$(umask)
+umask 077
 tmp=; bk=
 trap '[ -z "$tmp" ] || rm -f -- "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
-e=$(mktemp -- "$d/.$b.castellan-tmp-XXXXXX" 2>&1) || f "cannot write $dest: cannot create a temporary file in $d: ${{e##*: }}"
-tmp=$e
+IFS= read -r r || r=
+case $r in
+  ????????????????) case $r in *[!0-9a-f]*) r= ;; esac ;;
+  *) r= ;;
+esac
+[ -n "$r" ] || f "cannot write $dest: the content stream ended early (connection lost?); $dest is unchanged"
+t=$d/.$b.castellan-tmp-$r
+if [ -e "$t" ] || [ -L "$t" ]; then e="File exists"
+else e=$(set -C; {{ : >"$t"; }} 2>&1) && e=
+fi
+[ -z "$e" ] || f "cannot write $dest: cannot create a temporary file in $d: ${{e##*: }}"
+tmp=$t
 e=$(head -c {size} 2>&1 >"$tmp") || f "cannot write $dest: ${{e##*: }}"
 IFS= read -r want || :
 h=$(sha256sum <"$tmp") || exit 1
@@ -318,7 +334,7 @@ if [ -n "$s1" ] && {{ [ -e "$dest" ] || [ -L "$dest" ]; }}; then
 fi
 e=$(mv -fT -- "$tmp" "$dest" 2>&1) || {{ [ -z "$bk" ] || rm -f -- "$bk"; f "cannot write $dest: ${{e#mv: }}"; }}
 tmp=
-h=$(stat -c '{STAT_FIELDS}' -- "$dest" 2>/dev/null) && printf '{STAT_TAG} %s\n' "$h"
+printf '{STAT_TAG} '; stat -c '{STAT_FIELDS}' -- "$dest" 2>/dev/null || echo
 [ -z "$bk" ] || printf '{BACKUP_TAG} %s' "$bk"
 sync -- "$d" 2>/dev/null || :
 "#,
@@ -332,7 +348,18 @@ sync -- "$d" 2>/dev/null || :
     ))
 }
 
-/// The stdin of [`write_script`]: the content, then its SHA-256 in hex and a newline.
+/// The stdin of [`write_script`]: 16 random hex digits and a newline (the temp file's name:
+/// in the stream, not in the script, so that no process table shows it before it exists), then
+/// [`write_input`].
+pub fn write_stream(content: &[u8]) -> Vec<u8> {
+    let mut v = super::session::nonce().into_bytes();
+    v.push(b'\n');
+    v.extend_from_slice(&write_input(content));
+    v
+}
+
+/// The content, then its SHA-256 in hex and a newline (what a write script reads after its
+/// header, if any).
 pub fn write_input(content: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     let digest = hex::encode(sha2::Sha256::digest(content));
@@ -401,7 +428,7 @@ pub fn file_job(op: &Op) -> Option<Result<FileJob, QuoteError>> {
                 write_script(path, attrs, *follow, content.len(), names.as_ref()).map(|script| {
                     FileJob {
                         script,
-                        stdin: Some(write_input(content)),
+                        stdin: Some(write_stream(content)),
                     }
                 }),
             )
@@ -701,7 +728,7 @@ mod tests {
         content: &[u8],
     ) -> (i32, Vec<u8>, String) {
         let script = write_script(p, attrs, follow, content.len(), backup).unwrap();
-        sh(&script, &write_input(content))
+        sh(&script, &write_stream(content))
     }
 
     fn names_in(d: &str) -> Vec<String> {
@@ -747,7 +774,7 @@ mod tests {
         // New file without a mode: 0666 & ~umask, like local.
         let q = format!("{d}/plain");
         let script = write_script(&q, &Attrs::default(), false, 1, None).unwrap();
-        let (rc, _, err) = sh(&format!("umask 022\n{script}"), &write_input(b"x"));
+        let (rc, _, err) = sh(&format!("umask 022\n{script}"), &write_stream(b"x"));
         assert_eq!(rc, 0, "{err}");
         assert_eq!(fs::metadata(&q).unwrap().mode() & 0o7777, 0o644);
         // Empty content is content too.
@@ -770,15 +797,23 @@ mod tests {
         fs::write(&p, "OLD KEY\n").unwrap();
         let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let script = write_script(&p, &Attrs::default(), false, content.len(), None).unwrap();
-        let full = write_input(&content);
-        let cases: [(&str, Vec<u8>, &str); 5] = [
-            ("nothing", Vec::new(), "ended after 0 of 200000 bytes"),
+        let full = write_stream(&content);
+        let name = &full[..17];
+        let cases: [(&str, Vec<u8>, &str); 8] = [
+            ("nothing", Vec::new(), "ended early"),
+            ("cut name", full[..5].to_vec(), "ended early"),
+            (
+                "not a name",
+                [&b"0123456789abcdeX\n"[..], &full[17..]].concat(),
+                "ended early",
+            ),
+            ("no content", name.to_vec(), "ended after 0 of 200000 bytes"),
             (
                 "half",
-                full[..100_000].to_vec(),
+                full[..17 + 100_000].to_vec(),
                 "ended after 100000 of 200000 bytes",
             ),
-            ("no digest", content.clone(), "SHA-256 mismatch"),
+            ("no digest", [name, &content].concat(), "SHA-256 mismatch"),
             (
                 "cut digest",
                 full[..full.len() - 10].to_vec(),
@@ -786,7 +821,7 @@ mod tests {
             ),
             (
                 "damaged",
-                [&[0xffu8][..], &full[1..]].concat(),
+                [name, &[0xffu8][..], &full[18..]].concat(),
                 "SHA-256 mismatch",
             ),
         ];
@@ -832,6 +867,55 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"NEW\n");
         assert_eq!(fs::read(&victim).unwrap(), b"victim\n");
         assert!(names_in(&d).iter().all(|n| !n.contains("castellan-tmp")));
+    }
+
+    #[test]
+    fn the_temp_file_is_never_an_existing_name() {
+        let (_t, d) = tricky_dir();
+        let p = format!("{d}/server.key");
+        fs::write(&p, "OLD KEY\n").unwrap();
+        let victim = format!("{d}/victim");
+        fs::write(&victim, "victim\n").unwrap();
+        let fifo = format!("{d}/fifo");
+        nix::unistd::mkfifo(
+            fifo.as_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+        )
+        .unwrap();
+        let script = write_script(&p, &Attrs::default(), false, 4, None).unwrap();
+        let input = write_stream(b"NEW\n");
+        let name = std::str::from_utf8(&input[..16]).unwrap();
+        let tmp = format!("{d}/.server.key.castellan-tmp-{name}");
+        // A link to a file, a dangling link, a link to a FIFO (which a plain `>` would open and
+        // write the secret into), a file: each refused, nothing written through, the planted
+        // name left as it was.
+        for (what, plant) in [
+            ("link", Some(victim.as_str())),
+            ("dangling", Some("/nonexistent/x")),
+            ("fifo", Some(fifo.as_str())),
+            ("file", None),
+        ] {
+            match plant {
+                Some(target) => std::os::unix::fs::symlink(target, &tmp).unwrap(),
+                None => fs::write(&tmp, "planted\n").unwrap(),
+            }
+            let (rc, _, err) = sh(&script, &input);
+            assert_eq!(rc, 1, "{what}");
+            assert!(
+                err.contains("cannot create a temporary file") && err.contains("exists"),
+                "{what}: {err}"
+            );
+            assert_eq!(fs::read(&p).unwrap(), b"OLD KEY\n", "{what}");
+            assert_eq!(fs::read(&victim).unwrap(), b"victim\n", "{what}");
+            assert!(
+                fs::symlink_metadata(&tmp).is_ok(),
+                "{what}: the planted name was removed"
+            );
+            fs::remove_file(&tmp).unwrap();
+        }
+        let (rc, _, err) = sh(&script, &input);
+        assert_eq!(rc, 0, "{err}");
+        assert_eq!(fs::read(&p).unwrap(), b"NEW\n");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use openssh::{Session, Stdio};
 use tokio::io::BufReader;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, RwLock, Semaphore};
 
-use super::session::{self, SessionError};
+use super::session::{self, Runs, SessionError};
 use super::ssh_script::{self, BecomeMethod};
 use super::ExecOutput;
 
@@ -155,6 +155,7 @@ impl Sessions {
         as_user: Option<(&str, BecomeMethod)>,
         script: &str,
         input: Option<&[u8]>,
+        runs: Runs,
     ) -> Served {
         if sessions_off() {
             return Served::Fallback;
@@ -200,10 +201,10 @@ impl Sessions {
                 return Served::Interrupted;
             }
             sh.in_flight = true;
-            let sent = session::send(&mut sh.w, &mut sh.r, script, input).await;
+            let sent = session::send(&mut sh.w, &mut sh.r, script, input, runs).await;
             drop(gate);
             let res = match sent {
-                Ok(nonce) => session::finish(&mut sh.r, &nonce).await,
+                Ok(nonce) => session::finish(&mut sh.r, &nonce, runs).await,
                 Err(e) => Err(e),
             };
             match res {
