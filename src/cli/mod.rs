@@ -159,7 +159,8 @@ pub struct PlaybookArgs {
     pub forks: u32,
     /// At most N SSH connections (master processes) open at once (1 to 100000): when N are open, a
     /// host that needs one waits for an idle one to be closed (it reconnects when it needs it
-    /// again); a host's connection is closed when it fails or is unreachable, the others at the end
+    /// again; hosts holding one run each task first); a host's connection is closed when it fails
+    /// or is unreachable, the others at the end
     #[arg(long = "max-connections", value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_connections: u32,
     /// Output format: an Ansible-like text stream, or one JSON document on stdout

@@ -1,6 +1,7 @@
 //! One connection per host, opened on first use, and at most `max_connections` of them open at
 //! once (`--max-connections`): a host that needs a connection when the cap is reached takes the
-//! place of an idle one (its master is closed first), or waits until one is idle. Connections
+//! place of an idle one (its master is closed first), or waits until one is idle; with more hosts
+//! than the cap, the hosts holding a connection run each task first. Connections
 //! are closed at the end of the run, and those of hosts that failed or are unreachable as soon as
 //! they drop out of the play.
 use std::collections::HashMap;
@@ -235,6 +236,18 @@ impl Pool {
         if !entries.is_empty() {
             self.close_entries(entries, true).await;
         }
+    }
+
+    /// Put the hosts that hold an open connection first (stable otherwise), when there are more
+    /// hosts than `--max-connections`: those run the task on the connection they have before
+    /// the others make room by closing idle ones, so each task reconnects `hosts - cap` hosts,
+    /// not nearly all of them.
+    pub async fn holders_first(&self, hosts: &mut [String]) {
+        if hosts.len() <= self.max_connections {
+            return;
+        }
+        let open = self.open.lock().await;
+        hosts.sort_by_key(|h| !open.conns.contains_key(h));
     }
 
     /// How many remote connections are open (or opening, or closing) now.

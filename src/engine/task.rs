@@ -27,11 +27,12 @@ impl Runner<'_> {
             handler,
             hosts.len(),
         );
-        let targets: Vec<String> = if task.run_once {
+        let mut targets: Vec<String> = if task.run_once {
             hosts.iter().take(1).cloned().collect()
         } else {
             hosts.to_vec()
         };
+        self.pool.holders_first(&mut targets).await;
         let forks = self.opts.forks.max(1);
         let this = &*self;
         let mut outcomes: Vec<Outcome> = stream::iter(targets.iter())
