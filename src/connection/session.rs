@@ -492,6 +492,36 @@ mod tests {
         ) -> Result<ExecOutput, SessionError> {
             call(&mut self.w, &mut self.r, script, input, Runs::Subshell).await
         }
+
+        /// A script that reads part of its input, then exits early: the rest is drained, and
+        /// the next request (one that reads all of it) is in step.
+        async fn input_is_drained(&mut self, runs: Runs, sh: &str) {
+            let input: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+            let o = call(
+                &mut self.w,
+                &mut self.r,
+                "head -c 10 | od -An -tx1 | tr -d ' \\n'; exit 3",
+                Some(&input),
+                runs,
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                (o.rc, o.stdout.as_slice()),
+                (3, &b"00010203040506070809"[..]),
+                "{sh}"
+            );
+            let o = call(
+                &mut self.w,
+                &mut self.r,
+                "wc -c | tr -d ' '",
+                Some(&input),
+                runs,
+            )
+            .await
+            .unwrap();
+            assert_eq!(o.stdout, b"300000\n", "{sh}");
+        }
     }
 
     fn shells() -> Vec<&'static str> {
@@ -543,23 +573,7 @@ mod tests {
             // A syntax error fails the request, not the session.
             let o = s.call("if then", None).await.unwrap();
             assert_ne!(o.rc, 0, "{sh}");
-            // Input: read in part only, then exit early: the rest is drained, the next request
-            // is in step.
-            let input: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
-            let o = s
-                .call(
-                    "head -c 10 | od -An -tx1 | tr -d ' \\n'; exit 3",
-                    Some(&input),
-                )
-                .await
-                .unwrap();
-            assert_eq!(
-                (o.rc, o.stdout.as_slice()),
-                (3, &b"00010203040506070809"[..]),
-                "{sh}"
-            );
-            let o = s.call("wc -c | tr -d ' '", Some(&input)).await.unwrap();
-            assert_eq!(o.stdout, b"300000\n", "{sh}");
+            s.input_is_drained(Runs::OwnShell, sh).await;
             let big = s.call("head -c 1048576 /dev/zero", None).await.unwrap();
             assert_eq!(big.stdout.len(), 1 << 20);
             // The umask of the login shell, not the loop's 077.
@@ -664,27 +678,16 @@ mod tests {
             let cwd = std::env::current_dir().unwrap();
             assert_eq!(o.stdout, format!("[]\n{}\n", cwd.display()).as_bytes());
             assert_ne!(s.sub("if then", None).await.unwrap().rc, 0, "{sh}");
-            // Input read in part, or not at all (with and without newlines), then exit early:
-            // drained, the next request is in step.
-            let input: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
-            let o = s
-                .sub(
-                    "head -c 10 | od -An -tx1 | tr -d ' \\n'; exit 3",
-                    Some(&input),
-                )
-                .await
-                .unwrap();
-            assert_eq!(
-                (o.rc, o.stdout.as_slice()),
-                (3, &b"00010203040506070809"[..]),
-                "{sh}"
-            );
+            // Input read in part, or not at all (with and without newlines): drained.
+            s.input_is_drained(Runs::Subshell, sh).await;
             for unread in [&b"no newline at all"[..], b"x\n", b"\n\n\nrest"] {
                 let o = s.sub("exit 4", Some(unread)).await.unwrap();
                 assert_eq!(o.rc, 4, "{sh}");
+                assert_eq!(
+                    s.sub("echo in step", None).await.unwrap().stdout,
+                    b"in step\n"
+                );
             }
-            let o = s.sub("wc -c | tr -d ' '", Some(&input)).await.unwrap();
-            assert_eq!(o.stdout, b"300000\n", "{sh}");
             let big = s.sub("head -c 3000000 /dev/urandom", None).await.unwrap();
             assert_eq!(big.stdout.len(), 3_000_000, "{sh}");
             // Both kinds of request on one session.
