@@ -4,6 +4,7 @@ pub mod cli;
 pub mod connection;
 pub mod diff;
 pub mod engine;
+pub mod entropy;
 pub mod envfile;
 pub mod error;
 pub mod inventory;

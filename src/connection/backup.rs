@@ -30,22 +30,9 @@ impl Suffixes {
         let pid = std::process::id();
         Suffixes {
             usual: format!(".{pid}.{stamp}~"),
-            fallback: format!(".{pid}.{stamp}.{}~", random_hex()),
+            fallback: format!(".{pid}.{stamp}.{}~", crate::entropy::hex_or_clock(8)),
         }
     }
-}
-
-/// 64 random bits in hex, from the one crypto library of the binary.
-fn random_hex() -> String {
-    let mut b = [0u8; 8];
-    if aws_lc_rs::rand::fill(&mut b).is_err() {
-        // Never seen; the clock's nanoseconds still make the name hard to plant in advance.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        return format!("{:016x}", nanos as u64);
-    }
-    hex::encode(b)
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

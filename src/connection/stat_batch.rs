@@ -27,7 +27,7 @@ pub struct Fetched {
 /// A fresh boundary: 32 random hex digits.
 pub fn boundary() -> Result<String, String> {
     let mut b = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut b).map_err(|_| "no random bytes available".to_string())?;
+    crate::entropy::fill(&mut b)?;
     Ok(hex::encode(b))
 }
 

@@ -43,14 +43,7 @@ $__castellan_s\"";
 
 /// 16 hex digits from the system's random generator (a clock-based fallback if it fails).
 fn nonce() -> String {
-    let mut b = [0u8; 8];
-    if aws_lc_rs::rand::fill(&mut b).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        b = ((t as u64) ^ u64::from(std::process::id()).rotate_left(32)).to_be_bytes();
-    }
-    hex::encode(b)
+    crate::entropy::hex_or_clock(8)
 }
 
 /// The stdin that carries `script` to [`BOOTSTRAP`], then `stdin`. A script cannot hold a NUL

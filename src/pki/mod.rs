@@ -269,8 +269,7 @@ pub(crate) fn days_until(t: OffsetDateTime, now: OffsetDateTime) -> i64 {
 /// Random positive serial number, 16 bytes (RFC 5280 allows up to 20).
 pub(crate) fn random_serial() -> Result<Vec<u8>> {
     let mut serial = vec![0u8; 16];
-    aws_lc_rs::rand::fill(&mut serial)
-        .map_err(|_| PkiError::Internal("the random number generator failed".into()))?;
+    crate::entropy::fill(&mut serial).map_err(PkiError::Internal)?;
     // Positive and without a leading zero byte, so its DER INTEGER is exactly these 16 bytes.
     serial[0] = (serial[0] & 0x7f) | 0x40;
     Ok(serial)

@@ -233,7 +233,7 @@ fn random_password(len: usize, chars: &[char]) -> std::result::Result<String, St
     let limit = 256 - (256 % chars.len());
     while out.chars().count() < len {
         let mut buf = [0u8; 64];
-        aws_lc_rs::rand::fill(&mut buf).map_err(|_| "no random bytes available".to_string())?;
+        crate::entropy::fill(&mut buf)?;
         for b in buf {
             if (b as usize) < limit && out.chars().count() < len {
                 out.push(chars[b as usize % chars.len()]);

@@ -108,7 +108,7 @@ impl Mt {
         if self.system {
             let mut b = [0u8; 4];
             // No system randomness is not a reason to fail a template: fall back to time.
-            if aws_lc_rs::rand::fill(&mut b).is_err() {
+            if crate::entropy::fill(&mut b).is_err() {
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.subsec_nanos());

@@ -9,7 +9,7 @@ use aws_lc_rs::cipher::{
     DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey, AES_256,
 };
 use aws_lc_rs::iv::FixedLength;
-use aws_lc_rs::{hmac, pbkdf2, rand};
+use aws_lc_rs::{hmac, pbkdf2};
 
 const ITERATIONS: u32 = 10_000;
 const KEY_LEN: usize = 32;
@@ -97,7 +97,7 @@ pub struct Sealed {
 /// Encrypt `plain` with `password` and a fresh random salt.
 pub fn seal(password: &[u8], plain: &[u8]) -> Result<Sealed, String> {
     let mut salt = vec![0u8; SALT_LEN];
-    rand::fill(&mut salt).map_err(|_| "no random bytes for the vault salt".to_string())?;
+    crate::entropy::fill(&mut salt).map_err(|e| format!("vault salt: {e}"))?;
     seal_with_salt(password, plain, salt)
 }
 

@@ -107,7 +107,7 @@ enum Format {
 
 fn draw(bytes: usize, format: Format) -> Result<String, String> {
     let mut b = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut b).map_err(|_| "no random bytes available".to_string())?;
+    crate::entropy::fill(&mut b)?;
     Ok(match format {
         Format::Hex => hex::encode(&b),
         Format::Base64 => base64::engine::general_purpose::STANDARD.encode(&b),
