@@ -90,6 +90,28 @@ fn at_or_under(p: &str, dir: &str) -> bool {
             && (dir.ends_with('/') || p.as_bytes()[dir.len()] == b'/'))
 }
 
+/// `p` is below `dir` by plain names (no `..` after `dir`, which could lead out of it).
+fn strictly_under(p: &str, dir: &str) -> bool {
+    p != dir && at_or_under(p, dir) && !p[dir.len()..].split('/').any(|c| c == "..")
+}
+
+/// `op` makes a directory that was read as missing (now, by this user) and that this user can
+/// search once made: it will be empty. A mode without the owner's search bit may leave its
+/// files unreadable to a user who is not root: then nothing below it is kept. (Another owner
+/// is no such case: only root may give a directory away, and root searches any directory.)
+fn fresh_directory(entries: &[Entry], op: &Op, become_user: Option<&str>, now: u64) -> bool {
+    let Op::Mkdir { path, attrs } = op else {
+        return false;
+    };
+    attrs.mode.is_none_or(|m| m & 0o100 != 0)
+        && entries.iter().any(|e| {
+            e.epoch == now
+                && e.path == *path
+                && e.become_user.as_deref() == become_user
+                && e.state.kind == FileKind::Missing
+        })
+}
+
 impl Prefetching {
     pub fn new(label: &str, inner: Arc<dyn Connection>, epoch: Epoch) -> Self {
         Prefetching {
@@ -191,7 +213,7 @@ impl Prefetching {
     }
 
     /// A file change at `path` is about to be made: drop what it may make stale.
-    fn invalidate(&self, op: &Op) {
+    fn invalidate(&self, op: &Op, become_user: Option<&str>) {
         let now = self.epoch.now();
         let mut c = self.cache();
         let (path, all) = match op {
@@ -212,13 +234,48 @@ impl Prefetching {
             .get(path.as_str())
             .filter(|(_, e)| *e == now)
             .map(|(r, _)| r.clone());
-        match real {
+        let fresh = fresh_directory(&c.entries, op, become_user, now);
+        // What was read as missing below a directory this makes (empty) is still missing,
+        // whatever other name the directory has: the tasks that fill a new directory do not
+        // read each of its files again.
+        let still_missing = |e: &Entry| {
+            fresh
+                && e.epoch == now
+                && e.state.kind == FileKind::Missing
+                && e.become_user.as_deref() == become_user
+                && strictly_under(&e.path, path)
+        };
+        match &real {
             Some(rq) if !all => c.entries.retain(|e| {
                 let stale = at_or_under(&e.path, path)
-                    || e.real.as_deref().is_none_or(|r| at_or_under(r, &rq));
-                !stale
+                    || e.real.as_deref().is_none_or(|r| at_or_under(r, rq));
+                !stale || still_missing(e)
             }),
-            _ => c.entries.clear(),
+            _ => c.entries.retain(still_missing),
+        }
+        if let (true, Some(rq)) = (fresh, real) {
+            // The new directory is no link and holds none: a plain name below it is canonical
+            // below the directory's canonical path. Known, a write there drops only itself.
+            let mut named = Vec::new();
+            for e in c.entries.iter_mut() {
+                let rest = &e.path[path.len()..];
+                let plain = rest
+                    .trim_start_matches('/')
+                    .split('/')
+                    .all(|n| !matches!(n, "" | "." | ".."));
+                if e.real.is_none() && strictly_under(&e.path, path) && plain {
+                    let r = format!(
+                        "{}/{}",
+                        rq.trim_end_matches('/'),
+                        rest.trim_start_matches('/')
+                    );
+                    e.real = Some(r.clone());
+                    named.push((e.path.clone(), r));
+                }
+            }
+            for (p, r) in named {
+                c.real_of.insert(p, (r, now));
+            }
         }
         if matches!(op, Op::Remove { .. } | Op::Symlink { .. }) {
             // Directories may have become links, or gone: canonical forms are unknown again.
@@ -313,7 +370,7 @@ impl Connection for Prefetching {
     }
 
     async fn apply(&self, op: &Op, become_user: Option<&str>) -> Result<OpOutput, ConnError> {
-        self.invalidate(op);
+        self.invalidate(op, become_user);
         let epoch = self.epoch.now();
         let out = self.inner.apply(op, become_user).await?;
         if let (
@@ -580,6 +637,53 @@ mod tests {
         local.apply(&write(&f, b"x"), None).await.unwrap();
         local.stat(&f, TEXT, None).await.unwrap();
         assert_eq!(local.hits(), 0);
+    }
+
+    #[tokio::test]
+    async fn making_a_directory_read_as_missing_keeps_what_was_read_missing_below_it() {
+        let t = tempfile::tempdir().unwrap();
+        let d = s(&t.path().join("pg"));
+        let f = format!("{d}/server.crt");
+        let g = format!("{d}/server.key");
+        let out = s(t.path()) + "/pg/../outside";
+        fs::write(s(t.path()) + "/outside", "x").unwrap();
+        let dir = Want::default();
+        let (c, _) = conn();
+        let reqs = [
+            (d.clone(), dir),
+            (f.clone(), TEXT),
+            (out.clone(), TEXT),
+            (g.clone(), TEXT),
+        ];
+        c.prefetch(&reqs, None).await.unwrap();
+        let mkdir = |mode| Op::Mkdir {
+            path: d.clone(),
+            attrs: Attrs {
+                mode,
+                ..Attrs::default()
+            },
+        };
+        c.apply(&mkdir(Some(0o700)), None).await.unwrap();
+        // The new directory is empty: its file is still missing, from what was read.
+        assert!(!c.stat(&f, TEXT, None).await.unwrap().exists());
+        assert_eq!(c.hits(), 1);
+        // The directory itself, or a path that leaves it by `..`: read again.
+        assert!(c.stat(&d, dir, None).await.unwrap().exists());
+        assert!(c.stat(&out, TEXT, None).await.unwrap().exists());
+        assert_eq!(c.hits(), 1);
+        // Its files' canonical names are known: writing one keeps what was read of another.
+        c.apply(&write(&f, b"cert"), None).await.unwrap();
+        assert!(!c.stat(&g, TEXT, None).await.unwrap().exists());
+        assert_eq!(c.hits(), 2);
+        // As another user, or where the directory's owner may not search it: read again.
+        fs::remove_dir_all(&d).unwrap();
+        for (mode, user) in [(Some(0o600), None), (None, Some("postgres"))] {
+            let (c, _) = conn();
+            c.prefetch(&reqs[..2], None).await.unwrap();
+            let op = mkdir(mode);
+            c.invalidate(&op, user);
+            assert!(c.take(&f, TEXT, None).is_none(), "{mode:?} {user:?}");
+        }
     }
 
     #[test]
