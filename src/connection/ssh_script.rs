@@ -2,7 +2,7 @@
 //! operation each (one round trip), and the parsers of what they print.
 //!
 //! Targets need only `sh` and GNU coreutils (`stat -c`, `mktemp`, `sha256sum`, `mv -T`, `sync FILE`,
-//! `head -c`, `wc -c`, `ln -P`, `readlink -f`).
+//! `head -c`, `dd iflag=count_bytes`, `wc -c`, `ln -P`, `readlink -f`).
 //! Every path, name and argument goes through [`quote_str`] (the one audited quoting function); file
 //! content never appears in a script or a command line: it travels on stdin.
 //!
@@ -267,9 +267,10 @@ pub fn parse_stat(out: &[u8], want: Want) -> Result<FileState, String> {
 /// the shell with `set -C` after a test that nothing is there (`O_EXCL`; a shell's noclobber
 /// would open an existing FIFO or device: the test refuses any name that exists; 0600 under
 /// `umask 077`; the name is unknown to anyone before it exists, as `mktemp`'s, without a
-/// `mktemp` process) and gets exactly `size` bytes (`head -c`); a short stream
-/// (connection lost, sender killed) or a wrong digest fails before anything is renamed, and so
-/// does a full disk. Then chown, chmod, `sync`, the backup (a hard link, see [`super::backup`]),
+/// `mktemp` process) and gets exactly `size` bytes, flushed to disk (`dd` with
+/// `iflag=count_bytes,fullblock`, which reads no byte past them, and `conv=fsync`: one process
+/// where `head -c` and `sync` were two); a short stream (connection lost, sender killed) or a
+/// wrong digest fails before anything is renamed, and so does a full disk. Then chown, chmod, the backup (a hard link, see [`super::backup`]),
 /// `mv -fT` over the destination, `sync` of the directory. With `follow`, a symbolic link at
 /// `path` is resolved (`readlink -f`) and its target is written instead. Attributes not given
 /// come from the regular file being replaced (`stat -L`, as Ansible's `atomic_move`), else
@@ -308,7 +309,7 @@ else e=$(set -C; {{ : >"$t"; }} 2>&1) && e=
 fi
 [ -z "$e" ] || f "cannot write $dest: cannot create a temporary file in $d: ${{e##*: }}"
 tmp=$t
-e=$(head -c {size} 2>&1 >"$tmp") || f "cannot write $dest: ${{e##*: }}"
+e=$(dd bs=65536 count={size} iflag=count_bytes,fullblock conv=fsync status=none 2>&1 >"$tmp") || f "cannot write $dest: ${{e##*: }}"
 IFS= read -r want || :
 h=$(sha256sum <"$tmp") || exit 1
 if [ "${{h%% *}}" != "$want" ]; then
@@ -324,7 +325,6 @@ fi
 [ -n "$m" ] || m=$(printf '%o' $((0666 & ~0$u)))
 ch '' "$tmp"
 case $m in 600|0600) ;; *) cm "$tmp" ;; esac
-sync -- "$tmp" 2>/dev/null || :
 if [ -n "$s1" ] && {{ [ -e "$dest" ] || [ -L "$dest" ]; }}; then
   if ln -P -- "$dest" "$dest$s1" 2>/dev/null; then bk=$dest$s1
   else
