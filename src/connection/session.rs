@@ -18,6 +18,7 @@
 //!          OUT bytes of stdout, ERR bytes of stderr
 //! K = i:   STDOUT\ncastellan-end NONCE RC ERR\n         stdout as it comes, then the end line
 //!          ERR bytes of stderr
+//! K = w:   as i; the request is `N M NONCE w\n`, CALL NONCE\n, then INPUT (M bytes)
 //! ```
 //!
 //! The loop reads the header with `read` (a shell reads a pipe a byte at a time) and the script
@@ -42,9 +43,19 @@
 //!   `/bin/sh` to start, no file to measure and copy back: about 4 process starts fewer per
 //!   request, the largest share of a small write's cost on the host. `$$` is the loop's.
 //!
-//! Either way, the script's stdin is `/dev/null`, or a pipe from `head -c M` drained to the end
-//! after the script exits, so no script can read (or leave unread) bytes of the session's own
-//! stream.
+//! - `w`, for a call of the library the loop defines before it serves ([`loop_with`]: the
+//!   write script's function, [`super::ssh_script::library`]): as `i`, but the call is one line
+//!   read with `read` (no `head` for the script text: a write's script is a 300-byte line, not
+//!   3 KB) and its input is not framed: the function reads exactly its M bytes from the
+//!   session's own stream (no `head` and pipe for the input). The library's contract: exit 0 or
+//!   1 only after reading exactly its input (a write that fails early reads its content to
+//!   `/dev/null` first); any other exit status (it could not tell how much it read, a signal, a
+//!   syntax error) ends the loop after the reply, so bytes of a file's content are never taken
+//!   for a request. A write costs 2 programs fewer than as `i`.
+//!
+//! For `i` and `x`, the script's stdin is `/dev/null`, or a pipe from `head -c M` drained to
+//! the end after the script exits, so no script can read (or leave unread) bytes of the
+//! session's own stream.
 //!
 //! `castellan-start` tells the client whether a lost session ran the request: a session that
 //! ends before it ran nothing, and the request can be sent again on a new session.
@@ -73,6 +84,10 @@ pub enum Runs {
     OwnShell,
     /// `eval` in a subshell of the loop, stdout streamed: castellan's own file scripts.
     Subshell,
+    /// As [`Runs::Subshell`], for a one-line call of the session's library: the line is read
+    /// with `read`, and the input is not framed (the library's functions read exactly their
+    /// input, see [`library_call`]).
+    Library,
 }
 
 impl Runs {
@@ -80,8 +95,28 @@ impl Runs {
         match self {
             Runs::OwnShell => 'x',
             Runs::Subshell => 'i',
+            Runs::Library => 'w',
         }
     }
+}
+
+/// The loop's text with `library` (shell functions only) defined before it serves: see
+/// [`library_call`].
+pub fn loop_with(library: &str) -> String {
+    match LOOP.split_once('\n') {
+        Some((name, rest)) => format!("{name}\n{library}{rest}"),
+        None => format!("{library}{LOOP}"),
+    }
+}
+
+/// `script` as a call of `library` the loop of [`loop_with`] can take as [`Runs::Library`]:
+/// the script is the library's text then one line (no newline: a quoted path may hold one,
+/// and then the whole script goes as it is). The library's functions must read exactly the
+/// input they are given, and exit 0 or 1 only when they did: on any other exit status the
+/// loop ends after its reply, since the stream may be out of step.
+pub fn library_call<'a>(script: &'a str, library: &str) -> Option<&'a str> {
+    let call = script.strip_prefix(library)?;
+    (!call.is_empty() && !call.contains('\n')).then_some(call)
 }
 /// Most bytes of login-shell output skipped before the ready line.
 pub const MAX_JUNK: usize = 1 << 20;
@@ -110,15 +145,20 @@ while IFS=' ' read -r __castellan_n __castellan_i __castellan_e __castellan_k; d
   case $__castellan_n:$__castellan_i:$__castellan_e in
     *[!0-9a-f:]*|:*|*::*|*:) exit 1 ;;
   esac
-  case $__castellan_k in i|x) ;; *) exit 1 ;; esac
-  __castellan_s=$(head -c "$__castellan_n") || exit 1
+  case $__castellan_k in
+    i|x) __castellan_s=$(head -c "$__castellan_n") || exit 1 ;;
+    w) IFS= read -r __castellan_s || exit 1 ;;
+    *) exit 1 ;;
+  esac
   case $__castellan_s in
     *"$__castellan_e") __castellan_s=${__castellan_s%"$__castellan_e"} ;;
     *) exit 1 ;;
   esac
   printf 'castellan-start %s\n' "$__castellan_e"
-  if [ "$__castellan_k" = i ]; then
-    if [ "$__castellan_i" -gt 0 ]; then
+  if [ "$__castellan_k" != x ]; then
+    if [ "$__castellan_k" = w ]; then
+      __castellan_sub 2>"$__castellan_t/e"
+    elif [ "$__castellan_i" -gt 0 ]; then
       head -c "$__castellan_i" | {
         __castellan_sub 2>"$__castellan_t/e"
         __castellan_r=$?
@@ -136,6 +176,9 @@ while IFS=' ' read -r __castellan_n __castellan_i __castellan_e __castellan_k; d
       : >"$__castellan_t/e"
     else
       printf '\ncastellan-end %s %s 0\n' "$__castellan_e" "$__castellan_r"
+    fi
+    if [ "$__castellan_k" = w ]; then
+      case $__castellan_r in 0|1) ;; *) exit 1 ;; esac
     fi
     continue
   fi
@@ -195,13 +238,21 @@ pub fn request(
     if let Some(offset) = script.bytes().position(|b| b == 0) {
         return Err(QuoteError { offset });
     }
+    if runs == Runs::Library && script.contains('\n') {
+        return Err(QuoteError {
+            offset: script.find('\n').unwrap_or_default(),
+        });
+    }
     let nonce = nonce();
     let input = input.unwrap_or_default();
     let n = script.len() + nonce.len();
     let mut out = format!("{n} {} {nonce} {}\n", input.len(), runs.flag()).into_bytes();
-    out.reserve(n + input.len());
+    out.reserve(n + 1 + input.len());
     out.extend_from_slice(script.as_bytes());
     out.extend_from_slice(nonce.as_bytes());
+    if runs == Runs::Library {
+        out.push(b'\n');
+    }
     out.extend_from_slice(input);
     Ok((out, nonce))
 }
@@ -306,7 +357,7 @@ pub async fn finish<R: AsyncBufRead + Unpin>(
     let lost = SessionError::Lost;
     let streamed = match runs {
         Runs::OwnShell => None,
-        Runs::Subshell => Some(
+        Runs::Subshell | Runs::Library => Some(
             until_marker(r, format!("\n{END_TAG} {nonce} ").as_bytes())
                 .await
                 .map_err(|e| lost(format!("reading from the remote shell: {e}")))?
@@ -451,7 +502,7 @@ mod tests {
         let line = format!(
             "printf %s {} ; printf 'rc noise\\n' >&2; exec {shell} -c {}",
             crate::connection::quote::quote_str(junk).unwrap(),
-            crate::connection::quote::quote_str(LOOP).unwrap()
+            crate::connection::quote::quote_str(&loop_with(ssh_script::library())).unwrap()
         );
         let mut child = Command::new("/bin/sh")
             .args(["-c", &line])
@@ -617,6 +668,85 @@ mod tests {
         // And the session goes on.
         let o = s.call("echo ok", None).await.unwrap();
         assert_eq!(o.stdout, b"ok\n");
+    }
+
+    #[tokio::test]
+    async fn library_writes_read_exactly_their_input_and_the_loop_stays_in_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let attrs = Attrs {
+            mode: Some(0o640),
+            ..Attrs::default()
+        };
+        let pwned = format!("{d}/pwned");
+        // Content that reads as a request if the loop took it for its stream.
+        let cmd = format!("touch {pwned}");
+        let forged = format!(
+            "{} 0 0123456789abcdef i\n{cmd}0123456789abcdef",
+            cmd.len() + 16
+        );
+        let big: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+        for sh in shells() {
+            let mut s = start(sh, "").await;
+            let write = |path: &str, c: &[u8]| {
+                let script = ssh_script::write_script(path, &attrs, false, c.len(), None).unwrap();
+                let line = library_call(&script, ssh_script::library())
+                    .unwrap()
+                    .to_string();
+                (line, ssh_script::write_stream(c))
+            };
+            let p = format!("{d}/f");
+            for c in [b"".to_vec(), forged.clone().into_bytes(), big.clone()] {
+                let (line, input) = write(&p, &c);
+                let o = call_lib(&mut s, &line, &input).await;
+                assert_eq!(o.rc, 0, "{sh}: {}", String::from_utf8_lossy(&o.stderr));
+                assert_eq!(std::fs::read(&p).unwrap(), c, "{sh}");
+                assert!(o.stdout.starts_with(b"castellan-stat 81a0 "), "{sh}");
+            }
+            // Failures before the content is read (no directory, a bad digest after it) read it
+            // all the same: the forged request in it never runs, the next request is in step.
+            let (line, input) = write(&format!("{d}/none/f"), forged.as_bytes());
+            let o = call_lib(&mut s, &line, &input).await;
+            assert_eq!(o.rc, 1, "{sh}");
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains("does not exist"),
+                "{sh}"
+            );
+            let (line, mut input) = write(&p, forged.as_bytes());
+            let n = input.len();
+            input[n - 2] ^= 1;
+            let o = call_lib(&mut s, &line, &input).await;
+            assert_eq!(o.rc, 1, "{sh}");
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains("SHA-256"),
+                "{sh}"
+            );
+            assert_eq!(std::fs::read(&p).unwrap(), big, "{sh}");
+            let o = s.sub("echo ok", None).await.unwrap();
+            assert_eq!(o.stdout, b"ok\n", "{sh}");
+            assert!(!std::path::Path::new(&pwned).exists(), "{sh}");
+            let left = std::fs::read_dir(d).unwrap().count();
+            assert_eq!(left, 1, "{sh}: a temp file was left");
+            // Any other exit status: the stream may be out of step, the loop ends after its
+            // reply, and the next request runs nothing.
+            let o = call(&mut s.w, &mut s.r, "exit 3", None, Runs::Library)
+                .await
+                .unwrap();
+            assert_eq!(o.rc, 3, "{sh}");
+            assert!(matches!(
+                s.sub("echo no", None).await,
+                Err(SessionError::NotRun(_))
+            ));
+            // A multi-line script is no library call.
+            assert_eq!(library_call("a\nb", "a"), None);
+            assert!(request("a\nb", None, Runs::Library).is_err());
+        }
+    }
+
+    async fn call_lib(s: &mut Local, line: &str, input: &[u8]) -> ExecOutput {
+        call(&mut s.w, &mut s.r, line, Some(input), Runs::Library)
+            .await
+            .unwrap()
     }
 
     #[tokio::test]

@@ -86,10 +86,12 @@ pub fn exec_script(req: &ExecRequest) -> Result<String, QuoteError> {
     Ok(s)
 }
 
-/// Shell helpers shared by the file scripts: `f MSG` fails with MSG on stderr; `ch FLAGS PATH` and
-/// `cm PATH` set the owner/group in `$o`/`$g` and the mode in `$m` (each only when not empty).
-const HELPERS: &str = r#"LC_ALL=C; export LC_ALL
-f() { printf '%s\n' "$*" >&2; exit 1; }
+/// The shell functions shared by the file scripts: `f MSG` fails with MSG on stderr; `ch FLAGS
+/// PATH` and `cm PATH` set the owner/group in `$o`/`$g` and the mode in `$m` (each only when not
+/// empty).
+macro_rules! helper_fns {
+    () => {
+        r#"f() { printf '%s\n' "$*" >&2; exit 1; }
 ch() {
   [ -n "$o$g" ] || return 0
   e=$(chown $1 -- "$o${g:+:$g}" "$2" 2>&1) && return 0
@@ -103,7 +105,12 @@ cm() {
   [ -n "$m" ] || return 0
   e=$(chmod -- "$m" "$1" 2>&1) || f "cannot chmod $1: ${e#chmod: }"
 }
-"#;
+"#
+    };
+}
+
+/// [`helper_fns`] after the C locale (messages parsed in English, `stat`'s fields as expected).
+const HELPERS: &str = concat!("LC_ALL=C; export LC_ALL\n", helper_fns!());
 
 fn opt(v: Option<&str>) -> Result<String, QuoteError> {
     quote_str(v.unwrap_or(""))
@@ -260,7 +267,9 @@ pub fn parse_stat(out: &[u8], want: Want) -> Result<FileState, String> {
     Ok(st)
 }
 
-/// Atomic write. Stdin carries 16 random hex digits on a line (the temp file's name), the
+/// Atomic write: the call of [`library`]'s `__castellan_write` (after the library's text, so
+/// that the script runs anywhere; a persistent session has the library and gets the call
+/// alone, see [`super::session`]). Stdin carries 16 random hex digits on a line (the temp file's name), the
 /// content, then its SHA-256 in hex on a line of its own (see [`write_stream`]); the script text
 /// carries only the expected size, so not even a digest of secret content shows in the process
 /// table. The temp file `.NAME.castellan-tmp-RANDOM` in the destination directory is created by
@@ -275,7 +284,9 @@ pub fn parse_stat(out: &[u8], want: Want) -> Result<FileState, String> {
 /// `path` is resolved (`readlink -f`) and its target is written instead. Attributes not given
 /// come from the regular file being replaced (`stat -L`, as Ansible's `atomic_move`), else
 /// `0666 & ~umask`. Any failure removes the temp file (and a backup link made for it) and exits
-/// 1 with a message; a hang-up does too. Prints `castellan-stat ...` (the new file's state) and
+/// 1 with a message once it has read its whole stdin (so that a session can go on reading its
+/// stream); when it cannot know how much it read (the copy to the temporary file failed, the
+/// stream ended, a signal), 3. A hang-up does too. Prints `castellan-stat ...` (the new file's state) and
 /// `castellan-backup NAME` (no newline) when it made the backup.
 pub fn write_script(
     path: &str,
@@ -286,35 +297,69 @@ pub fn write_script(
 ) -> Result<String, QuoteError> {
     let (dir, base) = split_path(path);
     Ok(format!(
-        r#"{HELPERS}{vars}dest={dest}; d={d}; b={b}; s1={s1}; s2={s2}
-if [ {follow} = 1 ] && [ -L "$dest" ]; then
+        "{lib}o={o}; g={g}; m={m}; dest={dest}; d={d}; b={b}; s1={s1}; s2={s2}; z={size}; fl={follow}; __castellan_write",
+        lib = library(),
+        o = opt(attrs.owner.as_deref())?,
+        g = opt(attrs.group.as_deref())?,
+        m = quote_str(&mode_str(attrs.mode))?,
+        dest = quote_str(path)?,
+        d = quote_str(&dir)?,
+        b = quote_str(&base)?,
+        s1 = opt(backup.map(|s| s.usual.as_str()))?,
+        s2 = opt(backup.map(|s| s.fallback.as_str()))?,
+        follow = u8::from(follow),
+    ))
+}
+
+/// The shell functions a persistent session defines once (`f`, `ch`, `cm` and
+/// `__castellan_write`, see [`write_script`]). Each reads exactly the stdin it is given (or, on
+/// failure, exits 3), never more: a session may hand them its own stream. Defines functions
+/// only: no variable, no locale, nothing else of the shell that runs it changes.
+pub fn library() -> &'static str {
+    static LIB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            r#"{helpers}__castellan_write() {{
+LC_ALL=C; export LC_ALL
+tmp=; bk=; left=1
+trap '[ -z "$tmp" ] || rm -f -- "$tmp"' EXIT
+trap 'exit 3' HUP INT TERM PIPE
+f() {{
+  if [ -n "$left" ]; then
+    left=
+    {{ dd of=/dev/null bs=65536 count="$z" iflag=count_bytes,fullblock status=none && IFS= read -r _; }} 2>/dev/null || exit 3
+  fi
+  printf '%s\n' "$*" >&2; exit 1
+}}
+IFS= read -r tn || {{
+  printf '%s\n' "cannot write $dest: the content stream ended early (connection lost?); $dest is unchanged" >&2; exit 3
+}}
+if [ "$fl" = 1 ] && [ -L "$dest" ]; then
   r=$(readlink -f -- "$dest" && printf x) || f "cannot write $dest: cannot resolve the symbolic link"
   dest=${{r%??}}; d=${{dest%/*}}; b=${{dest##*/}}; [ -n "$d" ] || d=/
 fi
 [ -d "$d" ] || f "Destination directory $d does not exist"
 u=; [ -n "$m" ] || u=$(umask)
 umask 077
-tmp=; bk=
-trap '[ -z "$tmp" ] || rm -f -- "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM PIPE
-IFS= read -r r || r=
-case $r in
-  ????????????????) case $r in *[!0-9a-f]*) r= ;; esac ;;
-  *) r= ;;
+case $tn in
+  ????????????????) case $tn in *[!0-9a-f]*) tn= ;; esac ;;
+  *) tn= ;;
 esac
-[ -n "$r" ] || f "cannot write $dest: the content stream ended early (connection lost?); $dest is unchanged"
-t=$d/.$b.castellan-tmp-$r
+[ -n "$tn" ] || f "cannot write $dest: bad temporary name; $dest is unchanged"
+t=$d/.$b.castellan-tmp-$tn
 if [ -e "$t" ] || [ -L "$t" ]; then e="File exists"
 else e=$(set -C; {{ : >"$t"; }} 2>&1) && e=
 fi
 [ -z "$e" ] || f "cannot write $dest: cannot create a temporary file in $d: ${{e##*: }}"
 tmp=$t
-e=$(dd bs=65536 count={size} iflag=count_bytes,fullblock conv=fsync status=none 2>&1 >"$tmp") || f "cannot write $dest: ${{e##*: }}"
-IFS= read -r want || :
+e=$(dd bs=65536 count="$z" iflag=count_bytes,fullblock conv=fsync status=none 2>&1 >"$tmp") || {{
+  printf '%s\n' "cannot write $dest: ${{e##*: }}" >&2; exit 3
+}}
+IFS= read -r want || want=
+left=
 h=$(sha256sum <"$tmp") || exit 1
 if [ "${{h%% *}}" != "$want" ]; then
   n=$(wc -c <"$tmp") || exit 1
-  [ "$n" -eq {size} ] || f "cannot write $dest: the content stream ended after $n of {size} bytes (connection lost?); $dest is unchanged"
+  [ "$n" -eq "$z" ] || f "cannot write $dest: the content stream ended after $n of $z bytes (connection lost?); $dest is unchanged"
   f "cannot write $dest: the content arrived damaged (SHA-256 mismatch); $dest is unchanged"
 fi
 if [ -f "$dest" ] && {{ [ -z "$o" ] || [ -z "$g" ] || [ -z "$m" ]; }}; then
@@ -337,15 +382,12 @@ tmp=
 printf '{STAT_TAG} '; stat -c '{STAT_FIELDS}' -- "$dest" 2>/dev/null || echo
 [ -z "$bk" ] || printf '{BACKUP_TAG} %s' "$bk"
 sync -- "$d" 2>/dev/null || :
+}}
 "#,
-        vars = attr_vars(attrs)?,
-        dest = quote_str(path)?,
-        d = quote_str(&dir)?,
-        b = quote_str(&base)?,
-        s1 = opt(backup.map(|s| s.usual.as_str()))?,
-        s2 = opt(backup.map(|s| s.fallback.as_str()))?,
-        follow = u8::from(follow),
-    ))
+            helpers = helper_fns!()
+        )
+    });
+    &LIB
 }
 
 /// The stdin of [`write_script`]: 16 random hex digits and a newline (the temp file's name:
@@ -799,35 +841,50 @@ mod tests {
         let script = write_script(&p, &Attrs::default(), false, content.len(), None).unwrap();
         let full = write_stream(&content);
         let name = &full[..17];
-        let cases: [(&str, Vec<u8>, &str); 8] = [
-            ("nothing", Vec::new(), "ended early"),
-            ("cut name", full[..5].to_vec(), "ended early"),
+        // Exit 3 where the script cannot know how much of its stdin it read (a session then ends).
+        let cases: [(&str, Vec<u8>, &str, i32); 8] = [
+            ("nothing", Vec::new(), "ended early", 3),
+            ("cut name", full[..5].to_vec(), "ended early", 3),
             (
                 "not a name",
                 [&b"0123456789abcdeX\n"[..], &full[17..]].concat(),
-                "ended early",
+                "bad temporary name",
+                1,
             ),
-            ("no content", name.to_vec(), "ended after 0 of 200000 bytes"),
+            (
+                "no content",
+                name.to_vec(),
+                "ended after 0 of 200000 bytes",
+                1,
+            ),
             (
                 "half",
                 full[..17 + 100_000].to_vec(),
                 "ended after 100000 of 200000 bytes",
+                1,
             ),
-            ("no digest", [name, &content].concat(), "SHA-256 mismatch"),
+            (
+                "no digest",
+                [name, &content].concat(),
+                "SHA-256 mismatch",
+                1,
+            ),
             (
                 "cut digest",
                 full[..full.len() - 10].to_vec(),
                 "SHA-256 mismatch",
+                1,
             ),
             (
                 "damaged",
                 [name, &[0xffu8][..], &full[18..]].concat(),
                 "SHA-256 mismatch",
+                1,
             ),
         ];
-        for (what, input, msg) in cases {
+        for (what, input, msg, want) in cases {
             let (rc, out, err) = sh(&script, &input);
-            assert_eq!(rc, 1, "{what}: {err}");
+            assert_eq!(rc, want, "{what}: {err}");
             assert!(err.contains(msg), "{what}: {err}");
             assert!(err.contains("is unchanged"), "{what}: {err}");
             assert!(out.is_empty());

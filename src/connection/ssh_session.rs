@@ -201,6 +201,11 @@ impl Sessions {
                 return Served::Interrupted;
             }
             sh.in_flight = true;
+            // A call of the library the loop holds goes as one line, its input unframed.
+            let (script, runs) = match session::library_call(script, ssh_script::library()) {
+                Some(call) if runs == Runs::Subshell => (call, Runs::Library),
+                _ => (script, runs),
+            };
             let sent = session::send(&mut sh.w, &mut sh.r, script, input, runs).await;
             drop(gate);
             let res = match sent {
@@ -238,7 +243,8 @@ async fn start(
     via: &Via<'_>,
     as_user: Option<(&str, BecomeMethod)>,
 ) -> Result<RemoteShell, String> {
-    let line = ssh_script::command_line(session::LOOP, as_user).map_err(|e| e.to_string())?;
+    let line = ssh_script::command_line(&session::loop_with(ssh_script::library()), as_user)
+        .map_err(|e| e.to_string())?;
     let permit = Arc::clone(via.channels)
         .acquire_owned()
         .await
