@@ -132,12 +132,21 @@ printf '\n%s %d %d %s %d %s\n' {b} {i} "$r" "$k" "${{#d}}" "$d"
 }
 
 /// `m PATH`: PATH (which neither exists nor is a link) is certainly missing: an absolute path, not
-/// too long, in a directory that exists and can be searched, so its stat could only fail with
-/// "No such file or directory". Anything else runs the one-path script, which tells exactly.
+/// too long, whose first missing component (a name of at most 255 bytes) is in a directory that
+/// exists and can be searched, so its stat could only fail with "No such file or directory" (the
+/// files of a directory a play is about to make cost no process each). Anything else runs the
+/// one-path script, which tells exactly.
 const MISSING: &str = r#"m() {
   case $1 in /*) ;; *) return 1 ;; esac
-  md=${1%/*}; mb=${1##*/}
-  [ ${#1} -lt 4000 ] && [ ${#mb} -le 255 ] && [ -n "$mb" ] && [ -d "${md:-/}" ] && [ -x "${md:-/}" ]
+  [ ${#1} -lt 4000 ] || return 1
+  mq=$1
+  while :; do
+    md=${mq%/*}; mb=${mq##*/}
+    [ -n "$mb" ] && [ ${#mb} -le 255 ] || return 1
+    if [ -d "${md:-/}" ]; then [ -x "${md:-/}" ]; return; fi
+    if [ -e "$md" ] || [ -L "$md" ]; then return 1; fi
+    mq=$md
+  done
 }
 "#;
 
@@ -500,6 +509,37 @@ mod tests {
             assert_eq!(g.sha1, one.sha1, "{what}");
             assert_eq!(g.content, one.content, "{what}");
         }
+    }
+
+    #[test]
+    fn paths_in_directories_that_do_not_exist_are_missing_without_a_stat_each() {
+        let t = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(t.path()).unwrap().display().to_string();
+        fs::write(format!("{root}/file"), "x").unwrap();
+        let long = "n".repeat(300);
+        let paths = [
+            format!("{root}/new/a.conf"),
+            format!("{root}/new/deeper/b"),
+            format!("{root}/file/x"),
+            format!("{root}/{long}/x"),
+        ];
+        let reqs: Vec<(String, Want)> = paths.iter().map(|p| (p.clone(), Want::default())).collect();
+        let b = "0123456789abcdef0123456789abcdef";
+        let out = run(&stat_many_script(&reqs, b).unwrap());
+        // Told missing by the shell (`m`), not by a stat of their own.
+        for i in 0..2 {
+            assert_eq!(find_all(&out, format!("\n{b} {i} 0 m ").as_bytes()), 1, "{i}");
+        }
+        // Under a regular file, or a name too long: the one-path script tells.
+        for i in 2..4 {
+            assert_eq!(find_all(&out, format!("\n{b} {i} ").as_bytes()), 1, "{i}");
+            assert_eq!(find_all(&out, format!("\n{b} {i} 0 m ").as_bytes()), 0, "{i}");
+        }
+        let got = parse_stat_many(&out, &reqs, b).unwrap();
+        for r in &got[..3] {
+            assert!(!r.as_ref().unwrap().state.exists());
+        }
+        assert!(got[3].is_err(), "{:?}", got[3].as_ref().map(|f| f.state.kind));
     }
 
     #[test]
