@@ -192,6 +192,52 @@ impl Prefetching {
         }
     }
 
+    /// A write that keeps the replaced file's owner, group or mode (not given) gets them from
+    /// what was read of the file (through links, as the write script's own `stat -L` would
+    /// read them): one process fewer on the host. None when nothing is to fill or not known.
+    fn with_known_attrs(&self, op: &Op, become_user: Option<&str>) -> Option<Op> {
+        let Op::Write {
+            path,
+            content,
+            attrs,
+            backup,
+            follow,
+        } = op
+        else {
+            return None;
+        };
+        if attrs.owner.is_some() && attrs.group.is_some() && attrs.mode.is_some() {
+            return None;
+        }
+        let now = self.epoch.now();
+        let c = self.cache();
+        let st = &c
+            .entries
+            .iter()
+            .find(|e| {
+                e.epoch == now
+                    && e.path == *path
+                    && e.become_user.as_deref() == become_user
+                    && e.want.follow
+            })?
+            .state;
+        if st.kind != FileKind::File {
+            return None;
+        }
+        let attrs = super::Attrs {
+            owner: attrs.owner.clone().or_else(|| Some(st.uid.to_string())),
+            group: attrs.group.clone().or_else(|| Some(st.gid.to_string())),
+            mode: attrs.mode.or(Some(st.mode & 0o7777)),
+        };
+        Some(Op::Write {
+            path: path.clone(),
+            content: content.clone(),
+            attrs,
+            backup: *backup,
+            follow: *follow,
+        })
+    }
+
     /// How many stats were answered from what was read ahead (for tests and `-v`).
     pub fn hits(&self) -> u64 {
         self.cache().hits
@@ -370,6 +416,8 @@ impl Connection for Prefetching {
     }
 
     async fn apply(&self, op: &Op, become_user: Option<&str>) -> Result<OpOutput, ConnError> {
+        let filled = self.with_known_attrs(op, become_user);
+        let op = filled.as_ref().unwrap_or(op);
         self.invalidate(op, become_user);
         let epoch = self.epoch.now();
         let out = self.inner.apply(op, become_user).await?;
@@ -684,6 +732,55 @@ mod tests {
             c.invalidate(&op, user);
             assert!(c.take(&f, TEXT, None).is_none(), "{mode:?} {user:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_write_that_keeps_attributes_takes_them_from_what_was_read() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let t = tempfile::tempdir().unwrap();
+        let f = s(&t.path().join("pg.conf"));
+        let gone = s(&t.path().join("new.conf"));
+        fs::write(&f, "a\n").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+        let md = fs::metadata(&f).unwrap();
+        let (c, _) = conn();
+        let attrs_of = |op: Option<Op>| match op {
+            Some(Op::Write { attrs, .. }) => Some(attrs),
+            _ => None,
+        };
+        // Nothing read yet: the host's script reads them.
+        assert!(c.with_known_attrs(&write(&f, b"b\n"), None).is_none());
+        c.prefetch(&[(f.clone(), TEXT), (gone.clone(), TEXT)], None)
+            .await
+            .unwrap();
+        let a = attrs_of(c.with_known_attrs(&write(&f, b"b\n"), None)).unwrap();
+        assert_eq!(a.owner, Some(md.uid().to_string()));
+        assert_eq!(a.group, Some(md.gid().to_string()));
+        assert_eq!(a.mode, Some(0o640));
+        // What the write gives is kept; a file that does not exist, another user, or a write
+        // that gives everything: nothing to fill.
+        let mut op = write(&f, b"b\n");
+        if let Op::Write { attrs, .. } = &mut op {
+            attrs.mode = Some(0o600);
+        }
+        assert_eq!(
+            attrs_of(c.with_known_attrs(&op, None)).unwrap().mode,
+            Some(0o600)
+        );
+        assert!(c.with_known_attrs(&write(&gone, b"x"), None).is_none());
+        assert!(c
+            .with_known_attrs(&write(&f, b"x"), Some("postgres"))
+            .is_none());
+        if let Op::Write { attrs, .. } = &mut op {
+            attrs.owner = Some("root".into());
+            attrs.group = Some("root".into());
+        }
+        assert!(c.with_known_attrs(&op, None).is_none());
+        // And the write goes through with them.
+        c.apply(&write(&f, b"b\n"), None).await.unwrap();
+        let after = fs::metadata(&f).unwrap();
+        assert_eq!(after.mode() & 0o7777, 0o640);
+        assert_eq!((after.uid(), after.gid()), (md.uid(), md.gid()));
     }
 
     #[test]
