@@ -304,12 +304,15 @@ impl Prefetching {
             // below the directory's canonical path. Known, a write there drops only itself.
             let mut named = Vec::new();
             for e in c.entries.iter_mut() {
+                if e.real.is_some() || !strictly_under(&e.path, path) {
+                    continue;
+                }
                 let rest = &e.path[path.len()..];
                 let plain = rest
                     .trim_start_matches('/')
                     .split('/')
                     .all(|n| !matches!(n, "" | "." | ".."));
-                if e.real.is_none() && strictly_under(&e.path, path) && plain {
+                if plain {
                     let r = format!(
                         "{}/{}",
                         rq.trim_end_matches('/'),
@@ -697,11 +700,15 @@ mod tests {
         fs::write(s(t.path()) + "/outside", "x").unwrap();
         let dir = Want::default();
         let (c, _) = conn();
+        // Shorter paths than the directory's are read too (and kept: not below it).
+        let top = s(t.path());
         let reqs = [
+            (top.clone(), dir),
             (d.clone(), dir),
             (f.clone(), TEXT),
             (out.clone(), TEXT),
             (g.clone(), TEXT),
+            ("/".to_string(), dir),
         ];
         c.prefetch(&reqs, None).await.unwrap();
         let mkdir = |mode| Op::Mkdir {
@@ -727,7 +734,7 @@ mod tests {
         fs::remove_dir_all(&d).unwrap();
         for (mode, user) in [(Some(0o600), None), (None, Some("postgres"))] {
             let (c, _) = conn();
-            c.prefetch(&reqs[..2], None).await.unwrap();
+            c.prefetch(&reqs[..3], None).await.unwrap();
             let op = mkdir(mode);
             c.invalidate(&op, user);
             assert!(c.take(&f, TEXT, None).is_none(), "{mode:?} {user:?}");
