@@ -33,16 +33,19 @@
 //!   text does not show in `ps`, since commands send the fixed
 //!   [`super::stdin_script::BOOTSTRAP`] with the text framed in their input. A command killed by
 //!   a signal exits 128 + the signal's number, as in any shell. Its stdout and stderr go to files
-//!   in a private `mktemp -d` directory (umask 077, emptied after each reply, removed when the
-//!   loop ends), so binary output (NUL bytes, no trailing newline) comes back exact, and a daemon
+//!   in a private `mktemp -d` directory (made at the session's first command, umask 077, emptied
+//!   after each reply, removed when the loop ends), so binary output (NUL bytes, no trailing newline) comes back exact, and a daemon
 //!   the command leaves running with those descriptors open cannot write into the stream.
 //! - `i`, for castellan's own file scripts (stat, read, write, mkdir...: they start nothing that
 //!   outlives them): `eval` in a subshell of the loop, with the login umask and the loop's
 //!   variables unset, its stdout straight onto the stream and ended by a line that holds the
-//!   request's nonce (16 random hex digits no script is given), its stderr in the file. No
-//!   `/bin/sh` to start, no file to measure and copy back: about 4 process starts fewer per
-//!   request, the largest share of a small write's cost on the host. `$$` is the loop's.
-//!
+//!   request's nonce (16 random hex digits no script is given), its stderr captured by the
+//!   loop (a command substitution; sent after the end line with its length in bytes, counted
+//!   in the C locale; a script's stderr is text, it holds no NUL). No `/bin/sh` to start, no
+//!   file to measure and copy back: about 4 process starts fewer per request, the largest
+//!   share of a small write's cost on the host; a session that runs no command makes no
+//!   directory (no `mktemp`, no `rm`). `$$` is the loop's. The descriptor 3 the loop keeps for
+//!   its stream is closed for every script and command.
 //! - `w`, for a call of the library the loop defines before it serves ([`loop_with`]: the
 //!   write script's function, [`super::ssh_script::library`]): as `i`, but the call is one line
 //!   read with `read` (no `head` for the script text: a write's script is a 300-byte line, not
@@ -126,18 +129,19 @@ pub const MAX_JUNK: usize = 1 << 20;
 pub const LOOP: &str = r#": castellan-session-loop
 __castellan_u=$(umask)
 umask 077
-__castellan_t=$(mktemp -d "${TMPDIR:-/tmp}/castellan-session.XXXXXX") || exit 1
-trap 'rm -rf -- "$__castellan_t"' EXIT
+__castellan_t=
+trap '[ -z "$__castellan_t" ] || rm -rf -- "$__castellan_t"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
 IFS= read -r __castellan_h || exit 1
 case $__castellan_h in ''|*[!0-9a-f]*) exit 1 ;; esac
+exec 3>&1
 printf '\ncastellan-session-ready %s %s\n' "$__castellan_h" "$$"
 __castellan_run() {
   ( umask "$__castellan_u"; exec /bin/sh -c "$__castellan_s" )
 }
 __castellan_sub() {
   ( umask "$__castellan_u"
-    unset __castellan_h __castellan_n __castellan_i __castellan_e __castellan_k __castellan_o __castellan_r __castellan_t __castellan_u
+    unset __castellan_h __castellan_n __castellan_i __castellan_e __castellan_k __castellan_o __castellan_r __castellan_t __castellan_u __castellan_x
     eval "unset __castellan_s
 $__castellan_s" )
 }
@@ -154,26 +158,30 @@ while IFS=' ' read -r __castellan_n __castellan_i __castellan_e __castellan_k; d
     *"$__castellan_e") __castellan_s=${__castellan_s%"$__castellan_e"} ;;
     *) exit 1 ;;
   esac
+  if [ "$__castellan_k" = x ] && [ -z "$__castellan_t" ]; then
+    __castellan_t=$(mktemp -d "${TMPDIR:-/tmp}/castellan-session.XXXXXX") || exit 1
+  fi
   printf 'castellan-start %s\n' "$__castellan_e"
   if [ "$__castellan_k" != x ]; then
     if [ "$__castellan_k" = w ]; then
-      __castellan_sub 2>"$__castellan_t/e"
+      __castellan_x=$(__castellan_sub 2>&1 >&3 3>&-; __castellan_r=$?; printf x; exit "$__castellan_r")
     elif [ "$__castellan_i" -gt 0 ]; then
-      head -c "$__castellan_i" | {
-        __castellan_sub 2>"$__castellan_t/e"
+      __castellan_x=$(head -c "$__castellan_i" | {
+        __castellan_sub 2>&1 >&3 3>&-
         __castellan_r=$?
-        if IFS= read -r __castellan_o || [ -n "$__castellan_o" ]; then cat >/dev/null; fi
+        if IFS= read -r __castellan_o || [ -n "$__castellan_o" ]; then cat >/dev/null 2>&1; fi
+        printf x
         exit "$__castellan_r"
-      }
+      })
     else
-      __castellan_sub </dev/null 2>"$__castellan_t/e"
+      __castellan_x=$(__castellan_sub </dev/null 2>&1 >&3 3>&-; __castellan_r=$?; printf x; exit "$__castellan_r")
     fi
     __castellan_r=$?
-    if [ -s "$__castellan_t/e" ]; then
-      __castellan_o=$(stat -c %s -- "$__castellan_t/e") || exit 1
-      printf '\ncastellan-end %s %s %s\n' "$__castellan_e" "$__castellan_r" "$__castellan_o"
-      cat -- "$__castellan_t/e" || exit 1
-      : >"$__castellan_t/e"
+    __castellan_x=${__castellan_x%x}
+    if [ -n "$__castellan_x" ]; then
+      __castellan_o=$(LC_ALL=C; printf %s "${#__castellan_x}")
+      printf '\ncastellan-end %s %s %s\n%s' "$__castellan_e" "$__castellan_r" "$__castellan_o" "$__castellan_x"
+      __castellan_x=
     else
       printf '\ncastellan-end %s %s 0\n' "$__castellan_e" "$__castellan_r"
     fi
@@ -184,13 +192,13 @@ while IFS=' ' read -r __castellan_n __castellan_i __castellan_e __castellan_k; d
   fi
   if [ "$__castellan_i" -gt 0 ]; then
     head -c "$__castellan_i" | {
-      __castellan_run >"$__castellan_t/o" 2>"$__castellan_t/e"
+      __castellan_run >"$__castellan_t/o" 2>"$__castellan_t/e" 3>&-
       __castellan_r=$?
       cat >/dev/null
       exit "$__castellan_r"
     }
   else
-    __castellan_run </dev/null >"$__castellan_t/o" 2>"$__castellan_t/e"
+    __castellan_run </dev/null >"$__castellan_t/o" 2>"$__castellan_t/e" 3>&-
   fi
   __castellan_r=$?
   if [ -s "$__castellan_t/o" ] || [ -s "$__castellan_t/e" ]; then
@@ -765,7 +773,7 @@ mod tests {
             // An end line with another nonce, newlines at the end, stderr: all exact.
             let o = s
                 .sub(
-                    "printf '\\ncastellan-end 0123456789abcdef 0 0\\n\\n\\n'; printf 'e\\n' >&2; false",
+                    "printf '\\ncastellan-end 0123456789abcdef 0 0\\n\\n\\n'; printf 'é ü x\\n\\n' >&2; false",
                     None,
                 )
                 .await
@@ -775,10 +783,14 @@ mod tests {
                 (
                     1,
                     &b"\ncastellan-end 0123456789abcdef 0 0\n\n\n"[..],
-                    &b"e\n"[..]
+                    "é ü x\n\n".as_bytes()
                 ),
                 "{sh}"
             );
+            // Stderr is counted in bytes whatever the locale (multi-byte characters above), and
+            // the session is still in step after it.
+            let o = s.sub("echo next", None).await.unwrap();
+            assert_eq!(o.stdout, b"next\n", "{sh}");
             // None of the loop's variables; the login umask; what the script changes stays in
             // its subshell; a syntax error fails the request, not the session.
             let o = s

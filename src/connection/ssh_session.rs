@@ -5,8 +5,8 @@
 //!
 //! A session that breaks (killed, end of stream, protocol error) is dropped and a new one is
 //! started for the next request; a request the broken session never started is sent again on the
-//! new one. When a session cannot be started (no `mktemp` on the host, `sudo` wants a password, a
-//! login shell that never lets it start) or breaks too often, that user's operations go one
+//! new one. When a session cannot be started (`sudo` wants a password, a login shell that never
+//! lets it start) or breaks too often (no `mktemp` on the host for its first command), that user's operations go one
 //! channel each, as without sessions; the reason is printed at `-v`.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
