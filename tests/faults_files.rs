@@ -242,7 +242,10 @@ async fn a_short_stream_through_real_ssh_is_never_installed() {
             .await
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.rc, 1, "cut at {cut}: {err}");
+        // Before the whole name line, the script cannot tell how much it read: 3 (a session
+        // would end); after it, it reads to the end and fails: 1.
+        let want = if cut < 17 { 3 } else { 1 };
+        assert_eq!(out.rc, want, "cut at {cut}: {err}");
         assert!(err.contains("is unchanged"), "cut at {cut}: {err}");
         assert_eq!(fs::read(&dest).unwrap(), b"OLD KEY\n", "cut at {cut}");
         assert_eq!(names_in(&d), ["server.key"], "cut at {cut}: no temp file");

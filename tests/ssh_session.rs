@@ -282,7 +282,8 @@ async fn a_heavy_rc_is_paid_once_per_host_in_a_play() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_that_cannot_start_falls_back_to_one_channel_per_operation() {
     let f = fleet();
-    // mktemp -d fails in the loop: no session, every operation on a channel of its own.
+    // mktemp -d fails in the loop: file operations through the session, commands on a
+    // channel of their own.
     counting_bashrc(5, "");
     fs::write(
         home(5).join(".bashrc"),
@@ -310,8 +311,23 @@ async fn a_session_that_cannot_start_falls_back_to_one_channel_per_operation() {
     assert_eq!(fs::read(&p).unwrap(), b"x\0y");
     let out = c.exec(&shell("echo fine")).await.unwrap();
     assert_eq!(out.stdout, b"fine\n");
-    assert!(c.session_pids().await.is_empty());
-    // The failed start, then one login shell per operation.
+    let out = c.exec(&shell("echo again")).await.unwrap();
+    assert_eq!(out.stdout, b"again\n");
+    c.apply(
+        &Op::Write {
+            path: p.to_str().unwrap().into(),
+            content: Arc::new(b"z".to_vec()),
+            attrs: Attrs::default(),
+            backup: false,
+            follow: false,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(fs::read(&p).unwrap(), b"z");
+    assert_eq!(c.session_pids().await.len(), 1, "the session goes on");
+    // The session's login shell, then one per command.
     assert_eq!(rc_runs(5), 3);
     c.close().await;
 
@@ -336,8 +352,76 @@ async fn a_session_that_cannot_start_falls_back_to_one_channel_per_operation() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("no persistent session") && err.contains("one channel per operation"),
+        err.contains("cannot run commands") && err.contains("one channel per command"),
         "{err}"
     );
     let _ = fs::remove_file(home(5).join(".bashrc"));
+}
+
+/// Writes through a session leave their directory's flush to the connection, which flushes
+/// them all with one `sync` before the next command on the host and when it closes. A
+/// recording `sync` fixture (first in the login shell's `PATH`, then the real one) logs each
+/// call; the command logs itself too, so the order shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_of_writes_are_flushed_before_a_command_and_at_close() {
+    let f = fleet();
+    let bin = home(6).join("fixture-bin");
+    fs::create_dir_all(&bin).unwrap();
+    let log = home(6).join("sync-calls");
+    let _ = fs::remove_file(&log);
+    let fixture = bin.join("sync");
+    fs::write(
+        &fixture,
+        format!(
+            "#!/bin/sh\n# fixture: records its arguments, then the real sync\nprintf 'sync %s\\n' \"$*\" >> {}\nexec /bin/sync \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&fixture)
+        .status()
+        .unwrap();
+    bashrc(6, &format!("export PATH={}:$PATH\n", bin.display()));
+    let a = f.workdir(6, "flush-a");
+    let b = f.workdir(6, "flush-b");
+    let write = |dir: &PathBuf, name: &str| Op::Write {
+        path: dir.join(name).display().to_string(),
+        content: Arc::new(b"x\n".to_vec()),
+        attrs: Attrs::default(),
+        backup: false,
+        follow: false,
+    };
+    let calls = || fs::read_to_string(&log).unwrap_or_default();
+    let c = SshConnection::connect(f.params(6)).await.unwrap();
+    for n in ["1", "2", "3"] {
+        c.apply(&write(&a, n), None).await.unwrap();
+    }
+    assert_eq!(calls(), "", "no write flushed its directory itself");
+    let out = c
+        .exec(&shell(&format!("echo command >> {}", log.display())))
+        .await
+        .unwrap();
+    assert_eq!(out.rc, 0);
+    assert_eq!(
+        calls(),
+        format!("sync -- {}\ncommand\n", a.display()),
+        "one flush of the directory, before the command"
+    );
+    c.apply(&write(&b, "1"), None).await.unwrap();
+    c.close().await;
+    assert_eq!(
+        calls(),
+        format!(
+            "sync -- {}\ncommand\nsync -- {}\n",
+            a.display(),
+            b.display()
+        ),
+        "the last write's directory, at close"
+    );
+    for n in ["1", "2", "3"] {
+        assert_eq!(fs::read(a.join(n)).unwrap(), b"x\n");
+    }
+    let _ = fs::remove_file(home(6).join(".bashrc"));
 }

@@ -60,6 +60,13 @@
 //! the end after the script exits, so no script can read (or leave unread) bytes of the
 //! session's own stream.
 //!
+//! `__castellan_defer` (set by the loop, seen by the file scripts) tells a write that the client
+//! flushes its directory later, once for many writes (see [`super::ssh`]).
+//!
+//! A loop that cannot make the directory for commands' output answers a command's request with
+//! `castellan-refused NONCE` (its input read and dropped) and goes on: commands then go one
+//! channel each, file scripts still through the session.
+//!
 //! `castellan-start` tells the client whether a lost session ran the request: a session that
 //! ends before it ran nothing, and the request can be sent again on a new session.
 use std::time::Duration;
@@ -75,6 +82,8 @@ use super::ExecOutput;
 pub const READY_TAG: &str = "castellan-session-ready";
 /// First word of the line the loop prints when a request's script starts.
 pub const START_TAG: &str = "castellan-start";
+/// First word of the line the loop prints instead when it cannot run a command.
+pub const REFUSED_TAG: &str = "castellan-refused";
 /// First word of a reply's header line (requests run as [`Runs::OwnShell`]).
 pub const REPLY_TAG: &str = "castellan-reply";
 /// First word of the line that ends a reply's stdout (requests run as [`Runs::Subshell`]).
@@ -130,6 +139,7 @@ pub const LOOP: &str = r#": castellan-session-loop
 __castellan_u=$(umask)
 umask 077
 __castellan_t=
+__castellan_defer=1
 trap '[ -z "$__castellan_t" ] || rm -rf -- "$__castellan_t"' EXIT
 trap 'exit 1' HUP INT TERM PIPE
 IFS= read -r __castellan_h || exit 1
@@ -159,7 +169,12 @@ while IFS=' ' read -r __castellan_n __castellan_i __castellan_e __castellan_k; d
     *) exit 1 ;;
   esac
   if [ "$__castellan_k" = x ] && [ -z "$__castellan_t" ]; then
-    __castellan_t=$(mktemp -d "${TMPDIR:-/tmp}/castellan-session.XXXXXX") || exit 1
+    __castellan_t=$(mktemp -d "${TMPDIR:-/tmp}/castellan-session.XXXXXX") || __castellan_t=
+    if [ -z "$__castellan_t" ]; then
+      if [ "$__castellan_i" -gt 0 ]; then head -c "$__castellan_i" >/dev/null || exit 1; fi
+      printf 'castellan-refused %s\n' "$__castellan_e"
+      continue
+    fi
   fi
   printf 'castellan-start %s\n' "$__castellan_e"
   if [ "$__castellan_k" != x ]; then
@@ -221,6 +236,9 @@ pub enum SessionError {
     NotRun(String),
     /// The session ended or broke after the script started: it may have run, in part.
     Lost(String),
+    /// The loop cannot run commands (no directory for their output: no `mktemp`, no writable
+    /// `TMPDIR`); it read the request and goes on serving file scripts.
+    Refused,
 }
 
 impl std::fmt::Display for SessionError {
@@ -228,6 +246,7 @@ impl std::fmt::Display for SessionError {
         match self {
             SessionError::NotRun(m) => write!(f, "{m}"),
             SessionError::Lost(m) => write!(f, "{m} (the operation may have run in part)"),
+            SessionError::Refused => write!(f, "no directory for commands' output"),
         }
     }
 }
@@ -347,6 +366,9 @@ where
         .await
         .map_err(|e| not_run("reading from the remote shell", e))?
         .ok_or_else(|| SessionError::NotRun("the remote shell ended".into()))?;
+    if start == format!("{REFUSED_TAG} {nonce}").as_bytes() {
+        return Err(SessionError::Refused);
+    }
     if start != format!("{START_TAG} {nonce}").as_bytes() {
         return Err(SessionError::NotRun(format!(
             "protocol error: expected the start of the request, got {:?}",
@@ -507,12 +529,18 @@ mod tests {
 
     /// The loop under `shell`, started behind a login shell that prints `junk` first.
     async fn start(shell: &str, junk: &str) -> Local {
+        start_with(shell, junk, &[]).await
+    }
+
+    /// [`start`] with these environment variables.
+    async fn start_with(shell: &str, junk: &str, env: &[(&str, &str)]) -> Local {
         let line = format!(
             "printf %s {} ; printf 'rc noise\\n' >&2; exec {shell} -c {}",
             crate::connection::quote::quote_str(junk).unwrap(),
             crate::connection::quote::quote_str(&loop_with(ssh_script::library())).unwrap()
         );
         let mut child = Command::new("/bin/sh")
+            .envs(env.iter().copied())
             .args(["-c", &line])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -710,7 +738,30 @@ mod tests {
                 assert_eq!(o.rc, 0, "{sh}: {}", String::from_utf8_lossy(&o.stderr));
                 assert_eq!(std::fs::read(&p).unwrap(), c, "{sh}");
                 assert!(o.stdout.starts_with(b"castellan-stat 81a0 "), "{sh}");
+                // The directory's flush is left to the client, which was told.
+                assert!(ssh_script::sync_deferred(&o.stdout), "{sh}");
+                assert!(ssh_script::written_state(&o.stdout).is_some(), "{sh}");
             }
+            // With a backup: its name still parses after the line that says so.
+            let names = crate::connection::backup::Suffixes::now();
+            let script = ssh_script::write_script(&p, &attrs, false, 3, Some(&names)).unwrap();
+            let line = library_call(&script, ssh_script::library()).unwrap();
+            let o = call_lib(&mut s, line, &ssh_script::write_stream(b"bak")).await;
+            assert_eq!(o.rc, 0, "{sh}");
+            assert_eq!(
+                ssh_script::backup_made(&o.stdout),
+                Some(format!("{p}{}", names.usual)),
+                "{sh}"
+            );
+            std::fs::remove_file(format!("{p}{}", names.usual)).unwrap();
+            std::fs::write(&p, &big).unwrap();
+            // The flush of them all: one call, no input read.
+            let sync = ssh_script::sync_script(&[d.to_string(), format!("{d}/none")]).unwrap();
+            let line = library_call(&sync, ssh_script::library()).unwrap();
+            let o = call(&mut s.w, &mut s.r, line, None, Runs::Library)
+                .await
+                .unwrap();
+            assert_eq!((o.rc, o.stdout.len(), o.stderr.len()), (0, 0, 0), "{sh}");
             // Failures before the content is read (no directory, a bad digest after it) read it
             // all the same: the forged request in it never runs, the next request is in step.
             let (line, input) = write(&format!("{d}/none/f"), forged.as_bytes());
@@ -748,6 +799,21 @@ mod tests {
             // A multi-line script is no library call.
             assert_eq!(library_call("a\nb", "a"), None);
             assert!(request("a\nb", None, Runs::Library).is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_loop_without_a_directory_for_commands_refuses_them_and_goes_on() {
+        for sh in shells() {
+            let mut s = start_with(sh, "", &[("TMPDIR", "/nonexistent-castellan-tmp")]).await;
+            let e = s
+                .call("echo no", Some(b"input that is read and dropped"))
+                .await;
+            assert_eq!(e.unwrap_err(), SessionError::Refused, "{sh}");
+            let e = s.call("echo no", None).await;
+            assert_eq!(e.unwrap_err(), SessionError::Refused, "{sh}");
+            let o = s.sub("cat", Some(b"still in step")).await.unwrap();
+            assert_eq!(o.stdout, b"still in step", "{sh}");
         }
     }
 

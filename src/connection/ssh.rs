@@ -539,6 +539,10 @@ struct Inner {
     closing: RwLock<bool>,
     /// The users commands ran as through become: the sweep runs as each of them too.
     became: StdMutex<Vec<(String, BecomeMethod)>>,
+    /// Directories of writes made through a session whose entries (the renames) are not yet
+    /// flushed to disk, by the user who wrote there: flushed before the next command on the
+    /// host and when the connection closes ([`Inner::flush_dirs`]).
+    unsynced: StdMutex<Vec<(Option<String>, String)>>,
 }
 
 static LIVE: StdMutex<Vec<Weak<Inner>>> = StdMutex::new(Vec::new());
@@ -589,6 +593,7 @@ impl SshConnection {
             whoami: OnceCell::new(),
             closing: RwLock::new(false),
             became: StdMutex::new(Vec::new()),
+            unsynced: StdMutex::new(Vec::new()),
         });
         let mut live = lock(&LIVE);
         live.retain(|w| w.strong_count() > 0);
@@ -697,7 +702,53 @@ impl Inner {
         ))
     }
 
+    /// Flush the directories writes left unsynced, one request per user. A write's data was
+    /// flushed before its rename: until this runs, a crash can only undo a rename, never leave a
+    /// file half-written. Errors are the write's own business (it succeeded): noted at `-v`.
+    async fn flush_dirs(&self) {
+        let pending = std::mem::take(&mut *lock(&self.unsynced));
+        let mut users: Vec<Option<String>> = Vec::new();
+        for (u, _) in &pending {
+            if !users.contains(u) {
+                users.push(u.clone());
+            }
+        }
+        for user in users {
+            let dirs: Vec<String> = pending
+                .iter()
+                .filter(|(u, _)| *u == user)
+                .map(|(_, d)| d.clone())
+                .collect();
+            let script = ssh_script::sync_script(&dirs).map_err(quote_err);
+            let res = match script {
+                Ok(s) => self.run(&s, user.as_deref(), None).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = res {
+                super::ssh_session::note(
+                    &self.params.host,
+                    &format!("flushing {} to disk: {e}", dirs.join(", ")),
+                );
+            }
+        }
+    }
+
+    /// A write through a session left its directory to [`Inner::flush_dirs`].
+    fn unsynced(&self, become_user: Option<&str>, dir: String) {
+        let mut u = lock(&self.unsynced);
+        let entry = (become_user.map(str::to_string), dir);
+        if !u.contains(&entry) {
+            u.push(entry);
+        }
+    }
+
     async fn close(&self) {
+        if !lock(&self.unsynced).is_empty()
+            && matches!(&*self.state.lock().await, State::Up(m) if m.exited().is_none())
+            && !*self.closing.read().await
+        {
+            self.flush_dirs().await;
+        }
         let old = std::mem::replace(&mut *self.state.lock().await, State::Closed);
         self.sessions.clear();
         if let State::Up(m) = old {
@@ -1012,6 +1063,11 @@ impl Inner {
     /// The command's text goes over stdin: the remote command line (and sudo's log) holds
     /// only the fixed bootstrap ([`stdin_script`]).
     async fn exec(&self, req: &ExecRequest) -> Result<ExecOutput, ConnError> {
+        // What a command does may depend on the files written before it being on disk (a
+        // restart, a reboot): they are, first.
+        if !lock(&self.unsynced).is_empty() {
+            self.flush_dirs().await;
+        }
         let script = ssh_script::exec_script(req).map_err(quote_err)?;
         let input = stdin_script::frame(&script, req.stdin.as_deref()).map_err(quote_err)?;
         let shell = req.executable.as_deref().unwrap_or("/bin/sh");
@@ -1107,6 +1163,9 @@ impl Connection for SshConnection {
         if matches!(op, Op::Write { .. }) {
             res.backup_file = ssh_script::backup_made(&out.stdout);
             res.written = ssh_script::written_state(&out.stdout);
+            if let (true, Op::Write { path, .. }) = (ssh_script::sync_deferred(&out.stdout), op) {
+                i.unsynced(become_user, ssh_script::dir_of(path));
+            }
         }
         Ok(res)
     }

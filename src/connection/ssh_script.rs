@@ -22,6 +22,8 @@ pub(super) const STAT_TAG: &str = "castellan-stat";
 pub(super) const STAT_FIELDS: &str = "%f %u %g %s %Y %X %y %x %U %G";
 /// What the write script prints, followed by a space and the name, when it made a backup.
 pub const BACKUP_TAG: &str = "castellan-backup";
+/// The line a write prints when it left its directory's flush to the session ([`sync_deferred`]).
+pub const UNSYNCED_TAG: &str = "castellan-unsynced";
 
 /// How to run a script as another user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +332,7 @@ f() {{
   fi
   printf '%s\n' "$*" >&2; exit 1
 }}
+d0=$d
 IFS= read -r tn || {{
   printf '%s\n' "cannot write $dest: the content stream ended early (connection lost?); $dest is unchanged" >&2; exit 3
 }}
@@ -380,8 +383,13 @@ fi
 e=$(mv -fT -- "$tmp" "$dest" 2>&1) || {{ [ -z "$bk" ] || rm -f -- "$bk"; f "cannot write $dest: ${{e#mv: }}"; }}
 tmp=
 printf '{STAT_TAG} '; stat -c '{STAT_FIELDS}' -- "$dest" 2>/dev/null || echo
+if [ -n "${{__castellan_defer-}}" ] && [ "$d" = "$d0" ]; then printf '{UNSYNCED_TAG}\n'
+else sync -- "$d" 2>/dev/null || :
+fi
 [ -z "$bk" ] || printf '{BACKUP_TAG} %s' "$bk"
-sync -- "$d" 2>/dev/null || :
+}}
+__castellan_sync() {{
+  sync -- "$@" 2>/dev/null || :
 }}
 "#,
             helpers = helper_fns!()
@@ -418,9 +426,38 @@ pub fn backup_made(stdout: &[u8]) -> Option<String> {
         Some(line) => &stdout[line.len() + 1..],
         None => stdout,
     };
+    let unsynced = format!("{UNSYNCED_TAG}\n");
+    let rest = rest.strip_prefix(unsynced.as_bytes()).unwrap_or(rest);
     // Last, without a newline: the name may hold any byte but NUL.
     let name = rest.strip_prefix(format!("{BACKUP_TAG} ").as_bytes())?;
     Some(String::from_utf8_lossy(name).into_owned())
+}
+
+/// [`write_script`] left the destination's directory to be flushed later, by
+/// [`sync_script`]: it ran in a persistent session (whose loop sets `__castellan_defer`) and
+/// wrote in the directory it was given (a write through a link flushes its own).
+pub fn sync_deferred(stdout: &[u8]) -> bool {
+    let Some(line) = stat_line(stdout) else {
+        return false;
+    };
+    stdout[line.len() + 1..].starts_with(format!("{UNSYNCED_TAG}\n").as_bytes())
+}
+
+/// Flush `dirs` (their entries: the renames of the writes made there) to disk: a call of
+/// [`library`]'s `__castellan_sync`, one `sync` for them all; errors are ignored, as a write's own
+/// flush of its directory.
+pub fn sync_script(dirs: &[String]) -> Result<String, QuoteError> {
+    let args: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    Ok(format!(
+        "{}__castellan_sync {}",
+        library(),
+        super::quote::join(&args)?
+    ))
+}
+
+/// The directory of a destination, as [`write_script`] computes it.
+pub fn dir_of(path: &str) -> String {
+    split_path(path).0
 }
 
 /// The stat line the write script prints first (one line: user and group names hold no
@@ -986,6 +1023,8 @@ mod tests {
         let names = Suffixes::now();
         let (rc, out, err) = write(&link, &Attrs::default(), true, Some(&names), b"NEW\n");
         assert_eq!(rc, 0, "{err}");
+        // Outside a session, the write flushed its own directory.
+        assert!(!sync_deferred(&out));
         // The backup is beside the file that was replaced.
         assert_eq!(
             backup_made(&out),

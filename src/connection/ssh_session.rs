@@ -5,8 +5,10 @@
 //!
 //! A session that breaks (killed, end of stream, protocol error) is dropped and a new one is
 //! started for the next request; a request the broken session never started is sent again on the
-//! new one. When a session cannot be started (`sudo` wants a password, a login shell that never
-//! lets it start) or breaks too often (no `mktemp` on the host for its first command), that user's operations go one
+//! new one. A session that cannot make the directory for commands' output (no `mktemp`, no
+//! writable `TMPDIR`) refuses commands: they go one channel each, the rest through it. When a
+//! session cannot be started (`sudo` wants a password, a login shell that never lets it start)
+//! or breaks too often, that user's operations go one
 //! channel each, as without sessions; the reason is printed at `-v`.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -84,6 +86,9 @@ struct Slot {
     starts: u32,
     /// Why this user's operations go one channel each.
     off: Option<String>,
+    /// The session refused a command (no directory for its output): commands go one channel
+    /// each, file scripts still through the session.
+    no_commands: bool,
 }
 
 /// What became of a request.
@@ -164,7 +169,7 @@ impl Sessions {
         let mut g = slot.lock().await;
         let who = as_user.map_or(String::new(), |(u, _)| format!(" (as {u})"));
         loop {
-            if g.off.is_some() {
+            if g.off.is_some() || (runs == Runs::OwnShell && g.no_commands) {
                 return Served::Fallback;
             }
             if g.shell.as_ref().is_some_and(|s| s.in_flight) {
@@ -216,6 +221,13 @@ impl Sessions {
                 Ok(out) => {
                     sh.in_flight = false;
                     return Served::Done(out);
+                }
+                Err(SessionError::Refused) => {
+                    sh.in_flight = false;
+                    let tail = sh.stderr_tail();
+                    note(via.label, &format!("persistent session{who} cannot run commands (no directory for their output{}); one channel per command", if tail.is_empty() { String::new() } else { format!(": {tail}") }));
+                    g.no_commands = true;
+                    return Served::Fallback;
                 }
                 Err(SessionError::NotRun(why)) => {
                     let tail = sh.stderr_tail();

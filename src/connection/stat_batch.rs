@@ -523,23 +523,36 @@ mod tests {
             format!("{root}/file/x"),
             format!("{root}/{long}/x"),
         ];
-        let reqs: Vec<(String, Want)> = paths.iter().map(|p| (p.clone(), Want::default())).collect();
+        let reqs: Vec<(String, Want)> =
+            paths.iter().map(|p| (p.clone(), Want::default())).collect();
         let b = "0123456789abcdef0123456789abcdef";
         let out = run(&stat_many_script(&reqs, b).unwrap());
         // Told missing by the shell (`m`), not by a stat of their own.
         for i in 0..2 {
-            assert_eq!(find_all(&out, format!("\n{b} {i} 0 m ").as_bytes()), 1, "{i}");
+            assert_eq!(
+                find_all(&out, format!("\n{b} {i} 0 m ").as_bytes()),
+                1,
+                "{i}"
+            );
         }
         // Under a regular file, or a name too long: the one-path script tells.
         for i in 2..4 {
             assert_eq!(find_all(&out, format!("\n{b} {i} ").as_bytes()), 1, "{i}");
-            assert_eq!(find_all(&out, format!("\n{b} {i} 0 m ").as_bytes()), 0, "{i}");
+            assert_eq!(
+                find_all(&out, format!("\n{b} {i} 0 m ").as_bytes()),
+                0,
+                "{i}"
+            );
         }
         let got = parse_stat_many(&out, &reqs, b).unwrap();
         for r in &got[..3] {
             assert!(!r.as_ref().unwrap().state.exists());
         }
-        assert!(got[3].is_err(), "{:?}", got[3].as_ref().map(|f| f.state.kind));
+        assert!(
+            got[3].is_err(),
+            "{:?}",
+            got[3].as_ref().map(|f| f.state.kind)
+        );
     }
 
     #[test]
