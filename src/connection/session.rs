@@ -209,7 +209,7 @@ while IFS=' ' read -r __castellan_n __castellan_i __castellan_e __castellan_k; d
     head -c "$__castellan_i" | {
       __castellan_run >"$__castellan_t/o" 2>"$__castellan_t/e" 3>&-
       __castellan_r=$?
-      cat >/dev/null
+      if IFS= read -r __castellan_o || [ -n "$__castellan_o" ]; then cat >/dev/null; fi
       exit "$__castellan_r"
     }
   else
