@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// only the template layer and the layers above it may name it.
 const LAYERS: &[&[&str]] = &[
     &[
-        "error", "yaml", "vault", "text", "diff", "boolean", "envfile",
+        "error", "yaml", "vault", "text", "diff", "boolean", "envfile", "entropy",
     ],
     &["connection", "pki", "report"],
     &["postgres", "os"],
