@@ -41,6 +41,17 @@ fn shell(script: &str) -> ExecRequest {
     }
 }
 
+/// A plain write of `content` at `path` (no attributes, no backup, links not followed).
+fn write_op(path: &std::path::Path, content: &[u8]) -> Op {
+    Op::Write {
+        path: path.display().to_string(),
+        content: Arc::new(content.to_vec()),
+        attrs: Attrs::default(),
+        backup: false,
+        follow: false,
+    }
+}
+
 fn counter(k: usize) -> PathBuf {
     home(k).join("rc-runs")
 }
@@ -296,35 +307,13 @@ async fn a_session_that_cannot_start_falls_back_to_one_channel_per_operation() {
     let c = SshConnection::connect(f.params(5)).await.unwrap();
     let d = f.workdir(5, "fallback");
     let p = d.join("f");
-    c.apply(
-        &Op::Write {
-            path: p.to_str().unwrap().into(),
-            content: Arc::new(b"x\0y".to_vec()),
-            attrs: Attrs::default(),
-            backup: false,
-            follow: false,
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    c.apply(&write_op(&p, b"x\0y"), None).await.unwrap();
     assert_eq!(fs::read(&p).unwrap(), b"x\0y");
     let out = c.exec(&shell("echo fine")).await.unwrap();
     assert_eq!(out.stdout, b"fine\n");
     let out = c.exec(&shell("echo again")).await.unwrap();
     assert_eq!(out.stdout, b"again\n");
-    c.apply(
-        &Op::Write {
-            path: p.to_str().unwrap().into(),
-            content: Arc::new(b"z".to_vec()),
-            attrs: Attrs::default(),
-            backup: false,
-            follow: false,
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    c.apply(&write_op(&p, b"z"), None).await.unwrap();
     assert_eq!(fs::read(&p).unwrap(), b"z");
     assert_eq!(c.session_pids().await.len(), 1, "the session goes on");
     // The session's login shell, then one per command.
@@ -386,13 +375,7 @@ async fn directories_of_writes_are_flushed_before_a_command_and_at_close() {
     bashrc(6, &format!("export PATH={}:$PATH\n", bin.display()));
     let a = f.workdir(6, "flush-a");
     let b = f.workdir(6, "flush-b");
-    let write = |dir: &PathBuf, name: &str| Op::Write {
-        path: dir.join(name).display().to_string(),
-        content: Arc::new(b"x\n".to_vec()),
-        attrs: Attrs::default(),
-        backup: false,
-        follow: false,
-    };
+    let write = |dir: &PathBuf, name: &str| write_op(&dir.join(name), b"x\n");
     let calls = || fs::read_to_string(&log).unwrap_or_default();
     let c = SshConnection::connect(f.params(6)).await.unwrap();
     for n in ["1", "2", "3"] {
